@@ -1,0 +1,240 @@
+"""Loading manifests and their workflow graphs into ``Workflow``s, collecting every problem at once.
+
+``load_workflow`` checks what can be checked without a server: the manifest schema (unknown keys
+included), the workflow file (exists, API format), every bind (resolves to ≥ 1 node input), and
+output node ids. ``load_catalog`` loads a folder and adds cross-manifest checks (duplicate names,
+actions pointing at manifests that take an image). Server-aware checks live in ``validate``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+from pydantic import ValidationError
+
+from .binding import BindError, Target, is_link, resolve_bind
+from .errors import Issue, ManifestError
+from .manifest import Manifest
+from .yamlsource import YamlSource, read_yaml
+
+__all__ = ["Workflow", "Catalog", "load_workflow", "load_catalog", "default_workflows_dir"]
+
+_HINT_KEYS = ("default", "min_length", "max_length", "min", "max", "filter", "choices_from", "choices",
+              "when_unset", "bind")
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A loaded manifest with its template graph (never mutated) and resolved bind targets."""
+
+    manifest: Manifest
+    graph: Mapping[str, Any]
+    targets: Mapping[str, tuple[Target, ...]]
+    source: YamlSource = field(repr=False)
+    workflow_file: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def output_nodes(self, object_info: Mapping[str, Any] | None = None) -> list[str]:
+        """The manifest's ``outputs``, else every node whose class is an output node (needs object_info),
+        else every node whose class name starts with Save/Preview."""
+        if self.manifest.outputs:
+            return list(self.manifest.outputs)
+        nodes = []
+        for node_id, node in self.graph.items():
+            cls = node.get("class_type", "")
+            info = (object_info or {}).get(cls)
+            if info is not None and info.get("output_node") or info is None and re.match(r"(Save|Preview)", cls):
+                nodes.append(node_id)
+        return nodes
+
+    def param_of_node(self, node_id: str) -> list[str]:
+        """Params bound to ``node_id`` (used to map server errors back to parameters)."""
+        return [name for name, targets in self.targets.items() if any(t.node_id == node_id for t in targets)]
+
+    def param_of_input(self, node_id: str, input_name: str) -> str | None:
+        for name, targets in self.targets.items():
+            if Target(node_id, input_name) in targets:
+                return name
+        return None
+
+
+def default_workflows_dir(manifests_dir: Path) -> Path:
+    return manifests_dir.parent / "workflows"
+
+
+def _schema_issues(src: YamlSource, exc: ValidationError) -> list[Issue]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        param = str(loc[1]) if len(loc) > 1 and loc[0] == "params" else ""
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+        elif err["type"] == "missing":
+            message = f"missing required key {loc[-1]!r}"
+        elif err["type"] == "union_tag_invalid":
+            message = f"unknown type {err.get('input', {}).get('type')!r} (text, int, float, bool, choice, seed, image)" \
+                if isinstance(err.get("input"), dict) else message
+        hint = next((k for k in _HINT_KEYS if message.startswith(k) or f" {k} " in f" {message} "), None)
+        if hint and err["type"] == "value_error":
+            loc = (*loc, hint)
+        issues.append(src.issue(loc, param, message, err["type"]))
+    return issues
+
+
+def _read_graph(path: Path, src: YamlSource) -> tuple[dict | None, list[Issue]]:
+    loc = ("workflow",)
+    if not path.is_file():
+        return None, [src.issue(loc, "", f"workflow file {path.name} not found", "workflow_missing")]
+    try:
+        graph = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, [src.issue(loc, "", f"workflow {path.name} is not valid JSON ({type(exc).__name__})", "workflow_json")]
+    if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
+        return None, [src.issue(loc, "", f"workflow {path.name} is a UI-format export; in ComfyUI use "
+                                         "\"Export (API)\" and save that file instead", "workflow_ui_format")]
+    bad = [k for k, v in graph.items() if not (isinstance(v, dict) and isinstance(v.get("class_type"), str)
+                                               and isinstance(v.get("inputs", {}), dict))] \
+        if isinstance(graph, dict) else ["<root>"]
+    if bad or not graph:
+        return None, [src.issue(loc, "", f"workflow {path.name} is not an API-format graph (nodes without "
+                                         f"class_type/inputs: {', '.join(map(str, bad[:5])) or 'none'})", "workflow_format")]
+    for node in graph.values():
+        node.setdefault("inputs", {})
+    return graph, []
+
+
+def _resolve_targets(manifest: Manifest, graph: dict, src: YamlSource) -> tuple[dict, list[Issue]]:
+    targets, issues = {}, []
+    for name, param in manifest.params.items():
+        found: list[Target] = []
+        for i, path in enumerate(param.binds):
+            loc = ("params", name, "bind") + ((i,) if isinstance(param.bind, list) else ())
+            try:
+                matched = resolve_bind(graph, path)
+            except BindError as exc:
+                issues.append(src.issue(loc, name, str(exc), "bind_invalid"))
+                continue
+            if not matched:
+                issues.append(src.issue(loc, name, f"bind {path!r} matches no node input in {manifest.workflow}",
+                                        "bind_unmatched"))
+            found += [t for t in matched if t not in found]
+        if param.type == "image":
+            issues += [src.issue(("params", name, "bind"), name, f"image param must bind LoadImage.image, "
+                                 f"not {graph[t.node_id]['class_type']}.{t.input_name}", "bind_type")
+                       for t in found if not (t.input_name == "image" and "Load" in graph[t.node_id]["class_type"])]
+        targets[name] = tuple(found)
+    return targets, issues
+
+
+def _output_issues(manifest: Manifest, graph: dict, src: YamlSource) -> list[Issue]:
+    return [src.issue(("outputs", i), "", f"output node {node_id!r} is not in {manifest.workflow}", "output_missing")
+            for i, node_id in enumerate(manifest.outputs) if node_id not in graph]
+
+
+def _freeze(graph: dict) -> Mapping[str, Any]:
+    return MappingProxyType(graph)
+
+
+def load_workflow(manifest_path: Path, workflows_dir: Path | None = None) -> Workflow:
+    """Load one manifest and its workflow; raise ``ManifestError`` with every problem found."""
+    manifest_path = Path(manifest_path)
+    workflows_dir = Path(workflows_dir) if workflows_dir else default_workflows_dir(manifest_path.parent)
+    file = str(manifest_path)
+    try:
+        text = manifest_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([Issue(file, 0, 0, "", f"cannot read manifest ({type(exc).__name__})", "io")]) from None
+    src, issues = read_yaml(text, file)
+    if src is None:
+        raise ManifestError(issues)
+    data = src.data
+    if not isinstance(data, dict):
+        raise ManifestError([Issue(file, 1, 1, "", "a manifest is a YAML mapping of keys", "schema")])
+    data = {"name": manifest_path.stem, **data}
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(_schema_issues(src, exc)) from None
+    graph, issues = _read_graph(workflows_dir / manifest.workflow, src)
+    if graph is None:
+        raise ManifestError(issues)
+    targets, issues = _resolve_targets(manifest, graph, src)
+    issues += _output_issues(manifest, graph, src)
+    if issues:
+        raise ManifestError(issues)
+    return Workflow(manifest, _freeze(graph), MappingProxyType(targets), src, str(workflows_dir / manifest.workflow))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every loaded workflow by name, plus the problems of those that failed to load."""
+
+    workflows: Mapping[str, Workflow]
+    issues: tuple[Issue, ...] = ()
+
+    def __getitem__(self, name: str) -> Workflow:
+        return self.workflows[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.workflows
+
+    def __iter__(self):
+        return iter(self.workflows.values())
+
+    def __len__(self) -> int:
+        return len(self.workflows)
+
+    def commands(self) -> dict[str, list[Workflow]]:
+        """Workflows grouped by their slash ``command``, in name order."""
+        groups: dict[str, list[Workflow]] = {}
+        for wf in sorted(self.workflows.values(), key=lambda w: w.name):
+            groups.setdefault(wf.manifest.command or wf.name, []).append(wf)
+        return groups
+
+
+def _manifest_files(paths: Iterable[Path]) -> list[Path]:
+    files = []
+    for path in map(Path, paths):
+        files += sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")) if path.is_dir() else [path]
+    return files
+
+
+def _cross_issues(workflows: dict[str, Workflow]) -> list[Issue]:
+    issues = []
+    for wf in workflows.values():
+        for i, action in enumerate(wf.manifest.actions):
+            target = workflows.get(action)
+            if target is None:
+                issues.append(wf.source.issue(("actions", i), "", f"action {action!r} names no manifest", "action_missing"))
+            elif not target.manifest.image_params:
+                issues.append(wf.source.issue(("actions", i), "", f"action {action!r} takes no image to feed the "
+                                              "result into", "action_no_image"))
+    return issues
+
+
+def load_catalog(paths: Iterable[Path], workflows_dir: Path | None = None) -> Catalog:
+    """Load every manifest under ``paths`` (folders or files); never raises for a bad manifest."""
+    workflows: dict[str, Workflow] = {}
+    issues: list[Issue] = []
+    for file in _manifest_files(paths):
+        try:
+            wf = load_workflow(file, workflows_dir)
+        except ManifestError as exc:
+            issues += exc.issues
+            continue
+        if wf.name in workflows:
+            issues.append(wf.source.issue(("name",), "", f"duplicate manifest name {wf.name!r} (also in "
+                                          f"{workflows[wf.name].source.file})", "duplicate_name"))
+            continue
+        workflows[wf.name] = wf
+    issues += _cross_issues(workflows)
+    return Catalog(MappingProxyType(workflows), tuple(sorted(issues)))

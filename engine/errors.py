@@ -1,0 +1,118 @@
+"""The engine's one exception tree, shaped by what the caller does next.
+
+- ``EngineError``
+  - ``ManifestError``   the manifest author fixes a file; carries every ``Issue`` found at once
+  - ``ParamError``      the user fixes a value; names the parameter (``"steps: must be ≤ 150"``)
+  - ``ComfyError``      something on the ComfyUI side
+    - ``ComfyUnavailable``   cannot reach the server (or it answered 5xx): retry elsewhere
+    - ``ComfyTimeout``       the server or the job took too long
+    - ``WorkflowRejected``   400 from ``POST /prompt``; ``problems`` are mapped to params
+    - ``ExecutionFailed``    ``execution_error`` while running
+    - ``JobCancelled``       interrupted or removed from the queue
+
+No aiohttp, pydantic or ruamel exception escapes ``engine``: they are translated at the boundary.
+Messages never contain server URLs, tokens or raw user input beyond the parameter name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Issue",
+    "EngineError",
+    "ManifestError",
+    "ParamError",
+    "ComfyError",
+    "ComfyUnavailable",
+    "ComfyTimeout",
+    "WorkflowRejected",
+    "ExecutionFailed",
+    "JobCancelled",
+]
+
+
+@dataclass(frozen=True, order=True)
+class Issue:
+    """One problem in a manifest, located in its file.
+
+    ``line`` and ``col`` are 1-based (0 when unknown). ``param`` is the parameter name or "".
+    """
+
+    file: str
+    line: int
+    col: int
+    param: str
+    message: str
+    code: str = field(default="invalid", compare=False)
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        return f"{where}: {self.param}: {self.message}" if self.param else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "param": self.param,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+class EngineError(Exception):
+    """Root of every error the engine raises on purpose."""
+
+
+class ManifestError(EngineError):
+    """A manifest (or its workflow) is wrong; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = sorted(issues)
+        super().__init__("\n".join(str(i) for i in self.issues) or "invalid manifest")
+
+
+class ParamError(EngineError, ValueError):
+    """A user-supplied value is not acceptable for parameter ``param``."""
+
+    def __init__(self, param: str, problem: str):
+        self.param = param
+        self.problem = problem
+        super().__init__(f"{param}: {problem}")
+
+
+class ComfyError(EngineError):
+    """Something went wrong on (or on the way to) a ComfyUI server."""
+
+
+class ComfyUnavailable(ComfyError, ConnectionError):
+    """The server cannot be reached, or answered with a server error."""
+
+
+class ComfyTimeout(ComfyError, TimeoutError):
+    """A request or a whole job took longer than allowed."""
+
+
+class WorkflowRejected(ComfyError):
+    """``POST /prompt`` answered 400. ``problems`` are short texts, each naming a param when known."""
+
+    def __init__(self, problems: list[str], node_errors: dict | None = None, error_type: str = ""):
+        self.problems = problems
+        self.node_errors = node_errors or {}
+        self.error_type = error_type
+        super().__init__("; ".join(problems) or "the server rejected the workflow")
+
+
+class ExecutionFailed(ComfyError):
+    """The workflow failed while running (websocket ``execution_error``)."""
+
+    def __init__(self, message: str, node_id: str = "", node_type: str = "", param: str = ""):
+        self.node_id = node_id
+        self.node_type = node_type
+        self.param = param
+        super().__init__(message)
+
+
+class JobCancelled(ComfyError):
+    """The job was interrupted while running or removed from the queue."""
