@@ -1,0 +1,47 @@
+"""DisComfy's engine: manifests, parameters, workflow graphs and the ComfyUI runtime.
+
+Never imports discord. The public API is re-exported here; everything else is internal.
+"""
+
+from .apply import Applied, apply_params, resolve_values
+from .binding import Target
+from .catalog import Catalog, Workflow, load_catalog, load_workflow
+from .errors import (
+    ComfyError,
+    ComfyTimeout,
+    ComfyUnavailable,
+    EngineError,
+    ExecutionFailed,
+    Issue,
+    JobCancelled,
+    ManifestError,
+    ParamError,
+    WorkflowRejected,
+)
+from .manifest import Manifest, Param
+from .values import coerce_value, live_choices
+
+__all__ = [
+    "Applied",
+    "apply_params",
+    "resolve_values",
+    "Target",
+    "Catalog",
+    "Workflow",
+    "load_catalog",
+    "load_workflow",
+    "ComfyError",
+    "ComfyTimeout",
+    "ComfyUnavailable",
+    "EngineError",
+    "ExecutionFailed",
+    "Issue",
+    "JobCancelled",
+    "ManifestError",
+    "ParamError",
+    "WorkflowRejected",
+    "Manifest",
+    "Param",
+    "coerce_value",
+    "live_choices",
+]

@@ -22,7 +22,7 @@ from .errors import Issue, ManifestError
 from .manifest import Manifest
 from .yamlsource import YamlSource, read_yaml
 
-__all__ = ["Workflow", "Catalog", "load_workflow", "load_catalog", "default_workflows_dir"]
+__all__ = ["Workflow", "Catalog", "Inspection", "inspect_manifest", "load_workflow", "load_catalog", "default_workflows_dir"]
 
 _HINT_KEYS = ("default", "min_length", "max_length", "min", "max", "filter", "choices_from", "choices",
               "when_unset", "bind")
@@ -112,22 +112,30 @@ def _read_graph(path: Path, src: YamlSource) -> tuple[dict | None, list[Issue]]:
     return graph, []
 
 
-def _resolve_targets(manifest: Manifest, graph: dict, src: YamlSource) -> tuple[dict, list[Issue]]:
+def _raw_params(data: dict) -> dict[str, Any]:
+    """Params as written, for checking binds even when the schema check failed."""
+    params = data.get("params")
+    return {str(k): v for k, v in params.items() if isinstance(v, dict)} if isinstance(params, dict) else {}
+
+
+def _resolve_targets(params: Mapping[str, Any], graph: dict, src: YamlSource, workflow: str) -> tuple[dict, list[Issue]]:
     targets, issues = {}, []
-    for name, param in manifest.params.items():
+    for name, param in params.items():
+        bind = param.get("bind") if isinstance(param, dict) else param.bind
+        paths = [bind] if isinstance(bind, str) else [p for p in bind if isinstance(p, str)] if isinstance(bind, list) else []
         found: list[Target] = []
-        for i, path in enumerate(param.binds):
-            loc = ("params", name, "bind") + ((i,) if isinstance(param.bind, list) else ())
+        for i, path in enumerate(paths):
+            loc = ("params", name, "bind") + ((i,) if isinstance(bind, list) else ())
             try:
                 matched = resolve_bind(graph, path)
             except BindError as exc:
                 issues.append(src.issue(loc, name, str(exc), "bind_invalid"))
                 continue
             if not matched:
-                issues.append(src.issue(loc, name, f"bind {path!r} matches no node input in {manifest.workflow}",
-                                        "bind_unmatched"))
+                issues.append(src.issue(loc, name, f"bind {path!r} matches no node input in {workflow}", "bind_unmatched"))
             found += [t for t in matched if t not in found]
-        if param.type == "image":
+        ptype = param.get("type") if isinstance(param, dict) else param.type
+        if ptype == "image":
             issues += [src.issue(("params", name, "bind"), name, f"image param must bind LoadImage.image, "
                                  f"not {graph[t.node_id]['class_type']}.{t.input_name}", "bind_type")
                        for t in found if not (t.input_name == "image" and "Load" in graph[t.node_id]["class_type"])]
@@ -144,34 +152,58 @@ def _freeze(graph: dict) -> Mapping[str, Any]:
     return MappingProxyType(graph)
 
 
-def load_workflow(manifest_path: Path, workflows_dir: Path | None = None) -> Workflow:
-    """Load one manifest and its workflow; raise ``ManifestError`` with every problem found."""
+@dataclass(frozen=True)
+class Inspection:
+    """Everything learnt from one manifest file, good or bad (``engine validate`` reports it all)."""
+
+    file: str
+    workflow: Workflow | None
+    graph: dict | None
+    source: YamlSource | None
+    issues: list[Issue]
+
+
+def inspect_manifest(manifest_path: Path, workflows_dir: Path | None = None) -> Inspection:
+    """Load one manifest and its workflow, collecting every problem instead of stopping at the first."""
     manifest_path = Path(manifest_path)
     workflows_dir = Path(workflows_dir) if workflows_dir else default_workflows_dir(manifest_path.parent)
     file = str(manifest_path)
     try:
         text = manifest_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError([Issue(file, 0, 0, "", f"cannot read manifest ({type(exc).__name__})", "io")]) from None
+        return Inspection(file, None, None, None, [Issue(file, 0, 0, "", f"cannot read manifest ({type(exc).__name__})", "io")])
     src, issues = read_yaml(text, file)
     if src is None:
-        raise ManifestError(issues)
-    data = src.data
-    if not isinstance(data, dict):
-        raise ManifestError([Issue(file, 1, 1, "", "a manifest is a YAML mapping of keys", "schema")])
-    data = {"name": manifest_path.stem, **data}
+        return Inspection(file, None, None, None, issues)
+    if not isinstance(src.data, dict):
+        return Inspection(file, None, None, src, [Issue(file, 1, 1, "", "a manifest is a YAML mapping of keys", "schema")])
+    data = {"name": manifest_path.stem, **src.data}
+    manifest = None
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
-        raise ManifestError(_schema_issues(src, exc)) from None
-    graph, issues = _read_graph(workflows_dir / manifest.workflow, src)
+        issues += _schema_issues(src, exc)
+    workflow_name = manifest.workflow if manifest else str(data.get("workflow") or f"{data['name']}.json")
+    graph, graph_issues = _read_graph(workflows_dir / workflow_name, src)
+    issues += graph_issues
     if graph is None:
-        raise ManifestError(issues)
-    targets, issues = _resolve_targets(manifest, graph, src)
-    issues += _output_issues(manifest, graph, src)
-    if issues:
-        raise ManifestError(issues)
-    return Workflow(manifest, _freeze(graph), MappingProxyType(targets), src, str(workflows_dir / manifest.workflow))
+        return Inspection(file, None, None, src, issues)
+    targets, bind_issues = _resolve_targets(manifest.params if manifest else _raw_params(data), graph, src, workflow_name)
+    issues += bind_issues
+    if manifest is not None:
+        issues += _output_issues(manifest, graph, src)
+    workflow = None
+    if manifest is not None and not issues:
+        workflow = Workflow(manifest, _freeze(graph), MappingProxyType(targets), src, str(workflows_dir / workflow_name))
+    return Inspection(file, workflow, graph, src, issues)
+
+
+def load_workflow(manifest_path: Path, workflows_dir: Path | None = None) -> Workflow:
+    """Load one manifest and its workflow; raise ``ManifestError`` with every problem found."""
+    inspection = inspect_manifest(manifest_path, workflows_dir)
+    if inspection.workflow is None:
+        raise ManifestError(inspection.issues)
+    return inspection.workflow
 
 
 @dataclass(frozen=True)
