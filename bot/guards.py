@@ -1,0 +1,172 @@
+"""Who may start a job, where and how often: rate limits, per-user job caps and access rules.
+
+Pure logic with an injected clock, so it is tested without sleeping. The bot asks these guards
+before queueing a job and shows the returned refusal text (short, ephemeral) when one says no.
+Everything here is in memory and per process: a restart forgets the counts, which is fine for
+spam protection.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Hashable, Sequence
+
+__all__ = [
+    "RateLimiter",
+    "ConcurrencyCap",
+    "check_rate",
+    "check_access",
+    "EVERYONE",
+]
+
+EVERYONE = "*"  # the key under which a global RateLimiter counts every request
+
+
+class RateLimiter:
+    """At most ``count`` hits per key in any sliding window of ``per_seconds`` seconds.
+
+    A hit at time ``t`` counts until ``t + per_seconds`` (exclusive).
+    """
+
+    def __init__(self, count: int, per_seconds: float, *, clock: Callable[[], float] = time.monotonic):
+        if count < 1 or per_seconds <= 0:
+            raise ValueError("a rate limit needs count >= 1 and per_seconds > 0")
+        self.count = count
+        self.per_seconds = per_seconds
+        self._clock = clock
+        self._hits: dict[Hashable, deque[float]] = defaultdict(deque)
+        self._last_sweep = clock()
+
+    def retry_after(self, key: Hashable) -> float:
+        """Seconds until ``key`` may hit again; 0.0 if it may hit now. Records nothing."""
+        now = self._clock()
+        hits = self._recent(key, now)
+        if len(hits) < self.count:
+            return 0.0
+        return hits[len(hits) - self.count] + self.per_seconds - now
+
+    def record(self, key: Hashable) -> None:
+        """Count one hit for ``key`` now, whether or not it was allowed."""
+        now = self._clock()
+        self._recent(key, now).append(now)
+        self._sweep(now)
+
+    def hit(self, key: Hashable) -> float | None:
+        """Count a hit if allowed and return None; otherwise return the seconds to wait."""
+        wait = self.retry_after(key)
+        if wait > 0:
+            return wait
+        self.record(key)
+        return None
+
+    def _recent(self, key: Hashable, now: float) -> deque[float]:
+        hits = self._hits[key]
+        while hits and hits[0] <= now - self.per_seconds:
+            hits.popleft()
+        return hits
+
+    def _sweep(self, now: float) -> None:
+        # Forget keys whose hits all expired, at most once per window, so memory stays bounded.
+        if now - self._last_sweep < self.per_seconds:
+            return
+        self._last_sweep = now
+        for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.per_seconds]:
+            del self._hits[key]
+
+
+def check_rate(user_id: int, *, per_user: RateLimiter, overall: RateLimiter | None = None) -> str | None:
+    """Count one request by ``user_id`` against both limits; return a refusal text or None.
+
+    Nothing is counted when either limit refuses, so a refused request never uses up a slot.
+    """
+    wait = per_user.retry_after(user_id)
+    if wait > 0:
+        return f"Slow down: try again in {_seconds(wait)}."
+    if overall is not None:
+        wait = overall.retry_after(EVERYONE)
+        if wait > 0:
+            return f"The bot is busy right now: try again in {_seconds(wait)}."
+        overall.record(EVERYONE)
+    per_user.record(user_id)
+    return None
+
+
+class ConcurrencyCap:
+    """At most ``max_per_user`` jobs running per user, tracked by job id."""
+
+    def __init__(self, max_per_user: int):
+        if max_per_user < 1:
+            raise ValueError("max_per_user must be at least 1")
+        self.max_per_user = max_per_user
+        self._running: dict[int, set[str]] = {}
+
+    def acquire(self, user_id: int, job_id: str) -> bool:
+        """Take a slot for ``job_id``; False when the user is at the cap. Re-acquiring is a no-op."""
+        jobs = self._running.setdefault(user_id, set())
+        if job_id in jobs:
+            return True
+        if len(jobs) >= self.max_per_user:
+            return False
+        jobs.add(job_id)
+        return True
+
+    def release(self, user_id: int, job_id: str) -> None:
+        """Free the slot of ``job_id``. Releasing twice, or an unknown job, does nothing."""
+        jobs = self._running.get(user_id)
+        if jobs is None:
+            return
+        jobs.discard(job_id)
+        if not jobs:
+            del self._running[user_id]
+
+    def running(self, user_id: int) -> int:
+        """How many jobs ``user_id`` has running."""
+        return len(self._running.get(user_id, ()))
+
+    def refusal(self) -> str:
+        """The text shown to a user at the cap."""
+        jobs = "job" if self.max_per_user == 1 else "jobs"
+        return f"You already have {self.max_per_user} {jobs} running: wait for one to finish."
+
+
+def check_access(
+    *,
+    nsfw: bool,
+    channel_is_nsfw: bool,
+    allowed_roles: Sequence[str | int],
+    user_role_ids: Sequence[int],
+    allowed_channels: Sequence[str | int],
+    channel_id: int,
+    parent_channel_id: int | None,
+    user_role_names: Sequence[str] = (),
+) -> str | None:
+    """Whether a workflow may run here for this user; a refusal text, or None when allowed.
+
+    Empty ``allowed_roles``/``allowed_channels`` mean everyone/everywhere. Roles match by id
+    (int or digit string) or by name (case-insensitive, needs ``user_role_names``). A thread is
+    allowed when its parent channel is; ``channel_is_nsfw`` should already reflect the parent.
+    """
+    if allowed_channels and not _channel_allowed(allowed_channels, channel_id, parent_channel_id):
+        return "This workflow is not available in this channel."
+    if nsfw and not channel_is_nsfw:
+        return "This workflow is only available in NSFW channels."
+    if allowed_roles and not _role_allowed(allowed_roles, user_role_ids, user_role_names):
+        return "You need a role that is allowed to use this workflow."
+    return None
+
+
+def _channel_allowed(allowed: Sequence[str | int], channel_id: int, parent_id: int | None) -> bool:
+    wanted = {str(c).strip() for c in allowed}
+    return str(channel_id) in wanted or (parent_id is not None and str(parent_id) in wanted)
+
+
+def _role_allowed(allowed: Sequence[str | int], role_ids: Sequence[int], role_names: Sequence[str]) -> bool:
+    wanted = {str(r).strip().casefold() for r in allowed}
+    held = {str(r) for r in role_ids} | {name.casefold() for name in role_names}
+    return not wanted.isdisjoint(held)
+
+
+def _seconds(wait: float) -> str:
+    return f"{max(1, math.ceil(wait))} s"
