@@ -1,0 +1,80 @@
+"""The ``discomfy`` console script.
+
+- ``discomfy commands [--json] [--manifests DIR] [--workflows DIR]`` builds the slash commands
+  offline and prints them (``--json``: exactly the body ``tree.sync()`` would PUT). Exit 1 when a
+  manifest failed to load or the payload breaks a Discord limit (findings on stderr), 2 on usage.
+- ``discomfy run`` starts the bot (``bot.app.run_bot``, imported only then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "BUNDLED_MANIFESTS"]
+
+BUNDLED_MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="discomfy", description="ComfyUI workflows as Discord commands")
+    sub = parser.add_subparsers(dest="action", required=True)
+    commands = sub.add_parser("commands", help="print the generated slash commands (offline)")
+    commands.add_argument("--json", action="store_true", help="the exact tree.sync() payload")
+    commands.add_argument("--manifests", type=Path, default=BUNDLED_MANIFESTS, help="manifest folder")
+    commands.add_argument("--workflows", type=Path, default=None, help="workflow folder (default: ../workflows)")
+    sub.add_parser("run", help="start the bot")
+    return parser
+
+
+def _outline(payload: list[dict]) -> str:
+    lines = []
+    for command in payload:
+        subs = [o for o in command.get("options", []) if o.get("type") == 1]
+        for path, options in ([(f"/{command['name']} {s['name']}", s.get("options", [])) for s in subs]
+                              or [(f"/{command['name']}", command.get("options", []))]):
+            shown = " ".join(o["name"] + ("" if o.get("required") else "?") for o in options)
+            lines.append(f"{path} {shown}".rstrip())
+    return "\n".join(lines)
+
+
+def _commands(args: argparse.Namespace) -> int:
+    from discord import app_commands
+
+    from engine.catalog import load_catalog
+
+    from .commands import build_commands, command_payload, inert_hooks
+    from .payload_limits import check_payload
+
+    if not args.manifests.is_dir():
+        print(f"discomfy: no manifest folder {args.manifests}", file=sys.stderr)
+        return 2
+    catalog = load_catalog([args.manifests], args.workflows)
+    for issue in catalog.issues:
+        print(f"manifest: {issue}", file=sys.stderr)
+    try:
+        payload = command_payload(build_commands(catalog, inert_hooks()))
+    except app_commands.AppCommandError as exc:  # e.g. more than 100 top-level commands
+        print(f"discord: {exc}", file=sys.stderr)
+        return 1
+    findings = check_payload(payload)
+    print(json.dumps(payload, indent=2, ensure_ascii=False) if args.json else _outline(payload))
+    for finding in findings:
+        print(f"discord limit: {finding}", file=sys.stderr)
+    return 1 if findings or catalog.issues else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.action == "commands":
+        return _commands(args)
+    from .app import run_bot  # the bot itself; imported only here so `commands` works without it
+
+    return run_bot() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
