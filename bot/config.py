@@ -1,0 +1,251 @@
+"""The bot's settings: one optional TOML file, overridden by environment variables, checked at start.
+
+Sources, later wins: built-in defaults, the TOML file (``--config`` or ``DISCOMFY_CONFIG``), the
+environment. Environment names are ``DISCORD_TOKEN``, ``DISCORD_GUILD_IDS``, ``COMFYUI_URLS`` and
+``DISCOMFY_<SETTING>`` for every setting (``DISCOMFY_RATE_PER_USER=5/60``). An empty variable
+counts as unset. Lists in the environment are comma-separated; ``COMFYUI_URLS`` items are
+``url`` or ``name=url``. Example file::
+
+    guild_ids = [123456789012345678]          # commands sync instantly to these guilds
+    rate_per_user = "5/60"                    # or {count = 5, per_seconds = 60}
+    max_concurrent_per_user = 2
+    [[backends]]
+    name = "gpu1"
+    url = "http://comfyui:8188"
+
+:func:`load_settings` reports every problem at once in a :class:`ConfigError`, one per line,
+never echoing the token or a server URL. The token is a ``SecretStr`` and backend URLs are left
+out of ``repr``, so logging the settings leaks neither.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["BackendConfig", "RateLimit", "Settings", "ConfigError", "load_settings", "env_names"]
+
+MIB = 1024 * 1024
+PILLOW_PIXEL_CEILING = 178_956_970  # Pillow refuses anything above 2 × Image.MAX_IMAGE_PIXELS
+ENV_PREFIX = "DISCOMFY_"
+SPECIAL_ENV_NAMES = {  # tried in order, before DISCOMFY_<SETTING>; the singular ones are the old bot's
+    "discord_token": ("DISCORD_TOKEN",),
+    "guild_ids": ("DISCORD_GUILD_IDS", "DISCORD_GUILD_ID"),
+    "backends": ("COMFYUI_URLS", "COMFYUI_URL"),
+}
+OTHER_ENV_NAMES = {"DISCOMFY_CONFIG"}
+
+
+class ConfigError(Exception):
+    """The settings are unusable; the message lists every problem, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class BackendConfig(BaseModel):
+    """One ComfyUI server. ``name`` is what logs and admins see; the URL stays out of both."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    url: str = Field(repr=False)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url.strip())
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise ValueError("must be an http(s) URL with a valid port") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8188")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return url.strip().rstrip("/")
+
+
+class RateLimit(BaseModel):
+    """``count`` requests per ``per_seconds``. Written ``"5/60"`` or as a table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    count: int = Field(gt=0)
+    per_seconds: float = Field(gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        count, slash, seconds = value.partition("/")
+        if not slash:
+            raise ValueError('must be written "COUNT/SECONDS", e.g. "5/60"')
+        return {"count": count.strip(), "per_seconds": seconds.strip()}
+
+
+class Settings(BaseSettings):
+    """Everything the bot needs to run. Build it with :func:`load_settings`."""
+
+    # Only explicit values: load_settings merges the file and the environment itself, so that
+    # both sources are injectable in tests and every problem is reported together.
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    discord_token: SecretStr | None = None
+    guild_ids: list[int] = []
+    backends: list[BackendConfig] = Field(
+        default_factory=lambda: [BackendConfig(name="local", url="http://127.0.0.1:8188")], min_length=1
+    )
+    manifests_dir: Path = Path("manifests")
+    workflows_dir: Path = Path("workflows")
+    db_path: Path = Path("discomfy.sqlite3")
+    admin_user_ids: list[int] = []
+    admin_role_ids: list[int] = []
+    rate_per_user: RateLimit = RateLimit(count=5, per_seconds=60)
+    rate_global: RateLimit = RateLimit(count=20, per_seconds=60)
+    max_concurrent_per_user: int = Field(2, gt=0)
+    max_upload_bytes: int = Field(25 * MIB, gt=0)
+    max_input_pixels: int = Field(36_000_000, gt=0, le=PILLOW_PIXEL_CEILING)
+    progress_interval: float = Field(2.0, ge=1.5)  # Discord throttles message edits
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        return (init_settings,)
+
+    @field_validator("discord_token", mode="before")
+    @classmethod
+    def _token_shape(cls, token: Any) -> Any:
+        text = token.get_secret_value() if isinstance(token, SecretStr) else token
+        if isinstance(text, str):
+            text = text.strip()
+            if not text or any(ch.isspace() for ch in text):
+                raise ValueError("must be a single word without spaces")
+        return text
+
+    @field_validator("guild_ids", "admin_user_ids", "admin_role_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _backend_items(cls, value: Any) -> Any:
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return items
+        return [_backend_from_text(item, index) if isinstance(item, str) else item
+                for index, item in enumerate(items, start=1)]
+
+    @field_validator("manifests_dir", "workflows_dir", "db_path")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path if path.expanduser().is_absolute() else Path.cwd() / path
+
+    @field_validator("backends")
+    @classmethod
+    def _unique_names(cls, backends: list[BackendConfig]) -> list[BackendConfig]:
+        names = [b.name for b in backends]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"backend names must be unique (repeated: {', '.join(duplicates)})")
+        return backends
+
+
+def env_names(field: str) -> tuple[str, ...]:
+    """The environment variables that set ``field``, the preferred one first."""
+    return (*SPECIAL_ENV_NAMES.get(field, ()), f"{ENV_PREFIX}{field.upper()}")
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_token: bool = True,
+) -> Settings:
+    """Read the config file (``path``, else ``$DISCOMFY_CONFIG``, else none) and the environment.
+
+    Args:
+        path: a TOML file; missing or unreadable is an error when given.
+        env: the environment to read (default ``os.environ``).
+        require_token: whether a missing ``discord_token`` is a problem (not for offline tools).
+
+    Raises:
+        ConfigError: listing every problem found, one per line.
+    """
+    env = os.environ if env is None else env
+    path = path or env.get("DISCOMFY_CONFIG") or None
+    from_file = _read_toml(Path(path)) if path else {}
+    from_env = _read_env(env)
+    origins = {key: f"config file {path}" for key in from_file}
+    origins.update({key: f"environment {name}" for key, (name, _) in from_env.items()})
+    merged = {**from_file, **{key: value for key, (_, value) in from_env.items()}}
+    problems = [f"{name}: unknown setting (from environment)" for name in _unknown_env_names(env)]
+    settings = None
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        problems += [_describe(error, origins) for error in exc.errors()]
+    if require_token and merged.get("discord_token") in (None, ""):
+        problems.insert(0, "discord_token: missing; set DISCORD_TOKEN or discord_token in the config file")
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError([f"config file not found: {path}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"config file {path} cannot be read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"config file {path} is not valid TOML: {exc}"]) from None
+
+
+def _read_env(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Field name → (variable name, value) for every non-empty variable we know."""
+    found = {}
+    for field in Settings.model_fields:
+        for name in env_names(field):
+            if env.get(name, "").strip():
+                found[field] = (name, env[name])
+                break
+    return found
+
+
+def _unknown_env_names(env: Mapping[str, str]) -> list[str]:
+    known = {name for field in Settings.model_fields for name in env_names(field)} | OTHER_ENV_NAMES
+    return sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known)
+
+
+def _backend_from_text(text: str, index: int) -> dict[str, str]:
+    name, equals, url = text.partition("=")
+    if equals and "://" not in name:
+        return {"name": name.strip(), "url": url.strip()}
+    return {"name": f"comfyui-{index}", "url": text.strip()}
+
+
+def _describe(error: Mapping[str, Any], origins: Mapping[str, str]) -> str:
+    """One line per pydantic error: where, what, and from which source. Never the input value."""
+    location = ".".join(str(part) for part in error["loc"]) or "settings"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting"
+    origin = origins.get(str(error["loc"][0])) if error["loc"] else None
+    return f"{location}: {message}" + (f" (from {origin})" if origin else "")
