@@ -8,7 +8,8 @@ of dicts with a ``filename`` is a file: ``images`` (also videos and animations, 
 - ``OutputRef``   a file on the server (fetch it with ``GET /view`` and ``ref.view_params()``)
 - ``OutputText``  a text output
 - ``OutputFile``  a downloaded file (the client does the download)
-- ``HistoryStatus`` the entry's status, for error reporting
+- ``HistoryStatus`` the entry's status; ``failure_text`` turns an ``execution_error`` into a
+  short message for users (no traceback, no inputs)
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ __all__ = [
     "OutputFile",
     "OutputRef",
     "OutputText",
+    "failure_text",
     "history_entry",
     "kind_of",
     "mime_of",
+    "node_title",
     "output_refs",
     "output_texts",
     "parse_status",
@@ -61,6 +64,7 @@ _MIME_BY_EXTENSION = {
     "json": "application/json",
 }
 _KIND_BY_LIST_KEY = {"images": "image", "gifs": "video", "videos": "video", "video": "video", "audio": "audio"}
+ERROR_TEXT_LIMIT = 300
 _ANIMATABLE_MIMES = frozenset({"image/webp", "image/png", "image/apng", "image/gif"})
 
 
@@ -129,7 +133,7 @@ class OutputFile:
     def from_ref(cls, ref: OutputRef, data: bytes, mime: str | None = None) -> OutputFile:
         """Pair downloaded bytes with their ref; ``mime`` (the server's Content-Type) wins if given."""
         mime = (mime or "").split(";")[0].strip() or ref.mime
-        return cls(data=data, mime=mime, kind=ref.kind, filename=ref.filename, node_id=ref.node_id, animated=ref.animated)
+        return cls(data, mime, ref.kind, ref.filename, ref.node_id, animated=ref.animated)
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,28 @@ def parse_status(entry: Mapping[str, Any]) -> HistoryStatus:
         last_type=last_type,
         last_data=last_data,
     )
+
+
+def node_title(graph: Mapping[str, Any], node_id: str | None) -> str | None:
+    """The node's ``_meta.title``, else its class_type, else None."""
+    node = graph.get(str(node_id)) if node_id is not None else None
+    if not isinstance(node, Mapping):
+        return None
+    meta = node.get("_meta")
+    title = meta.get("title") if isinstance(meta, Mapping) else None
+    return str(title or node.get("class_type") or "") or None
+
+
+def failure_text(data: Mapping[str, Any], graph: Mapping[str, Any] | None = None) -> str:
+    """A short text for an ``execution_error`` payload: the message and the node, no traceback."""
+    message = " ".join(str(data.get("exception_message") or "").split())
+    message = message or str(data.get("exception_type") or "error")
+    if len(message) > ERROR_TEXT_LIMIT:
+        message = message[: ERROR_TEXT_LIMIT - 1] + "…"
+    node_id = data.get("node_id")
+    where = node_title(graph or {}, str(node_id)) if node_id is not None else None
+    where = where or data.get("node_type")
+    return f"{where}: {message}" if where else message
 
 
 def _node_outputs(entry: Mapping[str, Any], nodes: Iterable[str] | None) -> list[tuple[str, Any]]:

@@ -22,12 +22,13 @@ divided by the nodes that will run. It never goes backwards and reaches 100 only
 from __future__ import annotations
 
 import enum
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .outputs import parse_status
+from .outputs import failure_text, node_title, parse_status
 
 __all__ = [
     "JobState",
@@ -35,14 +36,12 @@ __all__ = [
     "ProgressEvent",
     "ProgressTracker",
     "TERMINAL_STATES",
-    "failure_text",
     "nodes_to_run",
 ]
 
 MAX_RUNNING_PERCENT = 99.0  # shown until the server says the prompt is done
 ETA_MIN_SECONDS = 0.5  # running this long ...
 ETA_MIN_PERCENT = 1.0  # ... and this much progress before an ETA is estimated
-ERROR_TEXT_LIMIT = 300
 
 
 class JobState(enum.StrEnum):
@@ -116,28 +115,6 @@ def _linked_inputs(node: Any, graph: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def node_title(graph: Mapping[str, Any], node_id: str | None) -> str | None:
-    """The node's ``_meta.title``, else its class_type, else None."""
-    node = graph.get(node_id) if node_id is not None else None
-    if not isinstance(node, Mapping):
-        return None
-    meta = node.get("_meta")
-    title = meta.get("title") if isinstance(meta, Mapping) else None
-    return str(title or node.get("class_type") or "") or None
-
-
-def failure_text(data: Mapping[str, Any], graph: Mapping[str, Any] | None = None) -> str:
-    """A short text for an ``execution_error`` payload: the message and the node, no traceback."""
-    message = " ".join(str(data.get("exception_message") or "").split())
-    message = message or str(data.get("exception_type") or "error")
-    if len(message) > ERROR_TEXT_LIMIT:
-        message = message[: ERROR_TEXT_LIMIT - 1] + "…"
-    node_id = data.get("node_id")
-    where = node_title(graph or {}, str(node_id)) if node_id is not None else None
-    where = where or data.get("node_type")
-    return f"{where}: {message}" if where else message
-
-
 class ProgressTracker:
     """Follows one prompt; see the module docstring for what to feed it."""
 
@@ -200,7 +177,7 @@ class ProgressTracker:
         position = self._event.queue_position
         if self.state is not JobState.QUEUED or position is None or queue_remaining < 1:
             return []
-        return self._update(queue_position=min(position, queue_remaining))
+        return self._update(queue_position=min(position, int(queue_remaining)))
 
     def feed_history(self, entry: Mapping[str, Any]) -> list[ProgressEvent]:
         """Settle the outcome from a ``/history/{id}`` entry (for when websocket messages were missed)."""
@@ -210,22 +187,19 @@ class ProgressTracker:
         if status.last_type == "execution_error":
             return self._fail(status.last_data)
         if status.last_type == "execution_interrupted":
-            return self._update(state=JobState.CANCELLED)
+            return self._cancel()
         if status.completed or status.status_str == "success":
             return self._finish()
         return []
 
     def cancel(self) -> list[ProgressEvent]:
         """Record that the job was cancelled outside the websocket (e.g. deleted from the queue)."""
-        if self.state in TERMINAL_STATES:
-            return []
-        return self._update(state=JobState.CANCELLED, queue_position=None)
+        return [] if self.state in TERMINAL_STATES else self._cancel()
 
     # -- text frames ----------------------------------------------------------------------
 
     def _feed_text(self, message: Mapping[str, Any]) -> list[ProgressEvent]:
-        kind = message.get("type")
-        data = message.get("data")
+        kind, data = message.get("type"), message.get("data")
         if not isinstance(data, Mapping):
             return []
         if kind == "status":
@@ -246,7 +220,7 @@ class ProgressTracker:
         status = data.get("status")
         exec_info = status.get("exec_info") if isinstance(status, Mapping) else None
         remaining = exec_info.get("queue_remaining") if isinstance(exec_info, Mapping) else None
-        return self.feed_status(remaining) if isinstance(remaining, int) else []
+        return self.feed_status(remaining) if _is_number(remaining) else []
 
     def _on_cached(self, data: Mapping[str, Any]) -> list[ProgressEvent]:
         nodes = data.get("nodes")
@@ -298,12 +272,6 @@ class ProgressTracker:
             self._finished_nodes.add(str(data["node"]))
         return self._start_running()
 
-    def _on_error(self, data: Mapping[str, Any]) -> list[ProgressEvent]:
-        return self._fail(data)
-
-    def _on_interrupted(self, data: Mapping[str, Any]) -> list[ProgressEvent]:
-        return self._update(state=JobState.CANCELLED, queue_position=None)
-
     def _on_success(self, data: Mapping[str, Any]) -> list[ProgressEvent]:
         # every node ran, but history is only ready at ``executing`` with node null
         if self._current is not None:
@@ -334,6 +302,9 @@ class ProgressTracker:
             self._event = replace(self._event, state=JobState.RUNNING, queue_position=None)
             self._running_since = (self._clock(), self._event.percent)
         return self._update() if emit else []
+
+    def _cancel(self, data: Mapping[str, Any] | None = None) -> list[ProgressEvent]:
+        return self._update(state=JobState.CANCELLED, queue_position=None)
 
     def _fail(self, data: Mapping[str, Any]) -> list[ProgressEvent]:
         node_id = data.get("node_id")
@@ -392,7 +363,7 @@ class ProgressTracker:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _HANDLERS: dict[str, Callable[[ProgressTracker, Mapping[str, Any]], list[ProgressEvent]]] = {
@@ -401,7 +372,7 @@ _HANDLERS: dict[str, Callable[[ProgressTracker, Mapping[str, Any]], list[Progres
     "progress": ProgressTracker._on_progress,
     "progress_state": ProgressTracker._on_progress_state,
     "executed": ProgressTracker._on_executed,
-    "execution_error": ProgressTracker._on_error,
-    "execution_interrupted": ProgressTracker._on_interrupted,
+    "execution_error": ProgressTracker._fail,
+    "execution_interrupted": ProgressTracker._cancel,
     "execution_success": ProgressTracker._on_success,
 }

@@ -202,3 +202,9 @@ def test_malformed_entries_never_crash(entry):
         assert all(isinstance(r, OutputRef) and r.filename for r in refs)
         assert all(isinstance(t.text, str) for t in texts)
         assert isinstance(status.completed, bool)
+
+
+def test_public_names_exist():
+    import engine.outputs as module
+
+    assert all(hasattr(module, name) for name in module.__all__)

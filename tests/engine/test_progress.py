@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.outputs import failure_text
 from engine.progress import (
     JobState,
     Preview,
     ProgressEvent,
     ProgressTracker,
     TERMINAL_STATES,
-    failure_text,
     nodes_to_run,
 )
 
@@ -172,7 +172,7 @@ def test_replay_with_previews_keeps_invariants(run: Run):
 
 def test_success_message_alone_is_not_done():
     run = RUNS_BY_NAME["b_plain"]
-    cut = next(i for i, m in enumerate(run.messages) if getattr(m, "get", lambda _: None)("type") == "execution_success")
+    cut = next(i for i, m in enumerate(run.messages) if isinstance(m, dict) and m.get("type") == "execution_success")
     tracker, events = replay(run, messages=run.messages[: cut + 1])
 
     assert tracker.state is JobState.RUNNING
@@ -266,6 +266,28 @@ def test_messages_of_other_prompts_are_ignored():
 
     assert events == []
     assert tracker.state is JobState.QUEUED
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"value": float("nan"), "max": 5},
+        {"value": 1, "max": float("inf")},
+        {"value": float("inf"), "max": 2},
+        {"value": 3, "max": 0},
+        {"value": "3", "max": 5},
+        {"value": True, "max": 5},
+    ],
+)
+def test_hostile_progress_numbers_are_ignored(data):
+    tracker = ProgressTracker("p", {"1": {"class_type": "X", "inputs": {}}})
+    tracker.feed({"type": "executing", "data": {"node": "1", "display_node": [1], "prompt_id": "p"}})
+
+    events = tracker.feed({"type": "progress", "data": {**data, "node": "1", "prompt_id": "p"}})
+    events += tracker.feed({"type": "progress_state", "data": {"nodes": {"1": data}, "prompt_id": "p"}})
+
+    assert events == []
+    assert tracker.current.percent == 0.0 and tracker.current.step is None
 
 
 def test_several_samplers_never_move_the_bar_backwards():
@@ -362,7 +384,8 @@ def test_status_caps_the_position_to_the_queue_size():
     assert tracker.feed_status(2)[-1].queue_position == 2
     assert tracker.feed_status(5) == []  # a larger queue says nothing about us
     assert tracker.feed_status(0) == []
-    assert tracker.feed({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}})[-1].queue_position == 1
+    status = {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}}
+    assert tracker.feed(status)[-1].queue_position == 1
 
 
 def test_prompt_without_client_id_finishes_through_history():
@@ -411,7 +434,8 @@ def test_eta_from_the_observed_rate():
 
     def step(at: float, value: int) -> ProgressEvent:
         clock.now = at
-        return tracker.feed({"type": "progress", "data": {"value": value, "max": 10, "node": "1", "prompt_id": "p"}})[-1]
+        progress = {"value": value, "max": 10, "node": "1", "prompt_id": "p"}
+        return tracker.feed({"type": "progress", "data": progress})[-1]
 
     first = step(101.2, 1)
     assert first.eta_seconds is None  # too early to tell
@@ -460,7 +484,9 @@ def _foreign_copy(message):
     return {"type": message["type"], "data": data}
 
 
-junk_values = st.one_of(st.none(), st.booleans(), st.integers(-5, 50), st.floats(allow_nan=True), st.text(max_size=3))
+junk_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 50), st.floats(), st.text(max_size=3), st.lists(st.integers(), max_size=2)
+)
 junk_messages = st.fixed_dictionaries(
     {
         "type": st.sampled_from(
@@ -476,13 +502,24 @@ junk_messages = st.fixed_dictionaries(
 )
 
 
+def _foreign_junk(message: dict) -> dict:
+    if not message["data"]:
+        return message
+    return {**message, "data": {**message["data"], "prompt_id": FOREIGN}}
+
+
+def _addressed(message: dict, prompt_id: str) -> dict:
+    data = message["data"] if isinstance(message["data"], dict) else {}
+    return {**message, "data": {**data, "prompt_id": prompt_id}}
+
+
 @st.composite
 def mixed_feeds(draw):
     run = draw(st.sampled_from(RUNS))
     keep = draw(st.lists(st.booleans(), min_size=len(run.messages), max_size=len(run.messages)))
     ours = [m for m, k in zip(run.messages, keep) if k]
     others = [_foreign_copy(m) for m in draw(st.sampled_from(RUNS)).messages]
-    others += draw(st.lists(junk_messages.map(lambda m: m if not m["data"] else {**m, "data": {**m["data"], "prompt_id": FOREIGN}}), max_size=8))
+    others += [_foreign_junk(m) for m in draw(st.lists(junk_messages, max_size=8))]
     # interleave, keeping each stream's own order
     picks = draw(st.permutations([0] * len(ours) + [1] * len(others)))
     streams = [iter(ours), iter(others)]
@@ -503,9 +540,13 @@ def test_any_interleaving_keeps_the_bar_sane(feed, want_previews):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.sampled_from(RUNS), st.randoms(use_true_random=False), st.lists(junk_messages, max_size=10))
+@given(
+    st.sampled_from(RUNS),
+    st.randoms(use_true_random=False),
+    st.lists(st.tuples(junk_messages, st.booleans()), max_size=10),
+)
 def test_shuffled_and_malformed_messages_never_break_the_rules(run, rnd, junk):
-    messages = list(run.messages) + junk
+    messages = list(run.messages) + [_addressed(m, run.prompt_id) if ours else m for m, ours in junk]
     rnd.shuffle(messages)
     tracker = ProgressTracker(run.prompt_id, run.graph)
     initial = tracker.current
@@ -517,3 +558,9 @@ def test_shuffled_and_malformed_messages_never_break_the_rules(run, rnd, junk):
     check_invariants(events, initial)
     if tracker.state in TERMINAL_STATES:
         assert tracker.feed({"type": "execution_start", "data": {"prompt_id": run.prompt_id}}) == []
+
+
+def test_public_names_exist():
+    import engine.progress as module
+
+    assert all(hasattr(module, name) for name in module.__all__)

@@ -146,7 +146,10 @@ def test_damaged_json_and_seed_never_crash(tmp_path: Path):
         job_store.create(record("a"))
         job_store.create(record("b"))
     raw = sqlite3.connect(path)
-    raw.execute("UPDATE jobs SET values_json = '{not json', outputs_json = '{}', extra_json = '[1]', seed = 'x' WHERE job_id = 'a'")
+    raw.execute(
+        "UPDATE jobs SET values_json = '{not json', outputs_json = '{}', extra_json = '[1]', seed = 'x'"
+        " WHERE job_id = 'a'"
+    )
     raw.execute("UPDATE jobs SET values_json = 'null', outputs_json = X'00ff' WHERE job_id = 'b'")
     raw.commit()
     raw.close()
@@ -218,3 +221,9 @@ def test_any_json_values_round_trip(values, extra, seed, error):
     job = record(f"j{next(JOB_NUMBERS)}", values=values, extra=extra, seed=seed, error=error)
     ROUND_TRIP_STORE.create(job)
     assert ROUND_TRIP_STORE.get(job.job_id) == job
+
+
+def test_public_names_exist():
+    import engine.store as module
+
+    assert all(hasattr(module, name) for name in module.__all__)
