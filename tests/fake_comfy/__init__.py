@@ -1,0 +1,16 @@
+"""An in-process fake ComfyUI for tests: behaves like the real server recorded in PROTOCOL.md.
+
+``FakeComfy`` holds the state and the fault knobs; ``make_app(fake)`` serves it with aiohttp.
+See ``state.py`` for the knobs and ``executor.py`` for what runs and in which order.
+"""
+
+from .executor import QueueItem, execution_order
+from .hub import preview_frame, preview_meta_frame, text_frame
+from .routes import make_app
+from .state import FakeComfy
+from .templates import DATA_DIR, load_capture, object_info_snapshot
+
+__all__ = [
+    "FakeComfy", "make_app", "QueueItem", "execution_order", "DATA_DIR", "load_capture",
+    "object_info_snapshot", "preview_frame", "preview_meta_frame", "text_frame",
+]

@@ -1,0 +1,114 @@
+"""HTTP-level faults of the fake ComfyUI: 5xx answers, slow routes, forced 400s, a dead server.
+
+Routes are matched by path without the ``/api`` prefix: ``"/history"`` matches ``/history`` and
+``/history/<id>``. A dead server either refuses (listening socket closed, open connections
+aborted) or hangs (requests wait until ``revive``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .templates import INTERNAL_ERROR_TEXT
+
+__all__ = ["HttpFaults", "fault_middleware", "FAKE_KEY", "route_of"]
+
+FAKE_KEY: web.AppKey = web.AppKey("fake_comfy", object)
+
+_DEFAULT_REJECTION = {
+    "error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+              "details": "", "extra_info": {}},
+    "node_errors": {"1": {"errors": [{"type": "value_not_in_list", "message": "Value not in list",
+                                      "details": "injected: 'x' not in ['a']",
+                                      "extra_info": {"input_name": "injected", "received_value": "x"}}],
+                          "dependent_outputs": ["1"], "class_type": "Injected"}},
+}
+
+
+def route_of(path: str) -> str:
+    return path[4:] if path == "/api" or path.startswith("/api/") else path
+
+
+def _matches(route: str, method: str | None, request: web.Request) -> bool:
+    path = route_of(request.path)
+    route = route.rstrip("/") or "/"
+    return (path == route or path.startswith(route + "/")) and method in (None, request.method)
+
+
+@dataclass
+class _Rule:
+    route: str
+    method: str | None
+    times: int = 0
+    status: int = 500
+    seconds: float = 0.0
+
+
+@dataclass
+class HttpFaults:
+    failures: list[_Rule] = field(default_factory=list)
+    delays: list[_Rule] = field(default_factory=list)
+    rejections: list[dict] = field(default_factory=list)
+    dead: str | None = None
+    _revived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def fail(self, route: str, *, times: int, status: int, method: str | None) -> None:
+        self.failures.append(_Rule(route, method, times=times, status=status))
+
+    def delay(self, route: str, seconds: float, *, method: str | None) -> None:
+        self.delays = [r for r in self.delays if (r.route, r.method) != (route, method)]
+        if seconds > 0:
+            self.delays.append(_Rule(route, method, seconds=seconds))
+
+    def reject_next(self, body: dict | None) -> None:
+        self.rejections.append(body or _DEFAULT_REJECTION)
+
+    def take_rejection(self) -> dict | None:
+        return self.rejections.pop(0) if self.rejections else None
+
+    def take_failure(self, request: web.Request) -> int | None:
+        for rule in self.failures:
+            if rule.times > 0 and _matches(rule.route, rule.method, request):
+                rule.times -= 1
+                return rule.status
+        return None
+
+    def delay_for(self, request: web.Request) -> float:
+        return sum(rule.seconds for rule in self.delays if _matches(rule.route, rule.method, request))
+
+    def revive(self) -> None:
+        self.dead = None
+        self._revived.set()
+        self._revived = asyncio.Event()
+
+    async def wait_revived(self) -> None:
+        await self._revived.wait()
+
+    @staticmethod
+    async def stop_listening(server: object) -> None:
+        for site in list(server.runner.sites):
+            await site.stop()
+
+    @staticmethod
+    async def listen_again(server: object) -> None:
+        site = web.TCPSite(server.runner, server.host, server.port, reuse_address=True)
+        await site.start()
+
+
+@web.middleware
+async def fault_middleware(request: web.Request, handler):
+    faults: HttpFaults = request.app[FAKE_KEY].http
+    if faults.dead == "refuse" and request.transport is not None:
+        request.transport.abort()
+    while faults.dead:
+        await faults.wait_revived()
+    seconds = faults.delay_for(request)
+    if seconds:
+        await asyncio.sleep(seconds)
+    status = faults.take_failure(request)
+    if status is not None:
+        return web.Response(status=status, text=INTERNAL_ERROR_TEXT)
+    return await handler(request)
