@@ -10,13 +10,14 @@ hook, ``await on_values(interaction, values)``. In ``values`` an unset field is 
 engine then uses the default; an emptied optional text stays ``""``) and an image param holds
 the uploaded ``discord.Attachment``, the value kept from before (a server file name), or ``None``.
 
-A modal's custom_id encodes what it is for (``dc:<purpose>:<key>:<page>[:<target>]``, see
+A modal's custom_id encodes what it is for (``dc:<purpose>:<key>:<page>[:<target>]~<nonce>``, see
 ``ModalId``) so an ``on_interaction`` fallback can recognise a submit after a restart, when the
 modal object is gone: ``parse_modal_custom_id`` and ``raw_modal_values`` read such a submit.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "ModalId",
     "ParamModal",
     "parse_modal_custom_id",
+    "new_nonce",
     "raw_modal_values",
     "settings_modals",
     "check_fields",
@@ -56,21 +58,28 @@ MODAL_TIMEOUT = 900.0
 OnValues = Callable[[discord.Interaction, dict[str, Any]], Awaitable[None]]
 LiveChoices = Callable[[str], Sequence[str]]  # a ``choices_from`` source → the server's list
 
-_ID_PATTERN = re.compile(r"^dc:(?P<purpose>[a-z]{1,8}):(?P<key>[-_a-z0-9]{1,64}):(?P<page>\d{1,2})"
-                         r"(?::(?P<target>[-_a-z0-9]{1,32}))?$")
+_ID_PATTERN = re.compile(r"^dc:(?P<purpose>[a-z]{1,8}):(?P<key>[-_a-z0-9]{1,40}):(?P<page>\d{1,2})"
+                         r"(?::(?P<target>[-_a-z0-9]{1,32}))?(?:~(?P<nonce>[0-9a-f]{8}))?$")
 
 
 @dataclass(frozen=True)
 class ModalId:
-    """What a modal is for: ``purpose`` (tweak, act, setup, set), a job id or workflow name, a page."""
+    """What a modal is for: ``purpose`` (tweak, act, setup, set), a job id or workflow name, a page.
+
+    discord.py keeps open modals by custom_id alone, so two users opening the same form would
+    share one modal object (and the first submit would drop the other): ``nonce`` keeps each
+    opening's id unique.
+    """
 
     purpose: str
     key: str
     page: int = 1
     target: str = ""  # the action's target manifest
+    nonce: str = ""
 
     def to_custom_id(self) -> str:
-        custom_id = f"dc:{self.purpose}:{self.key}:{self.page}" + (f":{self.target}" if self.target else "")
+        custom_id = f"dc:{self.purpose}:{self.key}:{self.page}" + (f":{self.target}" if self.target else "") \
+            + (f"~{self.nonce}" if self.nonce else "")
         if not _ID_PATTERN.match(custom_id):
             raise ValueError(f"not a valid modal id: {custom_id!r}")
         return custom_id
@@ -80,7 +89,11 @@ def parse_modal_custom_id(custom_id: str) -> ModalId | None:
     match = _ID_PATTERN.match(custom_id or "")
     if match is None:
         return None
-    return ModalId(match["purpose"], match["key"], int(match["page"]), match["target"] or "")
+    return ModalId(match["purpose"], match["key"], int(match["page"]), match["target"] or "", match["nonce"] or "")
+
+
+def new_nonce() -> str:
+    return os.urandom(4).hex()
 
 
 def raw_modal_values(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,8 +284,8 @@ def settings_modals(
     title_prefix: str = "Settings",
     live: LiveChoices | None = None,
 ) -> list[ParamModal]:
-    """``params`` split into modals of ≤ 5 fields, titled "Settings 1/2", ids ``dc:<purpose>:<key>:<page>``."""
+    """``params`` split into modals of ≤ 5 fields, titled "Settings 1/2", ids ``dc:<purpose>:<key>:<page>~<nonce>``."""
     pages = [list(params[i:i + FIELDS_PER_MODAL]) for i in range(0, len(params), FIELDS_PER_MODAL)]
     return [ParamModal(workflow, page, values, title=page_title(title_prefix, number, len(pages)),
-                       custom_id=ModalId(purpose, key, number).to_custom_id(), on_values=on_values, live=live)
+                       custom_id=ModalId(purpose, key, number, nonce=new_nonce()).to_custom_id(), on_values=on_values, live=live)
             for number, page in enumerate(pages, start=1)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import discord
 import pytest
+from discord import app_commands
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,6 +20,8 @@ from bot.modals import (
     raw_modal_values,
     settings_modals,
 )
+from tests.bot.harness import fake_discord
+from tests.bot.payloads import Upload
 from tests.bot.test_render import flux, workflow_of
 
 LORAS = [f"flux_style_{i:02d}.safetensors" for i in range(40)] + ["hidream_x.safetensors"]
@@ -41,7 +45,9 @@ def test_six_params_make_two_pages_of_at_most_five():
     modals = settings_modals(wf, list(wf.manifest.params), {}, on_values=ignore, key="flux")
     assert [m.title for m in modals] == ["Settings 1/2", "Settings 2/2"]
     assert [len(labels(m)) for m in modals] == [5, 1]
-    assert [m.custom_id for m in modals] == ["dc:set:flux:1", "dc:set:flux:2"]
+    ids = [parse_modal_custom_id(m.custom_id) for m in modals]
+    assert [(i.purpose, i.key, i.page) for i in ids] == [("set", "flux", 1), ("set", "flux", 2)]
+    assert len({m.custom_id for m in modals}) == 2
     assert all(c["type"] == 18 and c["component"]["type"] == 4 for m in modals for c in labels(m))
 
 
@@ -175,12 +181,18 @@ def test_live_choices_are_checked_against_the_server_list():
 
 
 @given(st.sampled_from(["tweak", "act", "set", "setup"]), st.text("abcdef0123456789", min_size=32, max_size=32),
-       st.integers(1, 99), st.sampled_from(["", "edit-qwen", "upscale"]))
-def test_modal_ids_round_trip_within_100(purpose, key, page, target):
-    modal_id = ModalId(purpose, key, page, target)
+       st.integers(1, 99), st.sampled_from(["", "edit-qwen", "x" * 32]), st.sampled_from(["", "0a1b2c3d"]))
+def test_modal_ids_round_trip_within_100(purpose, key, page, target, nonce):
+    modal_id = ModalId(purpose, key, page, target, nonce)
     custom_id = modal_id.to_custom_id()
     assert len(custom_id) <= 100
     assert parse_modal_custom_id(custom_id) == modal_id
+
+
+def test_each_opening_gets_its_own_id():
+    wf = many_params(2)
+    first, second = (settings_modals(wf, ["p0"], {}, on_values=ignore, key="w")[0] for _ in range(2))
+    assert first.custom_id != second.custom_id
 
 
 def test_foreign_ids_are_not_ours():
@@ -196,3 +208,31 @@ def test_raw_modal_values_reads_labels_and_rows():
         {"type": 1, "components": [{"type": 4, "custom_id": "prompt", "value": "hi"}]},
     ]}
     assert raw_modal_values(data) == {"steps": "12", "sampler": "euler", "image": ["555"], "prompt": "hi"}
+
+
+async def test_submitted_upload_reaches_the_hook_as_an_attachment():
+    wf = workflow_of({"image": {"type": "image", "required": True, "bind": "$.i"},
+                      "prompt": {"type": "text", "required": True, "bind": "$.p"}})
+    got = []
+
+    async def on_values(interaction, values):
+        got.append(values)
+        await interaction.response.defer(thinking=True)
+
+    async def open_modal(interaction: discord.Interaction):
+        (modal,) = settings_modals(wf, ["image", "prompt"], {}, on_values=on_values, key="edit")
+        await interaction.response.send_modal(modal)
+
+    command = app_commands.Command(name="open", description="open the modal", callback=open_modal)
+    async with fake_discord([command]) as fake:
+        await fake.slash("open")
+        custom_id = fake.callbacks()[-1]["data"]["custom_id"]
+        await fake.dispatch(fake.modal_payload(custom_id, {"prompt": "make it blue"}))
+        assert fake.callbacks()[-1]["data"]["content"] == "image: is required" and got == []
+        await fake.slash("open")
+        custom_id = fake.callbacks()[-1]["data"]["custom_id"]
+        await fake.dispatch(fake.modal_payload(custom_id, {"prompt": "make it blue"},
+                                               uploads={"image": [Upload("in.png", b"png-bytes")]}))
+    (values,) = got
+    assert values["prompt"] == "make it blue"
+    assert isinstance(values["image"], discord.Attachment) and values["image"].filename == "in.png"
