@@ -25,8 +25,9 @@ import discord
 from discord import app_commands
 
 from engine.catalog import Catalog, Workflow
+from engine.limits import MAX_SUBCOMMANDS, option_description
 
-from .options import PickOption, make_param_option, option_description, option_params, python_names
+from .options import PickOption, make_param_option, option_params, python_names
 
 __all__ = [
     "CommandHooks",
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 STATIC_COMMANDS = ("help", "status", "workflows", "choices", "cancel")
 SETUP_SUBCOMMAND = "setup"
-MAX_SUBCOMMANDS = 25
 
 Interaction = discord.Interaction
 AppCommand = app_commands.Command | app_commands.Group
@@ -148,7 +148,7 @@ def _static_commands(catalog: Catalog, hooks: CommandHooks) -> list[app_commands
                       if getattr(p, "choices_from", None)})
     source = PickOption("source", lambda _: [(s, s) for s in sources], strict=True,
                         problem="is not a list any workflow uses")
-    job = PickOption("job", lambda i: list(hooks.user_jobs(i.user.id)), strict=False)
+    job = PickOption("job", lambda i: [(label, job_id) for job_id, label in hooks.user_jobs(i.user.id)], strict=False)
 
     def call(hook: Callable[[Interaction], Awaitable[None]]):
         return lambda interaction, _: hook(interaction)

@@ -2,10 +2,12 @@
 
 The param declaration in the manifest is the only source: option type, limits, static choices,
 autocomplete and server-side re-validation are all derived from it here (research/discord.md §1,
-approach B). Which params become options at all is decided by :func:`option_params`: the basic
-(non-``advanced``) params, every image param (attachments cannot be typed into a modal) and every
-required param (a required param the user could not give would make the command unusable).
-Everything else lives in the Settings modal.
+approach B). Which params become options is decided by :func:`option_params`: the basic
+(non-``advanced``) params plus every image param (an attachment option). Everything else lives in
+the Settings modal.
+
+The rule and the derived texts come from the engine (``engine.limit_checks.is_option``,
+``engine.limits.option_description``), so what ``engine validate`` checks is what is sent.
 
 Autocomplete answers are ranked by :func:`rank_choices`: case-insensitive substring match, prefix
 matches first, at most 25 suggestions, each name and value ≤ 100 characters (Discord's limits).
@@ -22,6 +24,8 @@ from discord import app_commands
 from discord.enums import AppCommandOptionType
 
 from engine.errors import ParamError
+from engine.limit_checks import is_option
+from engine.limits import MAX_CHOICE_VALUE_LENGTH, MAX_CHOICES
 from engine.manifest import MAX_SEED, Manifest, Param
 from engine.values import coerce_value, live_choices
 
@@ -35,13 +39,12 @@ __all__ = [
     "make_param_option",
     "option_params",
     "python_names",
-    "option_description",
     "rank_choices",
 ]
 
-MAX_STATIC_CHOICES = 25  # more static choices than this are offered through autocomplete
-MAX_SUGGESTIONS = 25
-MAX_CHOICE_CHARS = 100
+MAX_STATIC_CHOICES = MAX_CHOICES  # more static choices than this are offered through autocomplete
+MAX_SUGGESTIONS = 25  # Discord: an autocomplete answer holds at most 25 choices
+MAX_CHOICE_CHARS = MAX_CHOICE_VALUE_LENGTH  # choice names and string values
 
 LiveChoices = Callable[[str], Sequence[str]]
 
@@ -70,7 +73,7 @@ class OptionError(app_commands.TransformerError):
 
 def option_params(manifest: Manifest) -> list[str]:
     """Names of the params offered as slash options, in manifest order (the rest go to the modal)."""
-    return [name for name, p in manifest.params.items() if not p.advanced or p.type == "image" or p.required]
+    return [name for name, p in manifest.params.items() if is_option(p)]
 
 
 def python_names(names: Iterable[str]) -> dict[str, str]:
@@ -90,11 +93,6 @@ def python_names(names: Iterable[str]) -> dict[str, str]:
         taken.add(ident)
         result[name] = ident
     return result
-
-
-def option_description(name: str, param: Param) -> str:
-    """The option's description: the param's description, else its label, else its name."""
-    return (param.description.strip() or param.label.strip() or name)[:100]
 
 
 def rank_choices(candidates: Iterable[tuple[str, Any]], typed: str) -> list[app_commands.Choice]:

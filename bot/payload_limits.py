@@ -5,6 +5,7 @@ choices or sizes (research/discord.md §1–2); Discord answers a bad ``tree.syn
 for the whole batch. :func:`check_payload` takes the JSON list ``tree.sync()`` PUTs and returns
 one finding per broken rule (empty when Discord would accept it), each naming the command path
 and option, e.g. ``"/generate flux: option 'steps': min_value 2**60 is outside the INTEGER range"``.
+The numbers come from ``engine.limits`` (the same ones ``engine validate`` applies to manifests).
 """
 
 from __future__ import annotations
@@ -12,34 +13,27 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
+from engine.limits import (
+    MAX_CHOICE_NAME_LENGTH,
+    MAX_CHOICE_VALUE_LENGTH,
+    MAX_CHOICES,
+    MAX_COMMAND_SIZE,
+    MAX_COMMANDS,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_INTEGER,
+    MAX_NAME_LENGTH,
+    MAX_OPTIONS,
+    MAX_STRING_OPTION_LENGTH,
+    MAX_SUBCOMMANDS,
+)
+
 __all__ = [
-    "MAX_COMMANDS",
-    "MAX_OPTIONS",
-    "MAX_CHOICES",
-    "MAX_SUBCOMMANDS",
-    "MAX_NAME",
-    "MAX_DESCRIPTION",
-    "MAX_CHOICE_NAME",
-    "MAX_CHOICE_VALUE",
-    "MAX_STRING_LENGTH",
     "MAX_COMMAND_CHARS",
-    "INTEGER_LIMIT",
     "check_payload",
     "command_chars",
 ]
 
-# Discord limits (application-commands.mdx); engine/limits.py did not exist when this was written.
-MAX_COMMANDS = 100  # global CHAT_INPUT commands
-MAX_OPTIONS = 25
-MAX_CHOICES = 25
-MAX_SUBCOMMANDS = 25
-MAX_NAME = 32
-MAX_DESCRIPTION = 100
-MAX_CHOICE_NAME = 100
-MAX_CHOICE_VALUE = 100  # string choice values
-MAX_STRING_LENGTH = 6000  # min_length 0–6000, max_length 1–6000
-MAX_COMMAND_CHARS = 4000  # our budget; Discord's docs now say 8000
-INTEGER_LIMIT = 2**53 - 1  # INTEGER and NUMBER bounds: -(2**53 - 1) … 2**53 - 1
+MAX_COMMAND_CHARS = MAX_COMMAND_SIZE  # the engine's figure (Discord's docs: 8000; older ones: 4000)
 
 SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, NUMBER, ATTACHMENT = 1, 2, 3, 4, 5, 10, 11
 _VALUE_TYPES = {STRING, INTEGER, BOOLEAN, 6, 7, 8, 9, NUMBER, ATTACHMENT}
@@ -47,8 +41,12 @@ _CHOICE_TYPES = {STRING, INTEGER, NUMBER}
 _NAME = re.compile(r"^[-_'\w]{1,32}$")  # Discord: [-_'\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}
 
 
-def check_payload(commands: list[dict]) -> list[str]:
-    """Every way ``commands`` (the ``tree.sync()`` body) breaks Discord's limits; [] when none."""
+def check_payload(commands: list[dict], *, size_budget: int = MAX_COMMAND_CHARS) -> list[str]:
+    """Every way ``commands`` (the ``tree.sync()`` body) breaks Discord's limits; [] when none.
+
+    ``size_budget`` caps each command's characters (see :func:`command_chars`); Discord's current
+    docs allow 8000, older docs and libraries 4000.
+    """
     findings = []
     if len(commands) > MAX_COMMANDS:
         findings.append(f"{len(commands)} top-level commands (at most {MAX_COMMANDS})")
@@ -57,9 +55,8 @@ def check_payload(commands: list[dict]) -> list[str]:
         where = f"/{command.get('name')}"
         findings += _check_command(command, where)
         chars = command_chars(command)
-        if chars > MAX_COMMAND_CHARS:
-            findings.append(f"{where}: {chars} characters in names, descriptions and choices "
-                            f"(budget {MAX_COMMAND_CHARS})")
+        if chars > size_budget:
+            findings.append(f"{where}: {chars} characters in names, descriptions and choices (budget {size_budget})")
     return findings
 
 
@@ -99,11 +96,11 @@ def _name_and_description(item: dict, where: str, what: str) -> list[str]:
     findings = []
     name, description = str(item.get("name", "")), str(item.get("description", ""))
     if not _NAME.match(name):
-        findings.append(f"{where}:{what} name {name[:40]!r} must be 1–{MAX_NAME} letters, digits, - or _")
+        findings.append(f"{where}:{what} name {name[:40]!r} must be 1–{MAX_NAME_LENGTH} letters, digits, - or _")
     elif name != name.lower():
         findings.append(f"{where}:{what} name {name!r} must be lowercase")
-    if not 1 <= len(description) <= MAX_DESCRIPTION:
-        findings.append(f"{where}:{what} description has {len(description)} characters (1–{MAX_DESCRIPTION})")
+    if not 1 <= len(description) <= MAX_DESCRIPTION_LENGTH:
+        findings.append(f"{where}:{what} description has {len(description)} characters (1–{MAX_DESCRIPTION_LENGTH})")
     return findings
 
 
@@ -128,10 +125,10 @@ def _choice_problems(choices: list[dict], kind: int) -> Iterable[str]:
         yield f"{len(choices)} choices (at most {MAX_CHOICES})"
     for choice in choices:
         name, value = str(choice.get("name", "")), choice.get("value")
-        if not 1 <= len(name) <= MAX_CHOICE_NAME:
-            yield f"choice name has {len(name)} characters (1–{MAX_CHOICE_NAME})"
-        if kind == STRING and (not isinstance(value, str) or len(value) > MAX_CHOICE_VALUE):
-            yield f"choice {name[:40]!r}: string value must be text of at most {MAX_CHOICE_VALUE} characters"
+        if not 1 <= len(name) <= MAX_CHOICE_NAME_LENGTH:
+            yield f"choice name has {len(name)} characters (1–{MAX_CHOICE_NAME_LENGTH})"
+        if kind == STRING and (not isinstance(value, str) or len(value) > MAX_CHOICE_VALUE_LENGTH):
+            yield f"choice {name[:40]!r}: string value must be text of at most {MAX_CHOICE_VALUE_LENGTH} characters"
         elif kind in (INTEGER, NUMBER) and not _in_number_range(value, integer=kind == INTEGER):
             yield f"choice {name[:40]!r}: value {value!r} is outside the {'INTEGER' if kind == INTEGER else 'NUMBER'} range"
 
@@ -146,10 +143,10 @@ def _bound_problems(option: dict, kind: int) -> Iterable[str]:
             yield f"min_value {low} is bigger than max_value {high}"
     elif kind == STRING:
         low, high = option.get("min_length"), option.get("max_length")
-        if low is not None and not (isinstance(low, int) and 0 <= low <= MAX_STRING_LENGTH):
-            yield f"min_length {low!r} is outside 0–{MAX_STRING_LENGTH}"
-        if high is not None and not (isinstance(high, int) and 1 <= high <= MAX_STRING_LENGTH):
-            yield f"max_length {high!r} is outside 1–{MAX_STRING_LENGTH}"
+        if low is not None and not (isinstance(low, int) and 0 <= low <= MAX_STRING_OPTION_LENGTH):
+            yield f"min_length {low!r} is outside 0–{MAX_STRING_OPTION_LENGTH}"
+        if high is not None and not (isinstance(high, int) and 1 <= high <= MAX_STRING_OPTION_LENGTH):
+            yield f"max_length {high!r} is outside 1–{MAX_STRING_OPTION_LENGTH}"
         if isinstance(low, int) and isinstance(high, int) and low > high:
             yield f"min_length {low} is bigger than max_length {high}"
 
@@ -161,7 +158,7 @@ def _is_number(value: Any) -> bool:
 def _in_number_range(value: Any, *, integer: bool) -> bool:
     if not _is_number(value) or (integer and not isinstance(value, int)):
         return False
-    return -INTEGER_LIMIT <= value <= INTEGER_LIMIT
+    return -MAX_INTEGER <= value <= MAX_INTEGER
 
 
 def _duplicates(names: Iterable[Any], where: str, what: str) -> list[str]:

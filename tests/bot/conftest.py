@@ -1,0 +1,68 @@
+"""Fixtures for the Discord layer: the offline Discord (``discord_fake``), recording command hooks,
+and the catalogs the command tests build from (our fixture catalog and the bundled one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.commands import CommandHooks
+from engine.catalog import Catalog, load_catalog
+
+from .harness import fake_discord
+
+DATA = Path(__file__).parent / "data"
+FIXTURE_MANIFESTS = DATA / "manifests"
+REPO = Path(__file__).resolve().parents[2]
+BUNDLED_MANIFESTS = REPO / "manifests"
+
+
+@dataclass
+class RecordingHooks:
+    """``CommandHooks`` that record every call as ``(hook, args...)``; autocomplete data is settable."""
+
+    calls: list[tuple] = field(default_factory=list)
+    live: dict[str, list[str]] = field(default_factory=dict)
+    jobs: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def hooks(self) -> CommandHooks:
+        def recorder(hook: str):
+            async def record(interaction: Any, *args: Any) -> None:
+                self.calls.append((hook, *args))
+                await interaction.response.defer(thinking=True)
+            return record
+
+        return CommandHooks(run=recorder("run"), setup=recorder("setup"), help=recorder("help"),
+                            status=recorder("status"), workflows=recorder("workflows"),
+                            choices=recorder("choices"), cancel=recorder("cancel"),
+                            live_choices=lambda source: self.live.get(source, []),
+                            user_jobs=lambda user_id: self.jobs.get(user_id, []))
+
+
+@pytest.fixture(scope="session")
+def fixture_catalog() -> Catalog:
+    catalog = load_catalog([FIXTURE_MANIFESTS])
+    assert not catalog.issues, catalog.issues
+    return catalog
+
+
+@pytest.fixture(scope="session")
+def bundled_catalog() -> Catalog:
+    if not any(BUNDLED_MANIFESTS.glob("*.yaml")):
+        pytest.skip("no bundled manifests yet")
+    return load_catalog([BUNDLED_MANIFESTS])
+
+
+@pytest.fixture
+def recording_hooks() -> RecordingHooks:
+    return RecordingHooks()
+
+
+@pytest.fixture
+async def discord_fake():
+    """A started, never-logged-in client with an empty tree; add commands with ``fake.tree.add_command``."""
+    async with fake_discord() as fake:
+        yield fake

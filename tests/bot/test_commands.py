@@ -1,0 +1,196 @@
+"""The generated command surface: payload snapshots, invocation through the offline Discord,
+autocomplete, transform re-validation, static commands and the ``discomfy commands`` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import discord
+import pytest
+
+from bot.cli import main
+from bot.commands import build_commands, command_payload, inert_hooks
+from bot.options import OptionError
+from bot.payload_limits import check_payload
+
+from .conftest import BUNDLED_MANIFESTS, FIXTURE_MANIFESTS
+from .harness import fake_discord
+from .payloads import USER_ID, Opt, Upload
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
+
+
+def _matches_snapshot(name: str, payload: list[dict]) -> None:
+    path = SNAPSHOTS / f"{name}.json"
+    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no snapshot {path.name}; create it with UPDATE_SNAPSHOTS=1"
+    assert json.loads(path.read_text(encoding="utf-8")) == payload, \
+        f"{path.name} differs from the generated payload (regenerate with UPDATE_SNAPSHOTS=1 if intended)"
+
+
+def test_fixture_catalog_payload_matches_snapshot_and_limits(fixture_catalog):
+    payload = command_payload(build_commands(fixture_catalog, inert_hooks()))
+    _matches_snapshot("fixture_catalog", payload)
+    assert check_payload(payload) == []
+
+
+def test_bundled_catalog_payload_matches_snapshot_and_limits(bundled_catalog):
+    assert not bundled_catalog.issues, bundled_catalog.issues
+    payload = command_payload(build_commands(bundled_catalog, inert_hooks()))
+    _matches_snapshot("bundled_catalog", payload)
+    assert check_payload(payload) == []
+
+
+def test_command_shape(fixture_catalog):
+    payload = {c["name"]: c for c in command_payload(build_commands(fixture_catalog, inert_hooks()))}
+    assert list(payload)[:5] == ["help", "status", "workflows", "choices", "cancel"]
+    generate = payload["generate"]  # two manifests → a group with setup + one subcommand each
+    assert [o["name"] for o in generate["options"]] == ["setup", "flux", "sdxl"]
+    assert all(o["type"] == 1 for o in generate["options"])
+    flux = {o["name"]: o for o in generate["options"][1]["options"]}
+    assert "negative" not in flux and "steps" not in flux  # advanced → the Settings modal
+    assert flux["seed"] == {**flux["seed"], "type": 4, "min_value": -1, "max_value": 2**53 - 1}
+    assert flux["lora"]["autocomplete"] is True and "choices" not in flux["lora"]
+    assert [c["value"] for c in flux["sampler"]["choices"]] == ["euler", "euler_ancestral", "dpmpp_2m"]
+    sdxl = {o["name"]: o for o in generate["options"][2]["options"]}
+    assert sdxl["size"]["autocomplete"] is True  # 30 static choices > 25
+    edit = {o["name"]: o for o in payload["edit"]["options"]}  # one manifest → top-level command
+    assert edit["image"]["type"] == 11 and edit["image2"]["type"] == 11  # advanced image stays an option
+    assert "negative-prompt" in edit and "class" in edit
+    assert [o["required"] for o in payload["edit"]["options"]] == sorted(
+        [o["required"] for o in payload["edit"]["options"]], reverse=True)
+    assert payload["spicy"]["nsfw"] is True and generate["nsfw"] is False
+
+
+async def test_subcommand_passes_typed_values_keyed_by_param_name(fixture_catalog, recording_hooks):
+    recording_hooks.live["LoraLoaderModelOnly.lora_name"] = ["flux-style.safetensors", "sd15.safetensors"]
+    async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
+        await fake.slash("generate flux", prompt="a cat", cfg=Opt(10, 7.5), sampler="dpmpp_2m",
+                         lora="flux-style.safetensors", seed=42)
+    assert fake.errors == []
+    (hook, workflow, values), = recording_hooks.calls
+    assert hook == "run" and workflow.name == "flux"
+    assert values == {"prompt": "a cat", "cfg": 7.5, "sampler": "dpmpp_2m", "lora": "flux-style.safetensors",
+                      "seed": 42}
+    assert fake.callbacks() == [{"type": 5}]
+
+
+async def test_attachments_renamed_and_keyword_options_reach_run(fixture_catalog, recording_hooks):
+    async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
+        await fake.dispatch(fake.slash_payload("edit", {
+            "prompt": "make it blue", "image": Upload("in.png", PNG), "negative-prompt": "blurry",
+            "class": 2, "fast": True}))
+        (_, workflow, values), = recording_hooks.calls
+        assert workflow.name == "edit-qwen"
+        assert set(values) == {"prompt", "image", "negative-prompt", "class", "fast"}  # unset options dropped
+        assert values["negative-prompt"] == "blurry" and values["class"] == 2 and values["fast"] is True
+        assert isinstance(values["image"], discord.Attachment) and values["image"].filename == "in.png"
+        assert await values["image"].read() == PNG  # served by the harness CDN
+
+
+async def test_out_of_range_value_is_rejected_naming_the_param(fixture_catalog, recording_hooks):
+    async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
+        await fake.slash("edit", prompt="make it blue", image=Upload("in.png", PNG), steps=999)
+    assert recording_hooks.calls == []
+    (error,), = [fake.errors]
+    assert isinstance(error, OptionError) and str(error) == "steps: must be ≤ 20"
+    assert error.param_error.param == "steps"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"size": "999"}, "size: is not one of the offered choices"),  # autocomplete: Discord does not enforce
+    ({"lora": "sd15.safetensors"}, "lora: is not available on the server"),  # filtered out by (?i)flux
+])
+async def test_free_autocomplete_values_are_revalidated(fixture_catalog, recording_hooks, options, message):
+    recording_hooks.live["LoraLoaderModelOnly.lora_name"] = ["flux-style.safetensors", "sd15.safetensors"]
+    command = "generate sdxl" if "size" in options else "generate flux"
+    async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
+        await fake.slash(command, prompt="a cat", **options)
+    assert recording_hooks.calls == []
+    assert [str(e) for e in fake.errors] == [message]
+
+
+async def test_non_image_attachment_is_rejected(fixture_catalog, recording_hooks):
+    async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
+        await fake.slash("upscale", image=Upload("notes.txt", b"hello", "text/plain"))
+    assert recording_hooks.calls == []
+    assert [str(e) for e in fake.errors] == ["image: must be an image (PNG, JPEG or WebP)"]
+
+
+async def test_autocomplete_static_choices_ranks_prefix_first(fixture_catalog, recording_hooks):
+    async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
+        suggestions = await fake.autocomplete("generate sdxl", {"prompt": "x", "size": "12"}, focused="size")
+    assert [s["value"] for s in suggestions] == ["1216", "1280", "512", "2112"]
+
+
+async def test_autocomplete_live_list_is_filtered_and_capped(fixture_catalog, recording_hooks):
+    recording_hooks.live["LoraLoaderModelOnly.lora_name"] = (
+        [f"flux-{i:03}.safetensors" for i in range(60)] + ["sdxl-anime.safetensors", "x" * 120 + "flux"])
+    async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
+        everything = await fake.autocomplete("generate flux", {"lora": ""}, focused="lora")
+        narrowed = await fake.autocomplete("generate flux", {"lora": "FLUX-05"}, focused="lora")
+    assert len(everything) == 25 and all("flux" in s["value"] for s in everything)
+    assert [s["value"] for s in narrowed] == [f"flux-05{i}.safetensors" for i in range(10)]
+
+
+async def test_setup_subcommand_calls_the_setup_hook(fixture_catalog, recording_hooks):
+    async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
+        await fake.slash("generate setup")
+    assert recording_hooks.calls == [("setup", "generate")]
+
+
+async def test_static_commands_delegate_to_hooks(fixture_catalog, recording_hooks):
+    recording_hooks.jobs[USER_ID] = [("abc123", "flux: a cat (running)"), ("def456", "sdxl: a dog (queued)")]
+    async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
+        for name in ("help", "status", "workflows"):
+            await fake.slash(name)
+        sources = await fake.autocomplete("choices", {"source": "upscale"}, focused="source")
+        await fake.slash("choices", source="UpscaleModelLoader.model_name", filter="4x")
+        jobs = await fake.autocomplete("cancel", {"job": "dog"}, focused="job")
+        await fake.slash("cancel", job="def456")
+        await fake.slash("choices", source="Nope.input")
+    assert [s["value"] for s in sources] == ["UpscaleModelLoader.model_name"]
+    assert jobs == [{"name": "sdxl: a dog (queued)", "value": "def456"}]
+    assert recording_hooks.calls == [("help",), ("status",), ("workflows",),
+                                     ("choices", "UpscaleModelLoader.model_name", "4x"), ("cancel", "def456")]
+    assert [str(e) for e in fake.errors] == ["source: is not a list any workflow uses"]
+
+
+async def test_sync_puts_exactly_the_generated_payload(fixture_catalog):
+    commands = build_commands(fixture_catalog, inert_hooks())
+    expected = command_payload(commands)
+    async with fake_discord(commands) as fake:
+        await fake.tree.sync()
+    (put,) = [r for r in fake.sent("http") if r.method == "PUT"]
+    assert put.path.endswith("/commands") and put.payload == expected
+
+
+def test_cli_prints_the_sync_payload(capsys, fixture_catalog):
+    assert main(["commands", "--json", "--manifests", str(FIXTURE_MANIFESTS)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == command_payload(build_commands(fixture_catalog, inert_hooks()))
+
+
+def test_cli_fails_on_a_payload_discord_would_reject(capsys, tmp_path):
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "w.json").write_text(json.dumps({"1": {"class_type": "X", "inputs": {"v": 1.0}}}))
+    (tmp_path / "manifests" / "huge.yaml").write_text(
+        "description: floats out of Discord's range\nworkflow: w.json\n"
+        "params:\n  v: {type: float, min: -1.0e300, max: 1.0e300, bind: '$[\"1\"].inputs.v'}\n")
+    assert main(["commands", "--manifests", str(tmp_path / "manifests")]) == 1
+    err = capsys.readouterr().err
+    assert "/huge: option 'v': min_value -1e+300 is outside the NUMBER range" in err
+
+
+def test_cli_outline_lists_bundled_commands(capsys):
+    if not any(BUNDLED_MANIFESTS.glob("*.yaml")):
+        pytest.skip("no bundled manifests yet")
+    main(["commands"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:5] == ["/help", "/status", "/workflows", "/choices source filter?", "/cancel job"]
