@@ -174,6 +174,7 @@ def test_video_is_transcoded_under_the_limit_and_still_plays(noisy_mp4, tmp_path
     assert len(fitted.data) <= limit
     assert (fitted.filename, fitted.mime, fitted.changed) == ("clip.mp4", "video/mp4", True)
     assert fitted.notice.startswith("Re-encoded as H.264 MP4 (")
+    assert fitted.data.find(b"moov") < fitted.data.find(b"mdat")  # faststart: playable while loading
     path = tmp_path / "fitted.mp4"
     path.write_bytes(fitted.data)
     with VideoFileClip(str(path)) as clip:
@@ -210,9 +211,13 @@ def test_grid_centres_smaller_images_in_cells_the_size_of_the_largest():
     blue = encode(Image.new("RGB", (40, 40), (0, 0, 255)), "PNG")
     grid = decode(make_grid([red, blue], limit=10 * 1024 * 1024)).convert("RGB")
     assert grid.size == (80, 40)
-    assert grid.getpixel((20, 20)) == (255, 0, 0)
-    assert grid.getpixel((2, 2)) == (0, 0, 0)
-    assert grid.getpixel((60, 20)) == (0, 0, 255)
+
+    def close(xy, colour):  # JPEG: colours survive only approximately
+        return all(abs(a - b) <= 12 for a, b in zip(grid.getpixel(xy), colour))
+
+    assert close((20, 20), (255, 0, 0))
+    assert close((2, 2), (0, 0, 0))
+    assert close((60, 20), (0, 0, 255))
 
 
 def test_grid_is_fitted_to_the_limit():
@@ -220,6 +225,7 @@ def test_grid_is_fitted_to_the_limit():
     data = make_grid(images, limit=LIMIT)
     assert len(data) <= LIMIT
     assert sniff_image_mime(data) == "image/jpeg"
+    assert decode(data).size == (400, 400)
 
 
 def test_grid_needs_images():
