@@ -7,7 +7,7 @@ import re
 
 import discord
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.buttons import (
@@ -116,6 +116,7 @@ async def test_custom_ids_round_trip_through_templates():
         assert sum(bool(cls.__discord_ui_compiled_template__.match(button.custom_id)) for cls in DYNAMIC_ITEMS) == 1
 
 
+@settings(max_examples=40)
 @given(st.text("abcdef0123456789", min_size=1, max_size=40), st.integers(1, 99),
        st.from_regex(re.compile(r"[-_a-z0-9]{1,32}"), fullmatch=True))
 def test_longest_action_id_fits(job, index, target):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import discord
@@ -35,6 +36,7 @@ def workflow_of(params: dict, *, name: str = "test", title: str = "", **manifest
     return Workflow(Manifest.model_validate(data), {}, {}, YamlSource(f"{name}.yaml", data, None))
 
 
+@lru_cache(maxsize=None)
 def flux() -> Workflow:
     return load_workflow(ROOT / "manifests" / "flux.yaml", ROOT / "workflows")
 

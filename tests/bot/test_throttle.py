@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.throttle import EditThrottle, token_alive, token_deadline
@@ -65,6 +65,7 @@ def test_final_always_goes_through():
     assert throttle.should_send("done", final=True)
 
 
+@settings(max_examples=50)
 @given(st.lists(st.tuples(st.floats(min_value=0, max_value=3), st.integers(0, 3)), max_size=50))
 def test_sent_edits_are_never_closer_than_min_interval(steps):
     throttle, clock = make(min_interval=1.5, heartbeat=4)
