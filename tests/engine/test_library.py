@@ -3,6 +3,7 @@ way the recorded ComfyUI /object_info says, and every manifest's binds and bypas
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 from engine import apply_params, load_catalog
 from engine.binding import is_link
+from engine.validate import validate_paths
+from tests.fake_comfy.validate import validate_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
 OBJECT_INFO = json.loads((ROOT / "tests/data/comfyui/object_info.json").read_text(encoding="utf-8"))
@@ -119,6 +122,21 @@ def test_defaults_produce_a_complete_graph_with_every_value_bound(name):
             if target.node_id not in applied.bypassed:
                 assert applied.graph[target.node_id]["inputs"][target.input_name] == value, param
     assert set(workflow.output_nodes()) <= set(applied.graph)
+
+
+def test_engine_validate_with_the_recorded_object_info_finds_nothing():
+    report = validate_paths([ROOT / "manifests"], workflows_dir=ROOT / "workflows", object_info=OBJECT_INFO)
+    assert report.lines() == [summary.line() for summary in report.manifests]  # no issue lines
+    assert report.ok and len(report.manifests) == len(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fake_comfyui_accepts_the_applied_graph(name):
+    workflow = CATALOG[name]
+    graph = copy.deepcopy(apply_params(workflow, _required_values(workflow)).graph)  # the validator converts in place
+    verdict = validate_prompt(graph, OBJECT_INFO, lambda _name: True)
+    assert verdict.error is None and verdict.node_errors == {}
+    assert sorted(verdict.outputs) == sorted(workflow.output_nodes())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
