@@ -53,8 +53,10 @@ def video(frames: int, side: int) -> bytes:
 
     rng = np.random.default_rng(3)
     base = np.asarray(photo_like(side)).astype(np.int16)
-    clip_frames = [np.clip(np.roll(base, 4 * i, axis=1) + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
-                   for i in range(frames)]
+    clip_frames = [
+        np.clip(np.roll(base, 4 * i, axis=1) + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
+        for i in range(frames)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mp4"
         ImageSequenceClip(clip_frames, fps=16).write_videofile(

@@ -47,6 +47,7 @@ EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif"}
 STILL_QUALITIES = (95, 90, 80, 70, 60)
 ANIMATED_QUALITIES = (80, 60, 40)
 DOWNSCALE_QUALITY = 80
+WEBP_MAX_SIDE = 16383
 MIN_SIDE = 32  # below this a downscaled image is useless: give up instead
 GRID_MAX_SIDE = 4096  # a grid is a preview; the full-size images are sent separately
 VIDEO_MARGIN = 0.92  # container overhead and bitrate overshoot
@@ -98,14 +99,22 @@ def fit_file(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile
     """
     if len(data) <= limit:
         return FittedFile(data, filename, mime, changed=False, notice="")
-    image = _open_image(data)
-    if image is not None:
-        with image:
-            if getattr(image, "is_animated", False):
-                return _fit_animated(image, filename=filename, limit=limit)
-            return _fit_still_file(image, filename=filename, source_size=len(data), limit=limit)
-    if _looks_like_video(data, mime):
-        return _fit_video(data, filename=filename, limit=limit)
+    try:
+        image = _open_image(data)
+        if image is not None:
+            with image:
+                if getattr(image, "is_animated", False):
+                    return _fit_animated(image, filename=filename, limit=limit)
+                return _fit_still_file(image, filename=filename, source_size=len(data), limit=limit)
+        if _looks_like_video(data, mime):
+            return _fit_video(data, filename=filename, limit=limit)
+    except (OSError, ValueError, EOFError, SyntaxError, KeyError, IndexError, AttributeError) as exc:
+        # Corrupt or exotic files (Pillow, ffmpeg or moviepy choked): report, never crash.
+        log.warning("could not re-encode a %d-byte file: %s", len(data), type(exc).__name__)
+        log.debug("re-encoding failure", exc_info=True)
+        raise TooLargeError(
+            f"This file is too large for Discord's {_human(limit)} limit and could not be re-encoded."
+        ) from None
     raise TooLargeError(f"This file is too large for Discord's {_human(limit)} limit.")
 
 
@@ -203,7 +212,7 @@ def _fit_still(image: Image.Image, *, try_lossless: bool, limit: int) -> _Encode
         encoded = _encode_still(image, "PNG", None)
         if len(encoded.data) <= limit:
             return encoded
-    lossy = "WEBP" if _has_alpha(image) else "JPEG"
+    lossy = "WEBP" if _has_alpha(image) and max(image.size) <= WEBP_MAX_SIDE else "JPEG"
     for quality in STILL_QUALITIES:
         encoded = _encode_still(image, lossy, quality)
         if len(encoded.data) <= limit:
@@ -245,9 +254,6 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
 
 
-# --- animated images ----------------------------------------------------------------------
-
-
 def _fit_animated(image: Image.Image, *, filename: str, limit: int) -> FittedFile:
     frames, durations = [], []
     for frame in ImageSequence.Iterator(image):
@@ -277,9 +283,6 @@ def _fit_animated(image: Image.Image, *, filename: str, limit: int) -> FittedFil
     return FittedFile(encoded.data, _renamed(filename, ".webp"), "image/webp", True, notice)
 
 
-# --- video --------------------------------------------------------------------------------
-
-
 def _looks_like_video(data: bytes, mime: str) -> bool:
     # MP4/MOV carry "ftyp" at offset 4; WebM/MKV start with the EBML magic number.
     return mime.startswith("video/") or data[4:8] == b"ftyp" or data[:4] == b"\x1aE\xdf\xa3"
@@ -292,18 +295,11 @@ def _fit_video(data: bytes, *, filename: str, limit: int) -> FittedFile:
     with tempfile.TemporaryDirectory(prefix="discomfy-fit-") as tmp:
         source = Path(tmp) / ("source" + (PurePath(filename).suffix or ".mp4"))
         source.write_bytes(data)
-        try:
-            with VideoFileClip(str(source)) as clip:
-                duration, original, fps = clip.duration or 0.0, tuple(clip.size), clip.fps or 24
-                has_audio = clip.audio is not None
-                first_frame = clip.get_frame(0)
-            attempt = _transcode_attempts(source, Path(tmp), duration, original, fps, has_audio, limit)
-        except (OSError, ValueError, KeyError, IndexError, AttributeError) as exc:
-            log.warning("could not re-encode a %d-byte video: %s", len(data), type(exc).__name__)
-            log.debug("video re-encoding failure", exc_info=True)
-            raise TooLargeError(
-                f"This video is too large for Discord's {_human(limit)} limit and could not be re-encoded."
-            ) from None
+        with VideoFileClip(str(source)) as clip:
+            duration, original, fps = clip.duration or 0.0, tuple(clip.size), clip.fps or 24
+            has_audio = clip.audio is not None
+            first_frame = clip.get_frame(0)
+        attempt = _transcode_attempts(source, Path(tmp), duration, original, fps, has_audio, limit)
     if attempt is not None:
         video, size, kbps = attempt
         notice = f"Re-encoded as H.264 MP4 ({kbps:,} kbps"

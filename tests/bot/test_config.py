@@ -62,7 +62,11 @@ def test_environment_only():
 
 def test_old_bot_variable_names_still_work():
     settings = load_settings(
-        env={"DISCORD_TOKEN": TOKEN, "DISCORD_GUILD_ID": "7", "COMFYUI_URL": "http://host.docker.internal:8188"}
+        env={
+            "DISCORD_TOKEN": TOKEN,
+            "DISCORD_GUILD_ID": "7",
+            "COMFYUI_URL": "http://host.docker.internal:8188",
+        }
     )
     assert settings.guild_ids == [7]
     assert settings.backends[0].url == "http://host.docker.internal:8188"

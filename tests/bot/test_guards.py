@@ -133,7 +133,8 @@ def test_check_rate_global_limit_refuses_without_spending_the_users_slot():
     per_user = RateLimiter(1, 60, clock=clock)
     overall = RateLimiter(1, 30, clock=clock)
     assert check_rate(1, per_user=per_user, overall=overall) is None
-    assert check_rate(2, per_user=per_user, overall=overall) == "The bot is busy right now: try again in 30 s."
+    busy = "The bot is busy right now: try again in 30 s."
+    assert check_rate(2, per_user=per_user, overall=overall) == busy
     clock.now += 30
     assert check_rate(2, per_user=per_user, overall=overall) is None
 
