@@ -1,4 +1,4 @@
-"""Node implementations of the fake ComfyUI: real Pillow/moviepy work, no models.
+"""Node implementations of the fake ComfyUI: real Pillow/ffmpeg work, no models.
 
 IMAGE values are lists of RGB ``PIL.Image`` (one per batch item), MASK values lists of "L"
 images. Classes without an implementation here run as *generic* nodes (``run_generic``): they
@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
 from PIL import Image, ImageOps
 
 __all__ = [
@@ -189,10 +189,15 @@ async def create_video(ctx: NodeContext, i: dict) -> NodeResult:
 
 
 def _write_clip(frames: list, fps: float, path: object, codec: str, extra: list[str]) -> None:
-    from moviepy import ImageSequenceClip  # imported lazily: slow import, only video nodes need it
+    """Encode frames with the ffmpeg binary moviepy ships (imageio-ffmpeg); importing moviepy takes seconds."""
+    import imageio_ffmpeg
 
-    clip = ImageSequenceClip([np.asarray(f.convert("RGB")) for f in frames], fps=fps)
-    clip.write_videofile(str(path), codec=codec, audio=False, logger=None, ffmpeg_params=extra)
+    width, height = frames[0].size
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+               "-c:v", codec, *extra, str(path)]
+    raw = b"".join(frame.convert("RGB").resize((width, height)).tobytes() for frame in frames)
+    subprocess.run(command, input=raw, check=True, capture_output=True)
 
 
 async def _save_animation(ctx: NodeContext, prefix: str, ext: str, writer: Callable[[object], None]) -> NodeResult:
@@ -209,7 +214,7 @@ async def save_video(ctx: NodeContext, i: dict) -> NodeResult:
 
 async def save_webm(ctx: NodeContext, i: dict) -> NodeResult:
     return await _save_animation(ctx, i["filename_prefix"], "webm", lambda p: _write_clip(
-        i["images"], i["fps"], p, "libvpx-vp9", ["-crf", str(int(i["crf"])), "-b:v", "0"]))
+        i["images"], i["fps"], p, "libvpx-vp9", ["-crf", str(int(i["crf"])), "-b:v", "0", "-pix_fmt", "yuv420p"]))
 
 
 async def save_animated_webp(ctx: NodeContext, i: dict) -> NodeResult:

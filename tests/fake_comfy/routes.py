@@ -136,8 +136,9 @@ async def view(request: web.Request) -> web.Response:
 
 
 def _live_entry(fake: FakeComfy, class_type: str) -> dict:
-    entry = copy.deepcopy(fake.object_info[class_type])
-    if class_type == "LoadImage":
+    entry = fake.object_info[class_type]
+    if class_type == "LoadImage":  # the choice list is the input folder, read per request
+        entry = copy.deepcopy(entry)
         entry["input"]["required"]["image"][0] = fake.files.input_names()
     return entry
 

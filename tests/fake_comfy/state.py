@@ -49,7 +49,8 @@ class FakeComfy:
         self.history = History()
         self.hub = Hub()
         self.http = HttpFaults()
-        self.object_info = object_info if object_info is not None else object_info_snapshot()
+        # shared and never mutated here: the routes copy what they change (LoadImage's file list)
+        self.object_info = object_info if object_info is not None else object_info_snapshot(shared=True)
         self.time_scale = time_scale
         self.node_seconds: dict[str, float] = {}
         self.temp_prefix = "ComfyUI_temp_" + "".join(random.choices(string.ascii_lowercase, k=5))

@@ -43,9 +43,9 @@ def _object_info() -> dict:
     return json.loads((DATA_DIR / "object_info.json").read_text())
 
 
-def object_info_snapshot() -> dict:
-    """A fresh copy of the recorded ``GET /object_info``."""
-    return copy.deepcopy(_object_info())
+def object_info_snapshot(*, shared: bool = False) -> dict:
+    """The recorded ``GET /object_info``: a fresh copy, or the shared read-only one (fast)."""
+    return _object_info() if shared else copy.deepcopy(_object_info())
 
 
 def info_body(route: str) -> object:
