@@ -21,7 +21,8 @@ import discord
 
 from engine.catalog import Workflow
 
-from .modals import FIELDS_PER_MODAL, LiveChoices, ModalId, ParamModal, new_nonce, page_title
+from .modals import (FIELDS_PER_MODAL, LiveChoices, ModalId, ParamModal, from_earlier_run, new_nonce, page_title,
+                     parse_modal_custom_id, raw_modal_values)
 
 __all__ = [
     "HOOKS_ATTRIBUTE",
@@ -42,6 +43,7 @@ __all__ = [
     "action_modal",
     "result_view",
     "progress_view",
+    "resume_modal",
 ]
 
 HOOKS_ATTRIBUTE = "discomfy_buttons"
@@ -50,6 +52,7 @@ _JOB = r"(?P<job>[-_a-z0-9]{1,40})"
 NOT_OWNER = "Only the person who started this job can do that."
 UNKNOWN_JOB = "I no longer know this job, so this button cannot work."
 UNAVAILABLE = "This button is not available right now."
+STALE_FORM = "This form was opened before the bot restarted; please open it again."
 
 
 @dataclass(frozen=True)
@@ -319,3 +322,31 @@ def progress_view(job_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(CancelButton(job_id))
     return view
+
+
+async def _rebuilt_modal(hooks: ButtonHooks, modal_id: ModalId) -> ParamModal | None:
+    job = await hooks.job(modal_id.key) if modal_id.purpose in ("tweak", "act") else None
+    if job is None:
+        return None
+    if modal_id.purpose == "tweak":
+        return tweak_modal(hooks, modal_id.key, job, modal_id.page)
+    target = hooks.workflow(modal_id.target)
+    return action_modal(hooks, modal_id.key, job, modal_id.page, target) if target else None
+
+
+async def resume_modal(interaction: discord.Interaction) -> bool:
+    """For the app's ``on_interaction``: answer a tweak/action modal submitted after a restart
+    (discord.py drops those silently) by rebuilding it from its custom_id and the job store.
+    Returns True when the interaction was ours and has been answered."""
+    if interaction.type is not discord.InteractionType.modal_submit:
+        return False
+    modal_id = parse_modal_custom_id(str((interaction.data or {}).get("custom_id", "")))
+    if modal_id is None or not from_earlier_run(modal_id):
+        return False
+    hooks = hooks_of(interaction.client)
+    modal = await _rebuilt_modal(hooks, modal_id) if hooks else None
+    if modal is None:
+        await _tell(interaction, STALE_FORM)
+    else:
+        await modal.handle(interaction, raw_modal_values(interaction.data or {}))
+    return True

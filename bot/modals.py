@@ -40,6 +40,7 @@ __all__ = [
     "ParamModal",
     "parse_modal_custom_id",
     "new_nonce",
+    "from_earlier_run",
     "raw_modal_values",
     "settings_modals",
     "check_fields",
@@ -53,7 +54,7 @@ FIELDS_PER_MODAL = 5
 TITLE_LIMIT, LABEL_LIMIT, DESCRIPTION_LIMIT, PLACEHOLDER_LIMIT = 45, 45, 100, 100
 TEXT_INPUT_LIMIT, OPTION_LIMIT, SELECT_OPTIONS = 4000, 100, 25
 NONE_VALUE = "__none__"
-MODAL_TIMEOUT = 900.0
+MODAL_TIMEOUT = 3600.0  # users may write a long prompt; the submit is a fresh interaction
 
 OnValues = Callable[[discord.Interaction, dict[str, Any]], Awaitable[None]]
 LiveChoices = Callable[[str], Sequence[str]]  # a ``choices_from`` source → the server's list
@@ -92,8 +93,18 @@ def parse_modal_custom_id(custom_id: str) -> ModalId | None:
     return ModalId(match["purpose"], match["key"], int(match["page"]), match["target"] or "", match["nonce"] or "")
 
 
+BOOT = os.urandom(2).hex()  # marks ids minted by this process (a constant, not state)
+
+
 def new_nonce() -> str:
-    return os.urandom(4).hex()
+    """Unique per modal opening; starts with this process's ``BOOT`` mark."""
+    return BOOT + os.urandom(2).hex()
+
+
+def from_earlier_run(modal_id: ModalId) -> bool:
+    """True for a modal opened before this process started: its object is gone, so nothing
+    but an ``on_interaction`` fallback will answer its submit."""
+    return bool(modal_id.nonce) and not modal_id.nonce.startswith(BOOT)
 
 
 def raw_modal_values(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,6 +277,8 @@ class ParamModal(discord.ui.Modal):
         await self.handle(interaction, self.submitted())
 
     async def handle(self, interaction: discord.Interaction, raw: Mapping[str, Any]) -> None:
+        """Check ``raw`` (field → submitted value) and call the hook, or list every problem."""
+        raw = {name: value for name, value in raw.items() if name in self.inputs}
         values, errors = check_fields(self.workflow, raw, kept=self.kept, live=self.live)
         if errors:
             await interaction.response.send_message("\n".join(errors)[:2000], ephemeral=True)

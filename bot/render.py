@@ -103,8 +103,12 @@ def progress_embed(
     *,
     prompt_preview: str | None = None,
     elapsed: float | None = None,
+    preview_url: str | None = None,
 ) -> discord.Embed:
-    """The progress message for one job; ``event`` None means "submitted, nothing heard yet"."""
+    """The progress message for one job; ``event`` None means "submitted, nothing heard yet".
+
+    ``preview_url`` shows a live preview, e.g. ``"attachment://preview.jpg"`` for ``event.preview``
+    sent as a file with the edit."""
     title = clip(workflow_title, 200)
     lines = [f"> {clip(' '.join(prompt_preview.split()), PROMPT_PREVIEW_LIMIT)}"] if prompt_preview else []
     if event is None:
@@ -116,6 +120,8 @@ def progress_embed(
     embed = discord.Embed(title=_STATE_TITLES[event.state].format(title=title), description="\n".join(lines),
                           colour=STATE_COLOURS[event.state])
     _progress_fields(embed, event, event.elapsed if elapsed is None else elapsed)
+    if preview_url and not event.finished:
+        embed.set_image(url=preview_url)
     return embed
 
 

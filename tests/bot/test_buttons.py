@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bot.buttons import (
     DYNAMIC_ITEMS,
     NOT_OWNER,
+    STALE_FORM,
     UNAVAILABLE,
     UNKNOWN_JOB,
     ActionButton,
@@ -27,9 +28,10 @@ from bot.buttons import (
     install_buttons,
     progress_view,
     result_view,
+    resume_modal,
     tweak_params,
 )
-from bot.modals import parse_modal_custom_id
+from bot.modals import BOOT, ModalId, parse_modal_custom_id
 from tests.bot.harness import fake_discord
 from tests.bot.payloads import USER_ID, message_data, snowflake
 from tests.bot.test_render import flux, workflow_of
@@ -259,3 +261,53 @@ async def test_without_hooks_buttons_say_so():
         fake.client.add_dynamic_items(*DYNAMIC_ITEMS)
         await click(fake, f"dc:rerun:{JOB}")
         assert fake.callbacks()[-1]["data"]["content"] == UNAVAILABLE
+
+
+def stale_id(purpose: str, key: str, page: int, target: str = "") -> str:
+    foreign = "ffff" if not BOOT.startswith("ff") else "0000"
+    return ModalId(purpose, key, page, target, foreign + "0001").to_custom_id()
+
+
+@pytest.fixture
+async def restarted(fresh):
+    """``fresh`` plus the app's on_interaction fallback; records what resume_modal answered."""
+    fake, app = fresh
+    handled = []
+
+    @fake.client.event
+    async def on_interaction(interaction):
+        handled.append(await resume_modal(interaction))
+
+    yield fake, app, handled
+
+
+async def test_tweak_modal_from_before_a_restart_still_runs(restarted):
+    fake, app, handled = restarted
+    fields = {"steps": "12", "guidance": "3.5", "batch": "1", "seed": "4242"}
+    await fake.dispatch(fake.modal_payload(stale_id("tweak", JOB, 2), fields))
+    assert handled == [True]
+    assert app.calls == [("run", "flux", {**FLUX_VALUES, "steps": 12})]
+
+
+async def test_action_modal_from_before_a_restart_checks_values(restarted):
+    fake, app, handled = restarted
+    await fake.dispatch(fake.modal_payload(stale_id("act", JOB, 1, "edit"), {"prompt": "", "steps": "50"}))
+    assert fake.callbacks()[-1]["data"]["content"].splitlines() == ["prompt: is required", "steps: must be ≤ 20"]
+    await fake.dispatch(fake.modal_payload(stale_id("act", JOB, 1, "edit"), {"prompt": "bluer", "steps": ""}))
+    assert app.calls == [("action", JOB, 1, "edit", {"prompt": "bluer", "steps": None})]
+
+
+async def test_setup_modal_from_before_a_restart_is_explained(restarted):
+    fake, app, handled = restarted
+    await fake.dispatch(fake.modal_payload(stale_id("setup", "flux", 1), {"prompt": "x"}))
+    assert fake.callbacks()[-1]["data"]["content"] == STALE_FORM and app.calls == []
+
+
+async def test_live_modals_are_left_to_discord_py(restarted):
+    fake, app, handled = restarted
+    await fake.dispatch(fake.component_payload(f"dc:tweak:{JOB}:2", message=result_message()))
+    modal = fake.callbacks()[-1]["data"]
+    await fake.dispatch(fake.modal_payload(modal["custom_id"], {"steps": "9", "guidance": "3.5", "batch": "1",
+                                                                "seed": "4242"}))
+    assert handled == [False, False]  # the click and the submit: neither is the fallback's business
+    assert app.calls == [("run", "flux", {**FLUX_VALUES, "steps": 9})]

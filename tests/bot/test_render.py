@@ -90,6 +90,13 @@ def test_terminal_colours_and_error():
     assert cancelled.colour == STATE_COLOURS[JobState.CANCELLED] != discord.Colour.green()
 
 
+def test_preview_image_only_while_running():
+    running = progress_embed("Flux", ProgressEvent(JobState.RUNNING), preview_url="attachment://preview.jpg")
+    assert running.image.url == "attachment://preview.jpg"
+    done = progress_embed("Flux", ProgressEvent(JobState.DONE), preview_url="attachment://preview.jpg")
+    assert done.image.url is None
+
+
 def test_no_event_yet_and_elapsed_override():
     assert "starting" in progress_embed("Flux", None).title
     embed = progress_embed("Flux", ProgressEvent(JobState.RUNNING, elapsed=1), elapsed=125)
