@@ -1,0 +1,289 @@
+"""The pool of ComfyUI backends: health, cached ``object_info``, queue lengths and routing.
+
+One ``ComfyClient`` (one aiohttp session) and one ``EventStream`` (one websocket) per backend for
+the process lifetime. A health loop per backend polls ``GET /queue``: a failed poll, or the
+websocket staying disconnected for more than ``DOWN_AFTER_INTERVALS`` intervals, marks the
+backend down (``on_down`` callbacks fire once per fall); when it answers again its
+``object_info`` is refreshed and it rejoins. ``object_info`` is also refreshed every
+``object_info_ttl`` seconds.
+
+``pick`` routes with the pure rules of ``engine.routing``: up, has every node class and combo
+value (model file) the graph uses, shortest queue first. Nothing here shows a URL: backends are
+known by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .client import ComfyClient, Timeouts
+from .errors import ComfyError, ComfyUnavailable
+from .events import EventStream
+from .routing import combo_options, graph_requirements, no_backend_reason, rank_backends
+
+__all__ = ["Backend", "BackendPool", "BackendStatus", "rank_backends"]
+
+log = logging.getLogger(__name__)
+
+DOWN_AFTER_INTERVALS = 2.0  # websocket disconnected this many health intervals → down
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What users may see about a backend (never its URL)."""
+
+    name: str
+    up: bool
+    running: int
+    pending: int
+    version: str | None
+
+
+# -- one backend ----------------------------------------------------------------------------
+
+RESERVATION_SECONDS = 10.0  # a pick counts towards the queue until submitted, at most this long
+
+
+class Backend:
+    """One ComfyUI server: its client, websocket, health, cached ``object_info`` and queue counts.
+
+    ``load`` is what routing compares: the server's last reported queue (``running`` +
+    ``pending``), plus our submissions it has not reported yet, plus fresh picks not yet submitted.
+    """
+
+    def __init__(self, name: str, client: ComfyClient, events: EventStream):
+        self.name = name
+        self.client = client
+        self.events = events
+        self.up = False
+        self.object_info: dict[str, Any] = {}
+        self.version: str | None = None
+        self.running = 0
+        self.pending = 0
+        self.in_flight: set[str] = set()
+        self.info_fetched_at: float | None = None
+        self.ws_down_since: float | None = None
+        self._unreported = 0
+        self._reservations: list[float] = []
+
+    @property
+    def load(self) -> int:
+        now = time.monotonic()
+        self._reservations = [t for t in self._reservations if now - t < RESERVATION_SECONDS]
+        reported = self.running + self.pending + self._unreported
+        return max(reported, len(self.in_flight)) + len(self._reservations)
+
+    def reserve(self) -> None:
+        self._reservations.append(time.monotonic())
+
+    def submitted(self, prompt_id: str) -> None:
+        if self._reservations:
+            self._reservations.pop(0)
+        self.in_flight.add(prompt_id)
+        self._unreported += 1
+
+    def finished(self, prompt_id: str) -> None:
+        self.in_flight.discard(prompt_id)
+
+    def report_queue(self, running: int, pending: int) -> None:
+        """The server's own count (``GET /queue``, or ``status`` broadcasts via ``report_remaining``)."""
+        self.running, self.pending, self._unreported = max(running, 0), max(pending, 0), 0
+
+    def report_remaining(self, queue_remaining: int) -> None:
+        running = min(1, max(queue_remaining, 0))  # ComfyUI runs one prompt at a time
+        self.report_queue(running, queue_remaining - running)
+
+    def status(self) -> BackendStatus:
+        return BackendStatus(self.name, self.up, self.running, self.pending, self.version)
+
+    def __repr__(self) -> str:  # no URL
+        return f"<Backend {self.name} {'up' if self.up else 'down'} load={self.load}>"
+
+
+# -- the pool -------------------------------------------------------------------------------
+
+DownCallback = Callable[[Backend], Awaitable[None]]
+
+
+class BackendPool:
+    """Every configured backend, kept healthy and routable (see the module docstring)."""
+
+    def __init__(self, backends: Sequence[tuple[str, str]], *, client_id: str,
+                 session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+                 health_interval: float = 5.0, object_info_ttl: float = 300.0,
+                 health_timeout: float | None = None, timeouts: Timeouts | None = None):
+        names = [name for name, _ in backends]
+        if not names or len(set(names)) != len(names):
+            raise ValueError("backends need at least one entry and unique names")
+        self._configured = list(backends)
+        self._client_id = client_id
+        self._session_factory = session_factory
+        self._timeouts = timeouts
+        self._sessions: list[aiohttp.ClientSession] = []
+        self.health_interval = health_interval
+        self.object_info_ttl = object_info_ttl
+        self.health_timeout = health_timeout if health_timeout is not None else max(health_interval, 2.0)
+        self._backends: dict[str, Backend] = {}
+        self._down_callbacks: list[DownCallback] = []
+        self._tasks: list[asyncio.Task] = []
+        self._callback_tasks: set[asyncio.Task] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open every client and websocket and check every backend once (down ones stay down)."""
+        for name, url in self._configured:
+            session = self._session_factory() if self._session_factory else None
+            if session is not None:
+                self._sessions.append(session)
+            client = ComfyClient(url, client_id=self._client_id, name=name, session=session, timeouts=self._timeouts)
+            self._backends[name] = Backend(name, client, self._event_stream(client))
+        await asyncio.gather(*(self._open(b) for b in self._backends.values()))
+        for backend in self._backends.values():
+            self._tasks.append(asyncio.create_task(self._watch(backend), name=f"health {backend.name}"))
+            self._tasks.append(asyncio.create_task(self._follow_status(backend), name=f"status {backend.name}"))
+
+    def _event_stream(self, client: ComfyClient) -> EventStream:
+        # reconnect at least as often as we poll, so a revived server rejoins within an interval or two
+        cap = min(10.0, 2 * self.health_interval)
+        return EventStream(client, backoff_base=min(0.25, cap / 4), backoff_cap=cap)
+
+    async def _open(self, backend: Backend) -> None:
+        await backend.events.start()
+        with contextlib.suppress(TimeoutError):
+            await backend.events.wait_connected(self.health_timeout)
+        await self._check(backend)
+
+    async def close(self) -> None:
+        tasks = self._tasks + list(self._callback_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for backend in self._backends.values():
+            with contextlib.suppress(Exception):
+                await backend.events.close()
+            await backend.client.close()
+        for session in self._sessions:
+            await session.close()
+
+    # -- queries ------------------------------------------------------------------------
+    def get(self, name: str) -> Backend | None:
+        return self._backends.get(name)
+
+    def __iter__(self):
+        return iter(self._backends.values())
+
+    def pick(self, graph: Mapping[str, Any], *, exclude: Iterable[str] = frozenset()) -> Backend:
+        """The best backend for ``graph``; ``ComfyUnavailable`` says why there is none."""
+        needs = graph_requirements(graph)
+        skipped = set(exclude)
+        candidates = [b for b in self._backends.values() if b.name not in skipped]
+        ranked = rank_backends(candidates, needs)
+        if not ranked:
+            raise ComfyUnavailable(no_backend_reason(candidates, needs))
+        best = ranked[0]
+        best.reserve()
+        return best
+
+    def choices(self, source: str) -> list[Any]:
+        """The live list of a ``Class.input`` combo: union over up backends, sorted, deduplicated."""
+        class_type, _, input_name = source.rpartition(".")
+        seen: dict[str, Any] = {}
+        for backend in self._backends.values():
+            if backend.up:
+                for value in combo_options(backend.object_info, class_type, input_name) or ():
+                    seen.setdefault(str(value), value)
+        return [seen[key] for key in sorted(seen)]
+
+    def status(self) -> list[BackendStatus]:
+        return [b.status() for b in self._backends.values()]
+
+    # -- notes from the job runner ------------------------------------------------------
+    def on_down(self, callback: DownCallback) -> None:
+        """``await callback(backend)`` each time a backend goes down."""
+        self._down_callbacks.append(callback)
+
+    def note_submitted(self, backend: Backend, prompt_id: str) -> None:
+        backend.submitted(prompt_id)
+
+    def note_finished(self, backend: Backend, prompt_id: str) -> None:
+        backend.finished(prompt_id)
+
+    def note_unavailable(self, backend: Backend) -> None:
+        """The runner could not reach ``backend``: take it out now; the health loop brings it back."""
+        self._mark_down(backend, "unreachable")
+
+    # -- health -------------------------------------------------------------------------
+    async def _watch(self, backend: Backend) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            try:
+                await self._check(backend)
+            except Exception:  # never let one odd answer end the watch
+                log.exception("backend %s: health check crashed", backend.name)
+
+    async def _follow_status(self, backend: Backend) -> None:
+        """``status`` broadcasts keep the queue count fresh between health polls."""
+        statuses = backend.events.statuses()
+        while True:
+            backend.report_remaining(await statuses.get())
+
+    async def _check(self, backend: Backend) -> None:
+        try:
+            async with asyncio.timeout(self.health_timeout):
+                snapshot = await backend.client.queue()
+            if not backend.up or self._info_stale(backend):
+                await self._refresh(backend)  # big answer: the client's own request timeout applies
+        except (ComfyError, TimeoutError) as exc:
+            self._mark_down(backend, type(exc).__name__)
+            return
+        backend.report_queue(len(snapshot.running), len(snapshot.pending))
+        if self._websocket_lost(backend):
+            self._mark_down(backend, "websocket lost")
+        elif not backend.up and backend.events.connected:
+            backend.up = True
+            log.info("backend %s is up", backend.name)
+
+    def _info_stale(self, backend: Backend) -> bool:
+        fetched = backend.info_fetched_at
+        return fetched is None or time.monotonic() - fetched >= self.object_info_ttl
+
+    async def _refresh(self, backend: Backend) -> None:
+        info, stats = await asyncio.gather(backend.client.object_info(), backend.client.system_stats())
+        backend.object_info = info
+        backend.info_fetched_at = time.monotonic()
+        system = stats.get("system") if isinstance(stats.get("system"), Mapping) else {}
+        version = system.get("comfyui_version")
+        backend.version = str(version) if version else None
+
+    def _websocket_lost(self, backend: Backend) -> bool:
+        if backend.events.connected:
+            backend.ws_down_since = None
+            return False
+        now = time.monotonic()
+        if backend.ws_down_since is None:
+            backend.ws_down_since = now
+        return now - backend.ws_down_since > DOWN_AFTER_INTERVALS * self.health_interval
+
+    def _mark_down(self, backend: Backend, reason: str) -> None:
+        if not backend.up:
+            return
+        backend.up = False
+        backend.info_fetched_at = None  # refetch object_info on rejoin
+        log.warning("backend %s is down (%s)", backend.name, reason)
+        for callback in self._down_callbacks:
+            task = asyncio.create_task(callback(backend), name=f"on_down {backend.name}")
+            self._callback_tasks.add(task)
+            task.add_done_callback(self._callback_done)
+
+    def _callback_done(self, task: asyncio.Task) -> None:
+        self._callback_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("backend down callback failed (%s)", type(task.exception()).__name__)
