@@ -215,7 +215,8 @@ class TweakButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:twe
 
     async def callback(self, interaction: discord.Interaction) -> None:
         if context := await _context(interaction, self.job_id):
-            modal = tweak_modal(*context[:1], self.job_id, context[1], self.page)
+            hooks, job = context
+            modal = tweak_modal(hooks, self.job_id, job, self.page)
             if modal is None:
                 await _tell(interaction, "This workflow changed since; there is nothing to tweak here.")
             else:

@@ -152,7 +152,7 @@ def placeholder_for(param: Param, server_list: Sequence[str] | None = None) -> s
         case "bool":
             text = "true / false"
         case "choice":
-            names = [c.name for c in param.choices] if param.choices else list(server_list or [])
+            names = [c.name for c in param.choices] if param.choices else live_choices(param, server_list or [])
             text = ", ".join(map(str, names)) or "a name from the server"
         case _:
             text = "optional" if not param.required else ""
