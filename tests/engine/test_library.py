@@ -3,13 +3,18 @@ way the recorded ComfyUI /object_info says, and every manifest's binds and bypas
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import io
 import json
+import uuid
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from engine import apply_params, load_catalog
+from engine.client import ComfyClient
 from engine.binding import is_link
 from engine.validate import validate_paths
 from tests.fake_comfy.validate import validate_prompt
@@ -250,3 +255,67 @@ def test_animate_length_choice_and_mp4_output():
 def test_model_free_workflows_load_no_model(name):
     classes = {node["class_type"] for node in CATALOG[name].graph.values()}
     assert not any("Loader" in cls for cls in classes), classes
+
+
+# -- end to end on the in-process fake ComfyUI (real HTTP, real Pillow work, no models) ------------
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def _run(client: ComfyClient, name: str, values: dict) -> dict:
+    """Upload every image value, queue the applied graph, return the finished history entry."""
+    workflow = CATALOG[name]
+    for param in workflow.manifest.image_params:
+        if isinstance(values.get(param), bytes):
+            values[param] = await client.upload_image(values[param], f"{param}.png")
+    prompt_id = str(uuid.uuid4())
+    await client.queue_prompt(apply_params(workflow, values).graph, prompt_id=prompt_id)
+    for _ in range(500):
+        entry = await client.history(prompt_id)
+        if entry and entry.get("status", {}).get("completed") is not None:
+            return entry
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{name} did not finish")
+
+
+async def _output_size(client: ComfyClient, entry: dict, node_id: str) -> tuple[int, int]:
+    image = entry["outputs"][node_id]["images"][0]
+    data, _ = await client.view(image["filename"], image["subfolder"], image["type"])
+    return Image.open(io.BytesIO(data)).size
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED - {"fail"}))
+async def test_every_workflow_runs_to_its_outputs_on_the_fake_comfyui(fake_comfy, name):
+    workflow = CATALOG[name]
+    values = {param: _png(64, 48) if p.type == "image" else "a red fox"
+              for param, p in workflow.manifest.params.items() if p.required}
+    async with ComfyClient(fake_comfy.url, client_id="library-test") as client:
+        entry = await _run(client, name, values)
+
+    assert entry["status"]["status_str"] == "success"
+    assert set(workflow.output_nodes()) <= set(entry["outputs"])
+
+
+async def test_fail_workflow_fails_with_its_message(fake_comfy):
+    async with ComfyClient(fake_comfy.url, client_id="library-test") as client:
+        entry = await _run(client, "fail", {"message": "boom from the library test"})
+    assert entry["status"]["status_str"] == "error"
+    assert "boom from the library test" in json.dumps(entry["status"]["messages"])
+
+
+async def test_upscale_output_is_model_factor_times_scale(fake_comfy):
+    async with ComfyClient(fake_comfy.url, client_id="library-test") as client:
+        entry = await _run(client, "upscale", {"image": _png(64, 48), "model": "4x-UltraSharp.pth", "scale": 0.75})
+        size = await _output_size(client, entry, CATALOG["upscale"].manifest.outputs[0])
+    assert size == (64 * 4 * 0.75, 48 * 4 * 0.75)
+
+
+async def test_resize_and_canvas_sizes_follow_their_params(fake_comfy):
+    async with ComfyClient(fake_comfy.url, client_id="library-test") as client:
+        resized = await _run(client, "resize", {"image": _png(64, 48), "scale": 1.5})
+        canvas = await _run(client, "canvas", {"width": 40, "height": 24, "color": "Blue"})
+        assert await _output_size(client, resized, "3") == (96, 72)
+        assert await _output_size(client, canvas, "2") == (40, 24)
