@@ -1,0 +1,150 @@
+"""Contract scenarios run against the fake ComfyUI always, and against a real server when
+``COMFYUI_URL`` is set (the operator installs the test nodes there). Only nodes a real server
+has are used; nonces defeat the real server's output cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import random
+import uuid
+
+import pytest
+from PIL import Image
+
+from engine.client import ComfyClient, Timeouts
+from engine.errors import WorkflowRejected
+from engine.events import EventStream
+from engine.wire import Preview, ProgressText
+from tests.fake_comfy import DATA_DIR
+
+SKIP_REAL = "COMFYUI_URL not set: real-server contract run skipped"
+
+
+def workflow(name: str) -> dict:
+    graph = json.loads((DATA_DIR / "workflows" / f"{name}.json").read_text())
+    for node in graph.values():
+        if "nonce" in node["inputs"]:
+            node["inputs"]["nonce"] = random.randrange(1, 2**40)
+    return graph
+
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.comfyui)])
+async def comfy_url(request, make_fake_comfy) -> str:
+    if request.param == "real":
+        url = os.environ.get("COMFYUI_URL")
+        if not url:
+            pytest.skip(SKIP_REAL)
+        return url.rstrip("/")
+    return (await make_fake_comfy()).url
+
+
+@pytest.fixture
+async def client(comfy_url):
+    async with ComfyClient(comfy_url, client_id=f"contract-{uuid.uuid4().hex[:8]}", name="contract",
+                           timeouts=Timeouts(request=10.0, transfer=30.0)) as client:
+        yield client
+
+
+@pytest.fixture
+async def stream(client):
+    async with EventStream(client) as stream:
+        await stream.wait_connected(10)
+        yield stream
+
+
+async def run(stream: EventStream, client: ComfyClient, graph: dict, *, on_message=None) -> tuple[str, list]:
+    prompt_id = str(uuid.uuid4())
+    queue = stream.subscribe(prompt_id)
+    await client.queue_prompt(graph, prompt_id=prompt_id)
+    seen = []
+    async with asyncio.timeout(60):
+        while True:
+            message = await queue.get()
+            seen.append(message)
+            if on_message:
+                await on_message(prompt_id, message)
+            if isinstance(message, dict) and message["type"] == "executing" \
+                    and message["data"]["node"] is None and message["data"].get("prompt_id") == prompt_id:
+                return prompt_id, seen
+
+
+def types(messages: list) -> list[str]:
+    return [m["type"] for m in messages if isinstance(m, dict)]
+
+
+async def test_upload_and_run_load_invert_scale_save(stream, client):
+    buffer = io.BytesIO()
+    Image.new("RGB", (50, 40), (0, 100, 200)).save(buffer, "PNG")
+    name = await client.upload_image(buffer.getvalue(), f"contract_{uuid.uuid4().hex[:8]}.png")
+    graph = workflow("a_load_invert_scale_save")
+    graph["1"]["inputs"]["image"] = name
+    prompt_id, seen = await run(stream, client, graph)
+    assert "execution_success" in types(seen)
+    ref = (await client.history(prompt_id))["outputs"]["4"]["images"][0]
+    data, mime = await client.view(ref["filename"], ref["subfolder"], ref["type"])
+    image = Image.open(io.BytesIO(data))
+    assert mime == "image/png" and image.size == (128, 96)
+    assert image.convert("RGB").getpixel((10, 10)) == (255, 155, 55)
+
+
+async def test_progress_previews_and_text(stream, client):
+    graph = workflow("b_empty_slowprogress_save")
+    graph["2"]["inputs"]["seconds_per_step"] = 0.01
+    _, seen = await run(stream, client, graph)
+    progress = [m["data"] for m in seen if isinstance(m, dict) and m["type"] == "progress"]
+    assert [(p["value"], p["max"]) for p in progress] == [(i, 5) for i in range(1, 6)]
+    assert sum(isinstance(m, Preview) for m in seen) == 5
+    assert [m.text for m in seen if isinstance(m, ProgressText)] == [f"step {i}/5" for i in range(1, 6)]
+    assert types(seen).index("execution_start") < types(seen).index("executed") < types(seen).index("execution_success")
+
+
+async def test_failure_reports_execution_error(stream, client):
+    prompt_id, seen = await run(stream, client, workflow("c_fail_at_execution"))
+    error = next(m["data"] for m in seen if isinstance(m, dict) and m["type"] == "execution_error")
+    assert (error["node_id"], error["node_type"], error["exception_type"]) == ("2", "FailOnPurpose", "RuntimeError")
+    assert "execution_success" not in types(seen)
+    entry = await client.history(prompt_id)
+    assert (entry["status"]["status_str"], entry["status"]["completed"]) == ("error", False)
+
+
+async def test_invalid_values_are_rejected_with_node_errors(client):
+    with pytest.raises(WorkflowRejected) as caught:
+        await client.queue_prompt(workflow("d_invalid_values"), prompt_id=str(uuid.uuid4()))
+    assert set(caught.value.node_errors) == {"1", "2"}
+    assert caught.value.error_type == "prompt_outputs_failed_validation"
+    error_types = {e["type"] for e in caught.value.node_errors["2"]["errors"]}
+    assert error_types == {"value_not_in_list", "value_bigger_than_max"}
+
+
+async def test_text_output_lands_in_history(stream, client):
+    graph = workflow("f_text_output")
+    prompt_id, seen = await run(stream, client, graph)
+    assert (await client.history(prompt_id))["outputs"]["1"] == {"text": ["hello from TextOutput"]}
+
+
+async def test_interrupting_a_long_prompt(stream, client):
+    graph = workflow("i_long_slowprogress")
+    graph["2"]["inputs"].update(steps=2000, seconds_per_step=0.05)
+
+    async def interrupt_on_first_progress(prompt_id, message):
+        if isinstance(message, dict) and message["type"] == "progress" and message["data"]["value"] == 1:
+            await client.interrupt(prompt_id)
+    prompt_id, seen = await run(stream, client, graph, on_message=interrupt_on_first_progress)
+    assert "execution_interrupted" in types(seen) and "execution_success" not in types(seen)
+    assert (await client.history(prompt_id))["outputs"] == {}
+
+
+async def test_history_and_queue_shapes(stream, client):
+    prompt_id, _ = await run(stream, client, workflow("f_text_output"))
+    entry = await client.history(prompt_id)
+    assert set(entry) == {"prompt", "outputs", "status", "meta"}
+    number, echoed_id, graph, extra, outputs = entry["prompt"]
+    assert echoed_id == prompt_id and extra["client_id"] == client.client_id and outputs == ["1"]
+    assert [m[0] for m in entry["status"]["messages"]] == ["execution_start", "execution_cached", "execution_success"]
+    snapshot = await client.queue()
+    assert prompt_id not in snapshot
+    assert await client.history(str(uuid.uuid4())) is None
