@@ -22,7 +22,8 @@ from .errors import Issue, ManifestError
 from .manifest import Manifest
 from .yamlsource import YamlSource, read_yaml
 
-__all__ = ["Workflow", "Catalog", "Inspection", "inspect_manifest", "load_workflow", "load_catalog", "default_workflows_dir"]
+__all__ = ["Workflow", "Catalog", "Inspection", "inspect_manifest", "load_workflow", "load_catalog", "catalog_of",
+           "default_workflows_dir"]
 
 _HINT_KEYS = ("default", "min_length", "max_length", "min", "max", "filter", "choices_from", "choices",
               "when_unset", "bind")
@@ -253,20 +254,27 @@ def _cross_issues(workflows: dict[str, Workflow]) -> list[Issue]:
     return issues
 
 
+def catalog_of(workflows: Iterable[Workflow], issues: Iterable[Issue] = ()) -> Catalog:
+    """A catalog of already loaded workflows, with the cross-manifest checks (duplicate names, actions)."""
+    by_name: dict[str, Workflow] = {}
+    issues = list(issues)
+    for wf in workflows:
+        if wf.name in by_name:
+            issues.append(wf.source.issue(("name",), "", f"duplicate manifest name {wf.name!r} (also in "
+                                          f"{by_name[wf.name].source.file})", "duplicate_name"))
+            continue
+        by_name[wf.name] = wf
+    issues += _cross_issues(by_name)
+    return Catalog(MappingProxyType(by_name), tuple(sorted(issues)))
+
+
 def load_catalog(paths: Iterable[Path], workflows_dir: Path | None = None) -> Catalog:
     """Load every manifest under ``paths`` (folders or files); never raises for a bad manifest."""
-    workflows: dict[str, Workflow] = {}
+    workflows: list[Workflow] = []
     issues: list[Issue] = []
     for file in _manifest_files(paths):
         try:
-            wf = load_workflow(file, workflows_dir)
+            workflows.append(load_workflow(file, workflows_dir))
         except ManifestError as exc:
             issues += exc.issues
-            continue
-        if wf.name in workflows:
-            issues.append(wf.source.issue(("name",), "", f"duplicate manifest name {wf.name!r} (also in "
-                                          f"{workflows[wf.name].source.file})", "duplicate_name"))
-            continue
-        workflows[wf.name] = wf
-    issues += _cross_issues(workflows)
-    return Catalog(MappingProxyType(workflows), tuple(sorted(issues)))
+    return catalog_of(workflows, issues)

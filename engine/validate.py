@@ -1,7 +1,7 @@
 """``engine validate``'s core: every problem of a set of manifests, collected in one ``Report``.
 
 Builds on ``catalog.inspect_manifest`` (schema, workflow file, binds, outputs) and
-``catalog.load_catalog`` (duplicate names, actions), and adds Discord's limits
+``catalog.catalog_of`` (duplicate names, actions), and adds Discord's limits
 (``limit_checks``) and, given a server's ``/object_info``, the server checks (``server_checks``).
 A manifest that fails its schema is still checked param by param, so one run reports everything.
 """
@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 from pydantic import TypeAdapter, ValidationError
 
 from .binding import BindError, Target, resolve_bind
-from .catalog import Inspection, inspect_manifest, load_catalog
+from .catalog import Inspection, catalog_of, inspect_manifest
 from .errors import Issue
 from .limit_checks import command_limit_issues, manifest_limit_issues, param_limit_issues
 from .manifest import Manifest, Param
@@ -197,7 +197,7 @@ def validate_paths(
         if subject is not None:
             issues += _subject_issues(subject, object_info)
         found.append((inspection, subject))
-    issues += load_catalog(files, wf_dir).issues
+    issues += catalog_of(i.workflow for i, _ in found if i.workflow is not None).issues
     issues += command_limit_issues((s.source, s.manifest) for _, s in found if s and s.manifest)
     unique = sorted(set(issues))
     summaries = tuple(_summary(i, s, sum(1 for x in unique if x.file == i.file)) for i, s in found)
