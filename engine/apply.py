@@ -14,7 +14,6 @@ from typing import Any, Mapping, Sequence
 from .binding import is_link
 from .catalog import Workflow
 from .errors import ParamError
-from .manifest import MAX_SEED
 from .values import coerce_value, is_unset
 
 __all__ = ["Applied", "apply_params", "resolve_values", "bypass_node"]
@@ -51,7 +50,7 @@ def resolve_values(
         if raw is None or is_unset(raw) and (param.type != "text" or param.required):
             raw = param.default
         if param.type == "seed" and (raw is None or raw == -1 or raw == "-1"):
-            resolved[name] = (rng or random).randint(0, MAX_SEED)
+            resolved[name] = (rng or random).randint(0, param.max)
             continue
         if raw is None:
             if param.required:

@@ -48,6 +48,7 @@ class _ParamBase(_Strict):
     description: str = Field(default="", max_length=100, description="Shown in Discord and CLI help")
     label: str = Field(default="", max_length=45, description="Modal field label; default: the name")
     required: bool = False
+    optional: bool = Field(default=False, description="Explicitly optional (the opposite of required)")
     advanced: bool = Field(default=False, description="Lives in the Settings modal, not a slash option")
     bind: Bind = Field(description="JSONPath (or a list, fanned out) of the node input(s) this sets")
     when_unset: Literal["default", "bypass"] = Field(
@@ -68,6 +69,8 @@ class _ParamBase(_Strict):
 
     @model_validator(mode="after")
     def _bypass_needs_optional(self):
+        if self.required and self.optional:
+            raise ValueError("a param cannot be both required and optional")
         if self.when_unset == "bypass" and (self.required or self.default is not None):
             raise ValueError("when_unset: bypass needs an optional param without a default")
         return self
@@ -180,6 +183,13 @@ class SeedParam(_ParamBase):
 
     type: Literal["seed"]
     default: int | None = Field(default=None, ge=-1, le=MAX_SEED)
+    max: int = Field(default=MAX_SEED, ge=0, le=MAX_SEED, description="Largest seed the bound input takes")
+
+    @model_validator(mode="after")
+    def _default_within_max(self):
+        if self.default is not None and self.default > self.max:
+            raise ValueError(f"default {self.default} is bigger than max {self.max}")
+        return self
 
 
 class ImageParam(_ParamBase):

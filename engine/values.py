@@ -12,7 +12,7 @@ import re
 from typing import Any, Sequence
 
 from .errors import ParamError
-from .manifest import MAX_SEED, ChoiceParam, Param
+from .manifest import ChoiceParam, Param
 
 __all__ = ["coerce_value", "is_unset", "live_choices"]
 
@@ -110,7 +110,7 @@ def coerce_value(name: str, param: Param, value: Any, server_list: Sequence[Any]
         case "bool":
             return _as_bool(name, value)
         case "seed":
-            return _in_range(name, _as_int(name, value), -1, MAX_SEED)
+            return _in_range(name, _as_int(name, value), -1, param.max)
         case "choice":
             return _choice(name, param, value, server_list)
         case "image":
