@@ -88,7 +88,9 @@ async def test_upload_and_run_load_invert_scale_save(stream, client):
     data, mime = await client.view(ref["filename"], ref["subfolder"], ref["type"])
     image = Image.open(io.BytesIO(data))
     assert mime == "image/png" and image.size == (128, 96)
-    assert image.convert("RGB").getpixel((10, 10)) == (255, 155, 55)
+    pixel = image.convert("RGB").getpixel((10, 10))
+    # inverted colour; a real server's bilinear resize may round a channel by one
+    assert all(abs(got - want) <= 2 for got, want in zip(pixel, (255, 155, 55))), pixel
 
 
 async def test_progress_previews_and_text(stream, client):
