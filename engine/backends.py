@@ -157,8 +157,10 @@ class BackendPool:
 
     async def _open(self, backend: Backend) -> None:
         await backend.events.start()
-        with contextlib.suppress(TimeoutError):
-            await backend.events.wait_connected(self.health_timeout)
+        with contextlib.suppress(ComfyError, TimeoutError):
+            async with asyncio.timeout(self.health_timeout):
+                await backend.client.queue()  # an unreachable server fails fast, without waiting for the socket
+                await backend.events.wait_connected()
         await self._check(backend)
 
     async def close(self) -> None:
