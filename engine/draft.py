@@ -20,6 +20,8 @@ from .binding import BindError, Target, is_link, resolve_bind
 from .errors import Issue, ManifestError
 from .limits import humanize
 from .server_checks import combo_options, input_spec, spec_type
+from .yamltext import yaml_comment as _comment
+from .yamltext import yaml_scalar as _scalar
 
 __all__ = ["draft_manifest", "draft_name"]
 
@@ -319,43 +321,6 @@ def _kind(g: _Graph) -> str:
                                                                              for c in classes):
         return "text"
     return "image"
-
-
-_PLAIN = re.compile(r"^[a-z][a-z0-9_]*$")
-_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
-
-
-def _quoted(text: str) -> str:
-    """A YAML double-quoted scalar: printable characters as they are, everything else escaped."""
-    out = []
-    for char in text:
-        code = ord(char)
-        if char in "\\\"":
-            out.append("\\" + char)
-        elif char.isprintable() and not 0xD800 <= code <= 0xDFFF:
-            out.append(char)
-        else:
-            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char) or
-                       (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"))
-    return '"' + "".join(out) + '"'
-
-
-def _scalar(value: Any) -> str:
-    """One YAML scalar: plain for simple names, single-quoted for printable text, else double-quoted."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    text = str(value)
-    if _PLAIN.match(text) and text not in _YAML_WORDS:
-        return text
-    if text and all(c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF for c in text):
-        return "'" + text.replace("'", "''") + "'"
-    return _quoted(text)
-
-
-def _comment(text: str) -> str:
-    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else " " for c in text)
 
 
 _ORDER = ("type", "required", "advanced", "description", "default", "min", "max", "max_length", "multiline",

@@ -16,6 +16,7 @@ from engine.draft import draft_manifest, draft_name
 from engine.errors import ManifestError
 from engine.manifest import NAME_PATTERN, Manifest
 from engine.validate import validate_paths
+from engine.yamltext import yaml_comment, yaml_scalar
 
 DATA = Path(__file__).parent.parent / "data" / "comfyui"
 GRAPHS = Path(__file__).parent / "data" / "graphs"
@@ -167,3 +168,11 @@ def test_any_node_title_gives_a_bind_that_resolves(title):
     graph["10"]["_meta"]["title"] = title
     data = YAML(typ="rt").load(draft_manifest(graph, "x"))
     assert resolve_bind(graph, data["params"]["lora"]["bind"]) == [Target("10", "lora_name")]
+
+
+_values = st.one_of(st.text(max_size=40), st.integers(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False))
+
+
+@given(_values)
+def test_yaml_scalars_read_back_as_the_same_value(value):
+    assert YAML(typ="rt").load(f"  key: {yaml_scalar(value)}  # {yaml_comment(str(value))}\n")["key"] == value
