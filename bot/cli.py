@@ -1,6 +1,6 @@
 """The ``discomfy`` console script.
 
-- ``discomfy commands [--json] [--manifests DIR] [--workflows DIR]`` builds the slash commands
+- ``discomfy commands [--json] [--manifests DIR] [--workflows DIR] [--budget N]`` builds the slash commands
   offline and prints them (``--json``: exactly the body ``tree.sync()`` would PUT). Exit 1 when a
   manifest failed to load or the payload breaks a Discord limit (findings on stderr), 2 on usage.
 - ``discomfy run`` starts the bot (``bot.app.run_bot``, imported only then).
@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .payload_limits import MAX_COMMAND_CHARS
+
 __all__ = ["main", "BUNDLED_MANIFESTS"]
 
 BUNDLED_MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
@@ -26,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_argument("--json", action="store_true", help="the exact tree.sync() payload")
     commands.add_argument("--manifests", type=Path, default=BUNDLED_MANIFESTS, help="manifest folder")
     commands.add_argument("--workflows", type=Path, default=None, help="workflow folder (default: ../workflows)")
+    commands.add_argument("--budget", type=int, default=MAX_COMMAND_CHARS,
+                          help=f"characters allowed per command (default {MAX_COMMAND_CHARS}; older Discord docs: 4000)")
     sub.add_parser("run", help="start the bot")
     return parser
 
@@ -60,7 +64,7 @@ def _commands(args: argparse.Namespace) -> int:
     except app_commands.AppCommandError as exc:  # e.g. more than 100 top-level commands
         print(f"discord: {exc}", file=sys.stderr)
         return 1
-    findings = check_payload(payload)
+    findings = check_payload(payload, size_budget=args.budget)
     print(json.dumps(payload, indent=2, ensure_ascii=False) if args.json else _outline(payload))
     for finding in findings:
         print(f"discord limit: {finding}", file=sys.stderr)

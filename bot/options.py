@@ -16,6 +16,7 @@ matches first, at most 25 suggestions, each name and value ≤ 100 characters (D
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from typing import Any, Callable, Iterable, Sequence
 
@@ -25,7 +26,7 @@ from discord.enums import AppCommandOptionType
 
 from engine.errors import ParamError
 from engine.limit_checks import is_option
-from engine.limits import MAX_CHOICE_VALUE_LENGTH, MAX_CHOICES
+from engine.limits import MAX_CHOICE_VALUE_LENGTH, MAX_CHOICES, MAX_INTEGER
 from engine.manifest import MAX_SEED, Manifest, Param
 from engine.values import coerce_value, live_choices
 
@@ -136,7 +137,7 @@ class ParamOption(app_commands.Transformer):
     def min_value(self) -> int | float | None:
         match self.param.type:
             case "int" | "float":
-                return self.param.min
+                return _discord_bound(self.param.min)
             case "seed":
                 return -1
             case "text":
@@ -147,7 +148,7 @@ class ParamOption(app_commands.Transformer):
     def max_value(self) -> int | float | None:
         match self.param.type:
             case "int" | "float":
-                return self.param.max
+                return _discord_bound(self.param.max)
             case "seed":
                 return MAX_SEED
             case "text":
@@ -188,6 +189,13 @@ class AutocompleteParamOption(ParamOption):
             return rank_choices(((c.name, str(c.value)) for c in static), value)
         available = live_choices(self.param, self.server_list() or [])
         return rank_choices(((v, v) for v in available), value)
+
+
+def _discord_bound(bound: int | float | None) -> int | float | None:
+    """A bound Discord can carry (finite, within ±(2**53 - 1)); others are left to ``transform``."""
+    if bound is None or not math.isfinite(bound) or abs(bound) > MAX_INTEGER:
+        return None
+    return bound
 
 
 def make_param_option(name: str, param: Param, live: LiveChoices) -> ParamOption:

@@ -4,16 +4,20 @@ autocomplete, transform re-validation, static commands and the ``discomfy comman
 from __future__ import annotations
 
 import json
+import keyword
 import os
 from pathlib import Path
 
 import discord
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.cli import main
 from bot.commands import build_commands, command_payload, inert_hooks
-from bot.options import OptionError
+from bot.options import OptionError, make_param_option, option_params, python_names, rank_choices
 from bot.payload_limits import check_payload
+from engine.manifest import FloatParam
 
 from .conftest import BUNDLED_MANIFESTS, FIXTURE_MANIFESTS
 from .harness import fake_discord
@@ -176,16 +180,18 @@ def test_cli_prints_the_sync_payload(capsys, fixture_catalog):
     assert printed == command_payload(build_commands(fixture_catalog, inert_hooks()))
 
 
-def test_cli_fails_on_a_payload_discord_would_reject(capsys, tmp_path):
+def test_cli_fails_on_a_payload_over_the_size_budget(capsys, tmp_path):
     (tmp_path / "manifests").mkdir()
     (tmp_path / "workflows").mkdir()
-    (tmp_path / "workflows" / "w.json").write_text(json.dumps({"1": {"class_type": "X", "inputs": {"v": 1.0}}}))
-    (tmp_path / "manifests" / "huge.yaml").write_text(
-        "description: floats out of Discord's range\nworkflow: w.json\n"
-        "params:\n  v: {type: float, min: -1.0e300, max: 1.0e300, bind: '$[\"1\"].inputs.v'}\n")
-    assert main(["commands", "--manifests", str(tmp_path / "manifests")]) == 1
+    (tmp_path / "workflows" / "w.json").write_text(json.dumps({"1": {"class_type": "X", "inputs": {"v": "a"}}}))
+    choices = "".join(f"\n      - {{name: {'n' * 98}{i:02}, value: {'v' * 98}{i:02}}}" for i in range(25))
+    (tmp_path / "manifests" / "big.yaml").write_text(
+        f"description: {'d' * 100}\nworkflow: w.json\nparams:\n  v:\n    type: choice\n"
+        f"    bind: '$[\"1\"].inputs.v'\n    choices:{choices}\n")
+    assert main(["commands", "--manifests", str(tmp_path / "manifests")]) == 0  # 5105 ≤ 8000
+    assert main(["commands", "--manifests", str(tmp_path / "manifests"), "--budget", "4000"]) == 1
     err = capsys.readouterr().err
-    assert "/huge: option 'v': min_value -1e+300 is outside the NUMBER range" in err
+    assert "discord limit: /big: 5105 characters in names, descriptions and choices (budget 4000)" in err
 
 
 def test_cli_outline_lists_bundled_commands(capsys):
@@ -194,3 +200,40 @@ def test_cli_outline_lists_bundled_commands(capsys):
     main(["commands"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[:5] == ["/help", "/status", "/workflows", "/choices source filter?", "/cancel job"]
+
+
+# ---- option derivation (pure) -------------------------------------------------------------------
+
+@given(st.lists(st.text(alphabet="abz-_09", min_size=1, max_size=32) | st.sampled_from(
+    ["class", "interaction", "negative-prompt", "negative_prompt", "2x", "def"]), unique=True, max_size=30))
+def test_python_names_are_distinct_identifiers(names):
+    idents = python_names(names)
+    assert list(idents) == names
+    assert len(set(idents.values())) == len(names) and "interaction" not in idents.values()
+    assert all(i.isidentifier() and not keyword.iskeyword(i) for i in idents.values())
+
+
+@given(st.lists(st.text(max_size=120), max_size=80), st.text(max_size=5))
+def test_rank_choices_filters_caps_and_puts_prefixes_first(candidates, typed):
+    ranked = rank_choices(((c, c) for c in candidates), typed)
+    needle = typed.strip().casefold()
+    assert len(ranked) <= 25
+    assert all(needle in c.name.casefold() and len(c.value) <= 100 for c in ranked)
+    prefixes = [c.name.casefold().startswith(needle) for c in ranked]
+    assert prefixes == sorted(prefixes, reverse=True)
+    eligible = [c for c in candidates if needle in c.casefold() and len(c) <= 100]
+    assert len(ranked) == min(25, len(eligible))
+
+
+async def test_bounds_discord_cannot_carry_are_left_to_transform():
+    param = FloatParam(type="float", min=-1e300, max=1e20, bind="$")
+    option = make_param_option("v", param, lambda _: [])
+    assert (option.min_value, option.max_value) == (None, None)  # 1e20 > 2**53 - 1
+    with pytest.raises(OptionError, match=r"^v: must be ≤ 1e\+20$"):
+        await option.transform(None, 2e20)
+    assert await option.transform(None, 3) == 3.0
+
+
+def test_option_params_are_basic_params_plus_images(fixture_catalog):
+    assert option_params(fixture_catalog["edit-qwen"].manifest) == [
+        "prompt", "image", "image2", "negative-prompt", "class", "steps", "fast"]
