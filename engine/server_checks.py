@@ -88,7 +88,7 @@ def graph_issues(src: YamlSource, graph: Mapping, object_info: Mapping, overridd
             options = combo_options(spec) if spec else None
             if options is None or is_link(value) or Target(node_id, input_name) in overridden:
                 continue
-            if value not in options:
+            if any(v not in options for v in (value if isinstance(value, list) else [value])):  # lists: multiselect
                 issues.append(src.issue(("workflow",), "", f"{_node_label(graph, node_id)} input {input_name}: "
                                         f"{value!r} is not available on the server", "value_unavailable"))
     return issues

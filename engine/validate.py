@@ -94,7 +94,7 @@ def manifest_files(paths: Iterable[Path | str]) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         files += sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
-    return files
+    return list(dict.fromkeys(files))  # a file named twice is checked once
 
 
 def _raw_params(data: Any) -> dict[str, Any]:

@@ -163,3 +163,20 @@ def test_arbitrary_yaml_structures_never_crash(tmp_path, data):
                                  st.lists(_scalars, max_size=3)), max_size=8))
 def test_arbitrary_params_never_crash(tmp_path, param):
     _check_never_crashes(tmp_path, _dump({"description": "d", "params": {"p": param}}))
+
+
+def test_a_file_named_twice_is_checked_once(monkeypatch):
+    monkeypatch.chdir(HERE / "cases" / "good_flux")
+    report = validate_paths(["manifest.yaml", "manifest.yaml", "."], workflows_dir=".")
+    assert report.ok and len(report.manifests) == 1
+
+
+def test_multiselect_literals_are_checked_value_by_value(tmp_path):
+    from engine.server_checks import graph_issues
+    from engine.yamlsource import read_yaml
+    src, _ = read_yaml("workflow: w.json\n", "m.yaml")
+    info = {"Pick": {"input": {"required": {"tags": ["COMBO", {"multiselect": True, "options": ["a", "b"]}]}}}}
+    graph = {"1": {"class_type": "Pick", "inputs": {"tags": ["a", "b"]}},
+             "2": {"class_type": "Pick", "inputs": {"tags": ["a", "z"]}}}
+    assert [str(i) for i in graph_issues(src, graph, info, set())] == [
+        "m.yaml:1:1: node 2 (Pick) input tags: ['a', 'z'] is not available on the server"]
