@@ -5,7 +5,9 @@ the process lifetime. A health loop per backend polls ``GET /queue``: a failed p
 websocket staying disconnected for more than ``DOWN_AFTER_INTERVALS`` intervals, marks the
 backend down (``on_down`` callbacks fire once per fall); when it answers again its
 ``object_info`` is refreshed and it rejoins. ``object_info`` is also refreshed every
-``object_info_ttl`` seconds.
+``object_info_ttl`` seconds. Queue positions are shared: while we have prompts on a backend,
+each burst of ``status`` broadcasts triggers one ``GET /queue`` for all of them
+(``Backend.queue`` / ``position`` / ``await queue_changed()``), instead of one poll per job.
 
 ``pick`` routes with the pure rules of ``engine.routing``: up, has every node class and combo
 value (model file) the graph uses, shortest queue first. Nothing here shows a URL: backends are
@@ -28,6 +30,7 @@ from .client import ComfyClient, Timeouts
 from .errors import ComfyError, ComfyUnavailable
 from .events import EventStream
 from .routing import combo_options, graph_requirements, no_backend_reason, rank_backends
+from .wire import QueueSnapshot
 
 __all__ = ["Backend", "BackendPool", "BackendStatus", "rank_backends"]
 
@@ -49,6 +52,7 @@ class BackendStatus:
 
 # -- one backend ----------------------------------------------------------------------------
 
+QUEUE_POLL_GAP = 0.2  # seconds between two shared GET /queue taken on status broadcasts
 RESERVATION_SECONDS = 10.0  # a pick counts towards the queue until submitted, at most this long
 
 
@@ -71,8 +75,10 @@ class Backend:
         self.in_flight: set[str] = set()
         self.info_fetched_at: float | None = None
         self.ws_down_since: float | None = None
+        self.queue = QueueSnapshot()
         self._unreported = 0
         self._reservations: list[float] = []
+        self._queue_changed = asyncio.Event()
 
     @property
     def load(self) -> int:
@@ -96,6 +102,22 @@ class Backend:
     def report_queue(self, running: int, pending: int) -> None:
         """The server's own count (``GET /queue``, or ``status`` broadcasts via ``report_remaining``)."""
         self.running, self.pending, self._unreported = max(running, 0), max(pending, 0), 0
+
+    def report_snapshot(self, snapshot: QueueSnapshot) -> None:
+        """A fresh ``GET /queue``: shared by every job of ours on this backend (see ``queue_changed``)."""
+        self.queue = snapshot
+        self.report_queue(len(snapshot.running), len(snapshot.pending))
+        changed, self._queue_changed = self._queue_changed, asyncio.Event()
+        changed.set()
+
+    async def queue_changed(self) -> QueueSnapshot:
+        """Wait for the next ``GET /queue`` snapshot the pool takes (on status broadcasts, health polls)."""
+        await self._queue_changed.wait()
+        return self.queue
+
+    def position(self, prompt_id: str) -> int | None:
+        """1-based place of ``prompt_id`` among pending prompts in the latest snapshot."""
+        return self.queue.position(prompt_id)
 
     def report_remaining(self, queue_remaining: int) -> None:
         running = min(1, max(queue_remaining, 0))  # ComfyUI runs one prompt at a time
@@ -232,10 +254,17 @@ class BackendPool:
                 log.exception("backend %s: health check crashed", backend.name)
 
     async def _follow_status(self, backend: Backend) -> None:
-        """``status`` broadcasts keep the queue count fresh between health polls."""
+        """``status`` broadcasts keep the queue count fresh; while we have prompts there, one shared
+        ``GET /queue`` per burst of broadcasts (at most every ``QUEUE_POLL_GAP`` s) refreshes positions."""
         statuses = backend.events.statuses()
         while True:
             backend.report_remaining(await statuses.get())
+            while not statuses.empty():
+                backend.report_remaining(statuses.get_nowait())
+            if backend.in_flight and backend.up:
+                with contextlib.suppress(ComfyError):
+                    backend.report_snapshot(await backend.client.queue())
+                await asyncio.sleep(QUEUE_POLL_GAP)
 
     async def _check(self, backend: Backend) -> None:
         try:
@@ -246,7 +275,7 @@ class BackendPool:
         except (ComfyError, TimeoutError) as exc:
             self._mark_down(backend, type(exc).__name__)
             return
-        backend.report_queue(len(snapshot.running), len(snapshot.pending))
+        backend.report_snapshot(snapshot)
         if self._websocket_lost(backend):
             self._mark_down(backend, "websocket lost")
         elif not backend.up and backend.events.connected:

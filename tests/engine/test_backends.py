@@ -297,3 +297,21 @@ async def test_lost_websocket_marks_down_then_rejoins(make_fake_comfy, start_poo
     fake.state.http.failures.clear()
     await eventually(lambda: pool.get("b1").up)
     assert downs == ["b1"] and len(fake.state.hub.sockets) == 1
+
+
+async def test_one_shared_queue_snapshot_gives_every_prompt_its_position(make_fake_comfy, start_pool):
+    fake = await make_fake_comfy(object_info=info_without())
+    pool = await start_pool(fake)
+    backend = pool.get("b1")
+    fake.state.pause()
+    ids = [f"p{i}" for i in range(3)]
+    for prompt_id in ids:
+        await backend.client.queue_prompt(canvas_graph(), prompt_id=prompt_id)
+        pool.note_submitted(backend, prompt_id)
+    async with asyncio.timeout(5):
+        while [backend.position(p) for p in ids] != [1, 2, 3]:
+            await backend.queue_changed()
+    fake.state.resume()
+    async with asyncio.timeout(5):
+        while any(p in backend.queue for p in ids):
+            await backend.queue_changed()
