@@ -41,7 +41,8 @@ from discord import app_commands
 from discord.http import Route
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
-from .payloads import APP_ID, BOT_ID, Upload, command_data, component_data, interaction, message_data, modal_data, snowflake
+from .payloads import (APP_ID, BOT_ID, Upload, command_data, component_data, component_message, interaction, message_data,
+                       modal_data, snowflake)
 
 __all__ = ["Request", "RecordingWebhook", "RecordingHTTP", "FakeDiscord", "fake_discord"]
 
@@ -178,8 +179,8 @@ class FakeDiscord:
 
     def component_payload(self, custom_id: str, *, component_type: int = 2, values: list[str] | None = None,
                           message: dict | None = None, **context: Any) -> dict:
-        """A button click or select choice on ``message`` (default: a fresh bot message)."""
-        message = message or message_data({}, message_id=snowflake())
+        """A button click or select choice on ``message`` (default: a bot message holding that component)."""
+        message = message or component_message(custom_id, component_type, values)
         return interaction(3, component_data(custom_id, component_type, values), message=message, **context)
 
     def modal_payload(self, custom_id: str, fields: dict[str, str | list[str]] | None = None,

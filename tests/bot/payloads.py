@@ -18,7 +18,7 @@ import discord
 __all__ = [
     "APP_ID", "BOT_ID", "GUILD_ID", "CHANNEL_ID", "USER_ID", "TEN_MIB",
     "Upload", "Opt", "snowflake", "older_than", "message_data", "interaction",
-    "command_data", "component_data", "modal_data",
+    "command_data", "component_data", "component_message", "modal_data",
 ]
 
 APP_ID = 900000000000000001
@@ -163,6 +163,17 @@ def component_data(custom_id: str, component_type: int = 2, values: list[str] | 
     if values is not None:
         data["values"] = values
     return data
+
+
+def component_message(custom_id: str, component_type: int = 2, values: list[str] | None = None) -> dict:
+    """A bot message carrying the clicked component (discord.py rebuilds DynamicItems from it)."""
+    component = {"type": component_type, "custom_id": custom_id}
+    if component_type == 2:
+        component |= {"style": 1, "label": "Button"}
+    elif component_type == 3:
+        component |= {"options": [{"label": v, "value": v} for v in values or ["x"]], "min_values": 1,
+                      "max_values": max(1, len(values or []))}
+    return message_data({"components": [{"type": 1, "components": [component]}]}, message_id=snowflake())
 
 
 def modal_data(custom_id: str, fields: dict[str, str | list[str]] | None = None,
