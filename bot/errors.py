@@ -1,0 +1,121 @@
+"""The error funnel: every exception that reaches a user becomes one short text, sent ephemerally.
+
+:func:`user_message` is the only place that turns exceptions into words. Engine errors carry
+texts meant for users (``ParamError`` → "steps: must be ≤ 150"); ComfyUI trouble gets a fixed
+wording; anything unexpected becomes "Something went wrong." and its traceback goes to the log
+at ERROR for operators — never to users. No text built here contains a URL or a token.
+
+:func:`reply_error` answers an interaction with that text (the initial response if there was
+none yet, else a followup; after a ``defer(thinking=True)`` the followup replaces the "thinking"
+message). :func:`install_error_handlers` routes a command tree's errors here, and
+:func:`on_error` is the same handler shaped for ``View.on_error`` / ``Modal.on_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from engine.errors import (ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError,
+                           WorkflowRejected)
+
+from .fitting import TooLargeError
+from .options import OptionError
+
+__all__ = ["GENERIC", "UNAVAILABLE", "user_message", "reply_error", "on_error", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+GENERIC = "Something went wrong."
+UNAVAILABLE = "No ComfyUI server is available right now — try again later."
+MESSAGE_LIMIT = 2000
+_SECONDS = re.compile(r"(\d+(?:\.\d+)?) ?s\b")
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The exception that says what happened: discord.py wraps callback errors in ``CommandInvokeError``."""
+    while isinstance(exc, app_commands.CommandInvokeError):
+        exc = exc.original
+    if isinstance(exc, OptionError):
+        return exc.param_error
+    if isinstance(exc, app_commands.TransformerError) and isinstance(exc.__cause__, ParamError):
+        return exc.__cause__
+    return exc
+
+
+def _timeout_text(exc: ComfyTimeout) -> str:
+    seconds = _SECONDS.search(str(exc))
+    return f"Timed out after {seconds.group(1)} s." if seconds else "Timed out: the server took too long to answer."
+
+
+def _discord_text(exc: BaseException) -> str | None:
+    match exc:
+        case app_commands.CommandOnCooldown():
+            return f"Slow down: try again in {max(1, math.ceil(exc.retry_after))} s."
+        case app_commands.NoPrivateMessage():
+            return "This command only works in a server."
+        case app_commands.BotMissingPermissions():
+            return "I am missing permissions here: " + ", ".join(p.replace("_", " ") for p in exc.missing_permissions)
+        case app_commands.MissingPermissions() | app_commands.MissingRole() | app_commands.MissingAnyRole():
+            return "You are not allowed to use this command."
+        case app_commands.TransformerError():
+            return "That value is not acceptable here."
+        case app_commands.CheckFailure():
+            return "You cannot use this command here."
+    return None
+
+
+def user_message(exc: BaseException) -> str:
+    """The short text a user sees for ``exc``; unexpected errors are logged with their traceback."""
+    exc = _unwrap(exc)
+    match exc:
+        case ParamError() | TooLargeError():
+            text = str(exc)
+        case WorkflowRejected():
+            text = "\n".join(exc.problems) or "The server rejected this workflow."
+        case ExecutionFailed():
+            text = f"The workflow failed: {exc}"
+        case JobCancelled():
+            text = "Cancelled."
+        case ComfyTimeout():
+            text = _timeout_text(exc)
+        case ComfyUnavailable():
+            log.warning("no ComfyUI server for a request: %s", exc)
+            text = UNAVAILABLE
+        case _:
+            text = _discord_text(exc)
+            if text is None:
+                log.error("unexpected error while handling an interaction", exc_info=exc)
+                text = GENERIC
+    return text[:MESSAGE_LIMIT]
+
+
+async def reply_error(interaction: discord.Interaction, exc: BaseException) -> None:
+    """Tell the user what went wrong, ephemerally (an initial response when possible)."""
+    text = user_message(exc)
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException as failure:  # token expired, interaction gone: nothing more to do
+        log.info("could not report an error to the user: %s", type(failure).__name__)
+
+
+async def on_error(interaction: discord.Interaction, error: Exception, item: Any = None, /) -> None:
+    """For ``View.on_error`` (3 arguments) and ``Modal.on_error`` (2): the funnel."""
+    await reply_error(interaction, error)
+
+
+def install_error_handlers(tree: app_commands.CommandTree) -> None:
+    """Route every error of ``tree``'s commands through :func:`reply_error`."""
+
+    async def on_tree_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await reply_error(interaction, error)
+
+    tree.on_error = on_tree_error

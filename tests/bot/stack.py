@@ -1,0 +1,139 @@
+"""The whole bot stack offline, for flow and end-to-end tests: a fake ComfyUI, a real ``Runtime`` on it,
+a temp ``JobStore``, a ``Flow`` and the offline Discord (harness) with the generated commands,
+the persistent buttons and the error funnel installed.
+
+Manifests: copies of the bundled model-free ones plus ``seeded`` (slow canvas with a seed param,
+for the "seed in the result" checks) and ``spicy`` (an NSFW canvas), loaded with the repo's
+``workflows/`` folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import discord
+from discord import app_commands
+
+from bot.buttons import install_buttons
+from bot.commands import build_commands
+from bot.config import Settings
+from bot.errors import install_error_handlers
+from bot.flow import Flow
+from engine.catalog import Catalog, load_catalog
+from engine.runtime import JobSettings, Runtime
+from engine.store import JobRecord, JobStore
+
+from .harness import FakeDiscord, Request, fake_discord
+
+__all__ = ["REPO", "Stack", "flow_catalog", "running_stack", "png"]
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_FREE = ("canvas", "invert", "resize", "fail", "slow-canvas")
+
+SEEDED = """
+name: seeded
+title: Seeded canvas
+description: Slow canvas with a seed (test)
+workflow: slow-canvas.json
+timeout: 60
+params:
+  steps: {type: int, default: 3, min: 1, max: 20, bind: '$[?(@._meta.title == "Slow Progress")].inputs.steps'}
+  seconds_per_step: {type: float, default: 0.2, min: 0, max: 5, advanced: true,
+                     bind: '$[?(@._meta.title == "Slow Progress")].inputs.seconds_per_step'}
+  seed: {type: seed, max: 281474976710655, bind: '$[?(@._meta.title == "Slow Progress")].inputs.nonce'}
+outputs: ["3"]
+actions: [invert, resize]
+"""
+
+SPICY = """
+name: spicy
+title: Spicy canvas
+description: An NSFW-flagged canvas (test)
+workflow: canvas.json
+nsfw: true
+timeout: 60
+params:
+  width: {type: int, default: 64, min: 16, max: 512, bind: '$[?(@._meta.title == "Canvas")].inputs.width'}
+outputs: ["2"]
+actions: [invert]
+"""
+
+
+def flow_catalog(folder: Path) -> Catalog:
+    """The model-free manifests plus ``seeded`` and ``spicy``, written to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in MODEL_FREE:
+        shutil.copy(REPO / "manifests" / f"{name}.yaml", folder / f"{name}.yaml")
+    (folder / "seeded.yaml").write_text(SEEDED)
+    (folder / "spicy.yaml").write_text(SPICY)
+    catalog = load_catalog([folder], REPO / "workflows")
+    assert not catalog.issues, catalog.issues
+    return catalog
+
+
+def png(width: int = 32, height: int = 32, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class Stack:
+    fake: FakeDiscord
+    flow: Flow
+    runtime: Runtime
+    store: JobStore
+    catalog: Catalog
+
+    def jobs(self) -> list[JobRecord]:
+        return self.store.recent(limit=100)
+
+    def webhook_edits(self) -> list[Request]:
+        return [r for r in self.fake.requests if r.via == "webhook" and r.method == "PATCH"]
+
+    def bot_edits(self) -> list[Request]:
+        return [r for r in self.fake.requests if r.via == "http" and r.method == "PATCH"]
+
+    def ephemeral_texts(self) -> list[str]:
+        """Texts of ephemeral initial responses (type 4, flag 64)."""
+        return [c["data"]["content"] for c in self.fake.callbacks()
+                if c["type"] == 4 and (c["data"].get("flags") or 0) & 64]
+
+
+def _settings(db_path: Path, **overrides: Any) -> Settings:
+    return Settings(db_path=db_path, **overrides)
+
+
+async def _inert(*_: Any) -> None:
+    return None
+
+
+@asynccontextmanager
+async def running_stack(comfy_url: str, db_path: Path, catalog: Catalog, *, edit_interval: float = 0.01,
+                        **settings: Any) -> AsyncIterator[Stack]:
+    """Everything started; closed (runtime detached, store closed) on exit, like a process ending."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    store = JobStore(str(db_path))
+    runtime = Runtime(catalog, backends=[("local", comfy_url)], store=store, health_interval=0.5,
+                      settings=JobSettings(queue_poll=0.05, cancel_wait=2.0, resume_wait=2.0))
+    await runtime.start()
+    flow = Flow(runtime, _settings(db_path, **settings), catalog, edit_interval=edit_interval)
+    client = discord.Client(intents=discord.Intents.default())
+    tree = app_commands.CommandTree(client)
+    install_error_handlers(tree)
+    hooks = flow.command_hooks(help=_inert, status=_inert, workflows=_inert, choices=_inert)
+    try:
+        async with fake_discord(build_commands(catalog, hooks), client=client, tree=tree) as fake:
+            install_buttons(client, flow.button_hooks())
+            yield Stack(fake, flow, runtime, store, catalog)
+    finally:
+        await runtime.close()
+        store.close()
