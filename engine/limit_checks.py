@@ -36,8 +36,9 @@ def _choice_issues(src: YamlSource, name: str, param: Param) -> list[Issue]:
         issues.append(src.issue(("params", name, "choices"), name, f"{len(choices)} choices; Discord allows at most "
                                 f"{L.MAX_CHOICES} (use choices_from for longer lists)", "discord_limit"))
     for i, choice in enumerate(choices):
-        if isinstance(choice.value, str) and len(choice.value) > L.MAX_CHOICE_VALUE_LENGTH:
-            issues.append(src.issue(("params", name, "choices", i), name, f"choice value has {len(choice.value)} "
+        value = str(choice.value)
+        if len(value) > L.MAX_CHOICE_VALUE_LENGTH:
+            issues.append(src.issue(("params", name, "choices", i), name, f"choice value has {len(value)} "
                                     f"characters; Discord allows at most {L.MAX_CHOICE_VALUE_LENGTH}", "discord_limit"))
     return issues
 
@@ -51,6 +52,9 @@ def param_limit_issues(src: YamlSource, name: str, param: Param) -> list[Issue]:
         issues += _length_issue(src, loc, name, "option description", L.option_description(name, param), 1,
                                 L.MAX_DESCRIPTION_LENGTH)
     else:
+        if param.required:
+            issues.append(src.issue(("params", name, "required"), name, "a required param must be a slash option: "
+                                    "it cannot be advanced (the settings modal is optional)", "discord_limit"))
         loc = ("params", name, "label") if param.label else ("params", name)
         issues += _length_issue(src, loc, name, "modal label", L.field_label(name, param), 1, L.MAX_LABEL_LENGTH)
         if param.type == "text" and param.max_length > L.MAX_TEXT_INPUT_LENGTH:
@@ -82,28 +86,46 @@ def _option_size(name: str, param: Param) -> int:
 
 
 def _command_size(command: str, members: list[Manifest]) -> int:
-    size = len(command) + len(members[0].description)
+    if len(members) == 1:
+        size = len(command) + len(members[0].description)
+    else:  # a group: its description, the setup subcommand, and each manifest as a subcommand
+        size = len(command) + len(L.group_description([m.title or m.name for m in members]))
+        size += len(L.SETUP_SUBCOMMAND) + len(L.SETUP_DESCRIPTION)
+        size += sum(len(m.name) + len(m.description) for m in members)
     for manifest in members:
-        if len(members) > 1:  # a group: each manifest is a subcommand with its own name and description
-            size += len(manifest.name) + len(manifest.description)
         size += sum(_option_size(n, p) for n, p in manifest.params.items() if is_option(p))
     return size
 
 
+def _group_issues(command: str, members: list[tuple[YamlSource, Manifest]]) -> list[Issue]:
+    if command in L.RESERVED_COMMANDS:
+        return [_command_issue(src, f"command {command!r} is one of the bot's built-in commands "
+                               f"({', '.join(L.RESERVED_COMMANDS)})") for src, _ in members]
+    if len(members) == 1:
+        return []
+    issues = [_command_issue(src, f"manifest {m.name!r} in command {command!r}: {L.SETUP_SUBCOMMAND!r} is the "
+                             "guided setup subcommand of every group", ("name",))
+              for src, m in members if m.name == L.SETUP_SUBCOMMAND]
+    room = L.MAX_SUBCOMMANDS - 1  # the setup subcommand takes one slot
+    issues += [_command_issue(src, f"command {command!r} has {len(members)} manifests; Discord allows "
+                              f"{L.MAX_SUBCOMMANDS} subcommands, {room} next to {L.SETUP_SUBCOMMAND!r}")
+               for src, _ in members[room:]]
+    return issues
+
+
 def command_limit_issues(manifests: Iterable[tuple[YamlSource, Manifest]]) -> list[Issue]:
-    """Subcommands per command, number of commands and each command's total size."""
+    """Reserved names, subcommands per command, number of commands and each command's total size."""
     groups: dict[str, list[tuple[YamlSource, Manifest]]] = {}
     for src, manifest in sorted(manifests, key=lambda sm: sm[1].name):
         groups.setdefault(manifest.command or manifest.name, []).append((src, manifest))
+    room = L.MAX_COMMANDS - len(L.RESERVED_COMMANDS)
     issues = []
     for index, (command, members) in enumerate(sorted(groups.items())):
         first_src = members[0][0]
-        if index == L.MAX_COMMANDS:
-            issues.append(_command_issue(first_src, f"command {command!r} is number {index + 1}; Discord allows at "
-                                         f"most {L.MAX_COMMANDS} top-level commands"))
-        for src, manifest in members[L.MAX_SUBCOMMANDS:]:
-            issues.append(_command_issue(src, f"command {command!r} has {len(members)} subcommands (manifests); "
-                                         f"Discord allows at most {L.MAX_SUBCOMMANDS}"))
+        issues += _group_issues(command, members)
+        if index == room:
+            issues.append(_command_issue(first_src, f"command {command!r} is number {index + 1}; Discord allows "
+                                         f"{L.MAX_COMMANDS} commands, {room} next to the bot's built-in ones"))
         size = _command_size(command, [m for _, m in members])
         if size > L.MAX_COMMAND_SIZE:
             issues.append(_command_issue(first_src, f"command {command!r} totals {size} characters of names, "
@@ -111,6 +133,7 @@ def command_limit_issues(manifests: Iterable[tuple[YamlSource, Manifest]]) -> li
     return issues
 
 
-def _command_issue(src: YamlSource, message: str) -> Issue:
-    loc = ("command",) if isinstance(src.data, Mapping) and "command" in src.data else ("name",)
+def _command_issue(src: YamlSource, message: str, loc: tuple = ("command",)) -> Issue:
+    if not (isinstance(src.data, Mapping) and loc[0] in src.data):
+        loc = ("name",)
     return src.issue(loc, "", message, "discord_limit")

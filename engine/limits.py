@@ -11,8 +11,11 @@ The bot must derive its texts with the functions below, so that what is validate
 Rules decided here (the bot follows them):
 - The basic (non-advanced) params of one manifest, plus its image params (always attachments),
   are the options of that manifest's command or subcommand: at most ``MAX_OPTIONS``.
-- Manifests sharing a ``command`` are its subcommands: at most ``MAX_SUBCOMMANDS``; distinct
-  commands count against ``MAX_COMMANDS``.
+- Manifests sharing a ``command`` are its subcommands, next to the bot's ``SETUP_SUBCOMMAND``:
+  at most ``MAX_SUBCOMMANDS - 1`` manifests, none named ``setup``. The group's description is
+  ``group_description(titles)``. Distinct commands plus the bot's ``RESERVED_COMMANDS`` count
+  against ``MAX_COMMANDS``, and no manifest command may take a reserved name.
+- A required param must be a slash option (basic, or an image): the settings modal is optional.
 - Static ``choices`` hold at most ``MAX_CHOICES`` entries whether the param is basic (slash option
   ``choices``) or advanced (a modal select); longer lists belong on the server (``choices_from``,
   served by autocomplete).
@@ -42,7 +45,11 @@ __all__ = [
     "MAX_BUTTON_LABEL_LENGTH",
     "MAX_MESSAGE_LENGTH",
     "DEFAULT_UPLOAD_LIMIT",
+    "RESERVED_COMMANDS",
+    "SETUP_SUBCOMMAND",
+    "SETUP_DESCRIPTION",
     "humanize",
+    "group_description",
     "option_description",
     "field_label",
     "modal_title",
@@ -69,6 +76,10 @@ MAX_BUTTON_LABEL_LENGTH = 80
 MAX_MESSAGE_LENGTH = 2000
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
+RESERVED_COMMANDS = ("help", "status", "workflows", "choices", "cancel")  # the bot's built-in commands
+SETUP_SUBCOMMAND = "setup"  # every group's guided setup subcommand
+SETUP_DESCRIPTION = "Pick a workflow and its settings step by step"
+
 
 def humanize(name: str) -> str:
     """``lora_strength`` → ``Lora strength``."""
@@ -84,6 +95,12 @@ def option_description(name: str, param) -> str:
 def field_label(name: str, param) -> str:
     """The modal field label: the param's label, else its name."""
     return param.label or humanize(name)
+
+
+def group_description(titles: list[str]) -> str:
+    """The description of a command whose manifests are subcommands (clipped to 100 characters)."""
+    text = "Workflows: " + ", ".join(titles)
+    return text if len(text) <= MAX_DESCRIPTION_LENGTH else text[: MAX_DESCRIPTION_LENGTH - 1] + "…"
 
 
 def modal_title(manifest_title: str) -> str:

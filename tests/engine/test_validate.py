@@ -74,16 +74,33 @@ def _write_manifests(tmp_path: Path, count: int, command=lambda i: "generate", p
     return folder
 
 
-def test_more_than_25_manifests_in_one_command(tmp_path):
-    report = validate_paths([_write_manifests(tmp_path, 26)])
+def test_more_than_24_manifests_in_one_command(tmp_path):
+    report = validate_paths([_write_manifests(tmp_path, 25)])  # 24 + the bot's setup subcommand
     assert [(Path(i.file).name, i.line, i.message) for i in report.issues] == [
-        ("m025.yaml", 3, "command 'generate' has 26 subcommands (manifests); Discord allows at most 25")]
+        ("m024.yaml", 3, "command 'generate' has 25 manifests; Discord allows 25 subcommands, 24 next to 'setup'")]
 
 
-def test_more_than_100_commands(tmp_path):
-    report = validate_paths([_write_manifests(tmp_path, 101, command=lambda i: f"c{i:03}")])
+def test_more_than_95_commands(tmp_path):
+    report = validate_paths([_write_manifests(tmp_path, 96, command=lambda i: f"c{i:03}")])
     assert [(Path(i.file).name, i.message) for i in report.issues] == [
-        ("m100.yaml", "command 'c100' is number 101; Discord allows at most 100 top-level commands")]
+        ("m095.yaml", "command 'c095' is number 96; Discord allows 100 commands, 95 next to the bot's built-in ones")]
+
+
+def test_reserved_command_and_setup_names(tmp_path):
+    folder = _write_manifests(tmp_path, 2, command=lambda i: ["help", "gen"][i])
+    (folder / "setup.yaml").write_text("workflow: sdxl.json\ndescription: d\ncommand: gen\n")
+    assert [(Path(i.file).name, i.line, i.message) for i in validate_paths([folder]).issues] == [
+        ("m000.yaml", 3, "command 'help' is one of the bot's built-in commands (help, status, workflows, choices, "
+                         "cancel)"),
+        ("setup.yaml", 1, "manifest 'setup' in command 'gen': 'setup' is the guided setup subcommand of every group")]
+
+
+def test_required_params_must_be_slash_options(tmp_path):
+    params = "params:\n  x: {type: int, required: true, advanced: true, bind: '$[\"3\"].inputs.steps'}\n" \
+             "  img: {type: image, required: true, advanced: true, bind: '$[\"9\"].inputs.images'}\n"
+    messages = [i.message for i in validate_paths([_write_manifests(tmp_path, 1, params=params)]).issues]
+    assert "a required param must be a slash option: it cannot be advanced (the settings modal is optional)" in messages
+    assert len([m for m in messages if "slash option" in m]) == 1  # images are attachments, always options
 
 
 def test_command_size_budget(tmp_path):
