@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 import uuid
@@ -30,32 +29,16 @@ from .catalog import Workflow
 from .errormap import map_execution_error, map_rejection
 from .errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled, WorkflowRejected
 from .jobparts import ImageInput, JobResult, JobSettings, bind_images, collect_outputs, seed_of, withdraw
-from .outputs import parse_status
-from .progress import TERMINAL_STATES, JobState, ProgressEvent, ProgressTracker
+from .follow import BackendLost, PromptFollower, PromptLost, Signal
+from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .store import JobRecord, JobStore
 
 __all__ = ["Job", "JobResult", "ImageInput", "JobSettings"]
 
 log = logging.getLogger(__name__)
 
-GONE = "the server running this job went away"
 LOST = "lost during restart"
-DROPPED = "the server dropped this job from its queue"
 _CHORES: set[asyncio.Task] = set()  # fire-and-forget clean-ups, referenced until done
-
-
-class _Signal(enum.Enum):
-    BACKEND_DOWN = "backend down"
-    CANCEL = "cancel"
-    RECHECK = "recheck"
-
-
-class _Lost(ComfyUnavailable):
-    """The server knows the prompt nowhere: neither queued, running nor in history."""
-
-
-class _Failover(Exception):
-    """The backend went down while the job was still queued there."""
 
 
 class Job:
@@ -69,20 +52,15 @@ class Job:
         self.values = values
         self.owner = owner
         self.extra = dict(extra or {})
-        self.backend: Any = None
-        self.prompt_id: str | None = None
+        self._follower: PromptFollower | None = None
+        self._resumed_prompt_id: str | None = None
         self.progress = ProgressEvent(JobState.QUEUED)
         self.timings: dict[str, float | None] = {"created": time.time(), "queued": None, "started": None,
                                                  "finished": None}
         self._pool, self._store, self._settings = pool, store, settings
         self._images = dict(images or {})
         self._graph: dict = {}
-        self._graph_sent: Mapping[str, Any] = {}
-        self._tracker: ProgressTracker | None = None
-        self._inbox: asyncio.Queue | None = None
-        self._poke = asyncio.Event()
         self._listeners: list[asyncio.Queue] = []
-        self._error_data: Mapping[str, Any] = {}
         self._cancel_requested = False
         self._result: JobResult | None = None
         self._error: EngineError | None = None
@@ -114,7 +92,7 @@ class Job:
         job = cls(workflow, dict(record.values), pool=pool, store=store, settings=settings, job_id=record.job_id,
                   owner=record.owner, extra=record.extra)
         job.timings.update(created=record.created_at, queued=record.queued_at, started=record.started_at)
-        job.prompt_id = record.prompt_id
+        job._resumed_prompt_id = record.prompt_id
         job._start(job._run_resumed(record))
         return job
 
@@ -122,6 +100,15 @@ class Job:
         self._task = asyncio.create_task(coroutine, name=f"job {self.id}")
 
     # -- consumer API ---------------------------------------------------------------------
+    @property
+    def backend(self) -> Any:
+        """The ``Backend`` the job is queued on (None before that)."""
+        return self._follower.backend if self._follower else None
+
+    @property
+    def prompt_id(self) -> str | None:
+        return self._follower.prompt_id if self._follower else self._resumed_prompt_id
+
     @property
     def state(self) -> JobState:
         return self.progress.state
@@ -157,8 +144,8 @@ class Job:
         if self.finished:
             return
         self._cancel_requested = True
-        if self._inbox is not None:
-            self._inbox.put_nowait(_Signal.CANCEL)
+        if self._follower is not None:
+            self._follower.signal(Signal.CANCEL)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             async with asyncio.timeout(self._settings.cancel_wait):
                 await asyncio.shield(self._task)
@@ -169,8 +156,8 @@ class Job:
 
     def backend_down(self, backend: Any) -> None:
         """Called by the runtime when ``backend`` is marked down."""
-        if backend is self.backend and self._inbox is not None and not self.finished:
-            self._inbox.put_nowait(_Signal.BACKEND_DOWN)
+        if self._follower is not None and backend is self._follower.backend and not self.finished:
+            self._follower.signal(Signal.BACKEND_DOWN)
 
     async def detach(self) -> None:
         """Stop following without ending the job (process shutdown); the store keeps it resumable."""
@@ -188,11 +175,15 @@ class Job:
         left = record.created_at + self.workflow.manifest.timeout - time.time()
         budget = max(left, self._settings.resume_wait)
         if record.prompt_id and record.backend:
-            await self._guarded(lambda: self._reattach(record.backend), budget)
+            await self._guarded(lambda: self._reattach(record), budget)
         elif self.workflow.manifest.image_params:
             self._end_failed(ComfyUnavailable(f"{LOST} (its input image is gone)"))
         else:
-            await self._guarded(self._submit_first, budget)
+            await self._guarded(self._resubmit, budget)
+
+    async def _resubmit(self) -> None:
+        self._graph = apply_params(self.workflow, self.values).graph
+        await self._submit_first()
 
     async def _guarded(self, start: Any, budget: float) -> None:
         """Run ``start`` then follow to the end, turning every failure into a terminal state."""
@@ -201,7 +192,7 @@ class Job:
             async with deadline:
                 await start()
                 await self._follow()
-                if self._tracker is not None and self._tracker.state is JobState.DONE:
+                if self._follower is not None and self._follower.state is JobState.DONE:
                     self._end_done(await self._collect())
                 else:
                     self._end_from_tracker()
@@ -209,7 +200,8 @@ class Job:
             if not deadline.expired():
                 self._end_failed(exc if isinstance(exc, ComfyTimeout) else ComfyTimeout("the server took too long"))
                 return
-            await self._withdraw(cancelled=False)
+            if self._follower is not None:
+                await self._follower.withdraw(cancelled=False)
             self._end_failed(ComfyTimeout(f"the job took longer than {self.workflow.manifest.timeout} s"))
         except EngineError as exc:
             self._end_failed(exc)
@@ -278,33 +270,36 @@ class Job:
                 backend.events.unsubscribe(prompt_id)
             raise JobCancelled("cancelled before it was queued")
 
-    def _attach(self, backend: Any, prompt_id: str, inbox: asyncio.Queue, graph: Mapping[str, Any]) -> None:
-        self.backend, self.prompt_id, self._inbox = backend, prompt_id, inbox
-        self._tracker = ProgressTracker(prompt_id, graph, want_previews=self._settings.want_previews,
-                                        outputs=self.workflow.output_nodes(backend.object_info))
-        self._graph_sent = graph
+    def _attach(self, backend: Any, prompt_id: str, inbox: asyncio.Queue, graph: Mapping[str, Any], *,
+                foreign: bool = False) -> None:
+        self._follower = PromptFollower(backend, prompt_id, inbox, graph, settings=self._settings,
+                                        outputs=self.workflow.output_nodes(backend.object_info),
+                                        publish=self._publish, cancelled=lambda: self._cancel_requested,
+                                        foreign=foreign)
         if not backend.up:
-            inbox.put_nowait(_Signal.BACKEND_DOWN)
+            self._follower.signal(Signal.BACKEND_DOWN)
         if self._cancel_requested:
-            inbox.put_nowait(_Signal.CANCEL)
+            self._follower.signal(Signal.CANCEL)
 
     def _unsubscribe(self) -> None:
-        if self.backend is not None and self.prompt_id is not None:
-            self.backend.events.unsubscribe(self.prompt_id)
-            self._pool.note_finished(self.backend, self.prompt_id)
+        if self._follower is not None:
+            self._follower.unsubscribe()
+            self._pool.note_finished(self._follower.backend, self._follower.prompt_id)
 
-    async def _reattach(self, backend_name: str) -> None:
+    async def _reattach(self, record: JobRecord) -> None:
         """After a restart: subscribe again and settle from ``/history`` and ``/queue``."""
-        backend = self._pool.get(backend_name)
+        backend = self._pool.get(record.backend)
         if backend is None:
             raise ComfyUnavailable(f"{LOST} (its server is no longer configured)")
-        self._attach(backend, self.prompt_id, backend.events.subscribe(self.prompt_id), self._graph_for_resume())
+        foreign = record.client_id != backend.client.client_id  # its messages go to a closed socket
+        self._attach(backend, record.prompt_id, backend.events.subscribe(record.prompt_id),
+                     self._graph_for_resume(), foreign=foreign)
         deadline = time.monotonic() + self._settings.resume_wait
         while True:
             try:
-                await self._settle_if_gone(missing=LOST)
+                await self._follower.settle_if_gone(missing=LOST)
                 return
-            except _Lost:
+            except PromptLost:
                 raise
             except ComfyError:
                 if time.monotonic() >= deadline:
@@ -319,107 +314,19 @@ class Job:
 
     # -- following ------------------------------------------------------------------------
     async def _follow(self) -> None:
-        """Consume messages until the tracker is terminal, moving the job if its backend dies."""
+        """Follow the prompt to its end, moving the job while it is queued on a backend that dies."""
         while True:
-            poller = asyncio.create_task(self._poll_queue())
             try:
-                await self._consume()
+                await self._follower.run()
                 return
-            except _Failover:
-                pass
-            finally:
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
-            await self._failover()
-
-    async def _consume(self) -> None:
-        tracker, grace_until = self._tracker, None
-        while tracker.state not in TERMINAL_STATES:
-            try:
-                async with asyncio.timeout(None if grace_until is None else max(grace_until - time.monotonic(), 0)):
-                    message = await self._inbox.get()
-            except TimeoutError:
-                if self.backend.up and self.backend.events.connected:
-                    grace_until = None
-                    continue
-                raise ComfyUnavailable(GONE) from None
-            if message is _Signal.BACKEND_DOWN:
-                if tracker.state is JobState.QUEUED:
-                    raise _Failover()
-                grace_until = grace_until or time.monotonic() + self._settings.down_grace
-            elif message is _Signal.CANCEL:
-                await self._withdraw(cancelled=True)
-            elif message is _Signal.RECHECK:
-                await self._recheck()
-            else:
-                self._feed(message)
-
-    def _feed(self, message: Any) -> None:
-        if isinstance(message, dict):
-            data = message.get("data") if isinstance(message.get("data"), dict) else {}
-            if message.get("type") == "execution_error" and data.get("prompt_id") == self.prompt_id:
-                self._error_data = data
-            if message.get("type") == "status" and self.state is JobState.QUEUED:
-                self._poke.set()
-        self._publish(self._tracker.feed(message))
-
-    async def _poll_queue(self) -> None:
-        """While queued: ``GET /queue`` every ``queue_poll`` s and on status broadcasts."""
-        misses = 0
-        while self._tracker.state is JobState.QUEUED:
-            with contextlib.suppress(ComfyError):
-                snapshot = await self.backend.client.queue()
-                self._publish(self._tracker.feed_queue(snapshot.running, snapshot.pending))
-                misses = 0 if self.prompt_id in snapshot else misses + 1
-                if misses == 2:
-                    self._inbox.put_nowait(_Signal.RECHECK)
-            self._poke.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._settings.queue_poll):
-                    await self._poke.wait()
-            await asyncio.sleep(self._settings.queue_poll / 10)
-
-    async def _recheck(self) -> None:
-        try:
-            await self._settle_if_gone(missing=DROPPED)
-        except _Lost:
-            raise
-        except ComfyError:
-            pass  # cannot tell now; the next poll asks again
-
-    async def _settle_if_gone(self, *, missing: str) -> bool:
-        """If the prompt is in neither queue: settle from history, or end it (``missing``). True if settled."""
-        snapshot = await self.backend.client.queue()
-        if self.prompt_id in snapshot:
-            self._publish(self._tracker.feed_queue(snapshot.running, snapshot.pending))
-            return False
-        entry = await self.backend.client.history(self.prompt_id)
-        if entry is not None:
-            status = parse_status(entry)
-            if status.last_type == "execution_error":
-                self._error_data = status.last_data
-            self._publish(self._tracker.feed_history(entry))
-            return self._tracker.state in TERMINAL_STATES
-        if self._cancel_requested:
-            self._publish(self._tracker.cancel())
-            return True
-        raise _Lost(missing)
-
-    async def _withdraw(self, *, cancelled: bool) -> None:
-        """Delete from the queue and interrupt on the server (best effort)."""
-        if self.backend is None or self.prompt_id is None:
-            return
-        await withdraw(self.backend.client, self.prompt_id)
-        if cancelled:
-            with contextlib.suppress(ComfyError):
-                await self._settle_if_gone(missing="cancelled")
+            except BackendLost:
+                await self._failover()
 
     async def _failover(self) -> None:
         """Move a queued job off a dead backend: same values, new prompt_id, uploads redone."""
-        old = self.backend
+        old, old_prompt = self.backend, self.prompt_id
         self._unsubscribe()
-        self._chore(withdraw(old.client, self.prompt_id, timeout=1.0))
+        self._chore(withdraw(old.client, old_prompt, timeout=1.0))
         log.info("job %s: backend %s went down while queued, moving it", self.id, old.name)
         exclude = {old.name}
         while True:
@@ -460,9 +367,9 @@ class Job:
             listener.put_nowait(self.progress)
 
     def _end_from_tracker(self) -> None:
-        tracker = self._tracker
-        if tracker is not None and tracker.state is JobState.FAILED:
-            self._end_failed(map_execution_error(self.workflow, self._graph_sent, self._error_data))
+        follower = self._follower
+        if follower is not None and follower.state is JobState.FAILED:
+            self._end_failed(map_execution_error(self.workflow, follower.graph, follower.error_data))
         else:
             self._end_failed(JobCancelled("cancelled" if self._cancel_requested else "interrupted on the server"))
 
@@ -477,7 +384,7 @@ class Job:
 
     def _end(self, state: JobState, error: str | None) -> None:
         self.timings["finished"] = time.time()
-        base = self._tracker.current if self._tracker is not None else self.progress
+        base = self._follower.tracker.current if self._follower is not None else self.progress
         node = getattr(self._error, "node_id", None) or None
         self._emit(replace(base, state=state, queue_position=None, error=error, failed_node=node,
                            percent=100.0 if state is JobState.DONE else base.percent, eta_seconds=None))

@@ -209,3 +209,61 @@ async def test_manifest_timeout_cancels_on_the_server(tmp_path, fakes, start_run
     assert entry["status"]["messages"][-1][0] == "execution_interrupted"
     row = runtime.get(job.id)
     assert row.state == "failed" and row.error == "the job took longer than 1 s"
+
+
+async def _only_b1_up(runtime, one, two):
+    """Both backends started; b2 taken down so new jobs land on b1 (whose worker is paused)."""
+    await two.state.die()
+    await eventually(lambda: not runtime.pool.get("b2").up)
+    one.state.pause()
+
+
+async def test_backend_dying_with_queued_jobs_moves_them_to_another_backend(fakes, start_runtime):
+    one, two = await fakes(2)
+    runtime = await start_runtime(one, two)
+    await _only_b1_up(runtime, one, two)
+    plain = await runtime.submit("slow", {"steps": 2})
+    image = await runtime.submit("invert", {}, images={"image": ImageInput(png((0, 0, 0)), "black.png")})
+    await eventually(lambda: plain.progress.queue_position and image.progress.queue_position)
+    first_ids = (plain.prompt_id, image.prompt_id)
+    await two.state.revive()
+    await eventually(lambda: runtime.pool.get("b2").up)
+    await one.state.die()
+
+    results = await asyncio.gather(plain.result(), image.result())
+    assert [r.backend for r in results] == ["b2", "b2"]
+    assert pixel(results[1].outputs[0].data) == (255, 255, 255)  # the upload was redone on b2
+    assert {body["prompt_id"] for body in two.state.posted} == {plain.prompt_id, image.prompt_id}
+    assert set(first_ids).isdisjoint({plain.prompt_id, image.prompt_id})
+    for job in (plain, image):
+        row = runtime.get(job.id)
+        assert (row.state, row.backend, row.prompt_id) == ("done", "b2", job.prompt_id)
+    assert plain.values["steps"] == 2 and two.state.posted[0]["prompt"]["2"]["inputs"]["steps"] == 2
+
+
+async def test_backend_dying_with_a_running_job_fails_it_clearly(fakes, start_runtime):
+    one, two = await fakes(2)
+    runtime = await start_runtime(one, two)
+    job = await runtime.submit("slow", {"steps": 1000})
+    await eventually(lambda: job.progress.state is JobState.RUNNING)
+    dead = runtime.get(job.id).backend
+    await (one if dead == "b1" else two).state.die()
+    with pytest.raises(ComfyUnavailable, match="the server running this job went away"):
+        await job.result()
+    row = runtime.get(job.id)
+    assert row.state == "failed" and row.error == "the server running this job went away"
+    assert job.progress.state is JobState.FAILED
+
+
+async def test_running_job_recovers_when_its_backend_comes_back_in_time(fakes, start_runtime):
+    from dataclasses import replace
+    from .jobkit import SETTINGS
+    [fake] = await fakes()
+    runtime = await start_runtime(fake, settings=replace(SETTINGS, down_grace=5.0))
+    job = await runtime.submit("slow", {"steps": 30})
+    await eventually(lambda: job.progress.state is JobState.RUNNING)
+    await fake.state.die()
+    await eventually(lambda: not runtime.pool.get("b1").up)
+    await fake.state.revive()
+    result = await job.result()
+    assert len(result.outputs) == 1 and runtime.get(job.id).state == "done"
