@@ -9,6 +9,7 @@ for the "seed in the result" checks) and ``spicy`` (an NSFW canvas), loaded with
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, AsyncIterator
 
 import discord
 from discord import app_commands
+from discord.webhook.async_ import async_context
 
 from bot.buttons import install_buttons
 from bot.commands import build_commands
@@ -32,6 +34,7 @@ from .harness import FakeDiscord, Request, fake_discord
 __all__ = ["REPO", "Stack", "flow_catalog", "running_stack", "png"]
 
 REPO = Path(__file__).resolve().parents[2]
+SERVER_TASKS = ("RequestHandler.",)  # aiohttp server side of the fake ComfyUI
 MODEL_FREE = ("canvas", "invert", "resize", "fail", "slow-canvas")
 
 SEEDED = """
@@ -93,6 +96,23 @@ class Stack:
     store: JobStore
     catalog: Catalog
 
+    async def dispatch(self, payload: dict, *, timeout: float = 5.0) -> None:
+        """Like ``FakeDiscord.dispatch``, but not waiting for the fake ComfyUI's own connection
+        handlers (keep-alive connections opened during a job live on after it)."""
+        before = asyncio.all_tasks()
+        token = async_context.set(self.fake.webhook)
+        try:
+            self.fake.client._connection.parse_interaction_create(payload)
+        finally:
+            async_context.reset(token)
+        async with asyncio.timeout(timeout):
+            while pending := _ours(before):
+                await asyncio.wait(pending)
+            await asyncio.sleep(0)
+
+    async def slash(self, command: str, /, **options: Any) -> None:
+        await self.dispatch(self.fake.slash_payload(command, options))
+
     def jobs(self) -> list[JobRecord]:
         return self.store.recent(limit=100)
 
@@ -106,6 +126,14 @@ class Stack:
         """Texts of ephemeral initial responses (type 4, flag 64)."""
         return [c["data"]["content"] for c in self.fake.callbacks()
                 if c["type"] == 4 and (c["data"].get("flags") or 0) & 64]
+
+
+def _ours(before: set[asyncio.Task]) -> list[asyncio.Task]:
+    """Tasks started since ``before`` that belong to the bot, not to the in-process servers."""
+    return [t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
+            and not getattr(t.get_coro(), "__qualname__", "").startswith(SERVER_TASKS)
+            and not t.get_name().startswith("discord-ui-view-timeout")
+            and not getattr(t.get_coro(), "__qualname__", "").endswith("timeout_task_impl")]
 
 
 def _settings(db_path: Path, **overrides: Any) -> Settings:
