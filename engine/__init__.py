@@ -18,7 +18,10 @@ from .errors import (
     ParamError,
     WorkflowRejected,
 )
+from .jobparts import ImageInput, JobResult, JobSettings
+from .jobs import Job
 from .manifest import Manifest, Param
+from .runtime import BackendStatus, Runtime
 from .values import coerce_value, live_choices
 
 __all__ = [
@@ -42,6 +45,12 @@ __all__ = [
     "WorkflowRejected",
     "Manifest",
     "Param",
+    "Runtime",
+    "Job",
+    "JobResult",
+    "JobSettings",
+    "ImageInput",
+    "BackendStatus",
     "coerce_value",
     "live_choices",
 ]
