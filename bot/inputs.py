@@ -105,7 +105,7 @@ def check_image_source(name: str, value: Any, *, runtime: Any, folder: InputFold
     """Cheap checks (no download) of an image param's value; ``ParamError`` names the param."""
     if isinstance(value, discord.Attachment):
         if value.size > max_bytes:
-            raise ParamError(name, f"the file is larger than {max_bytes / MIB:g} MiB")
+            raise ParamError(name, f"the file is larger than {_human(max_bytes)}")
     elif isinstance(value, StoredInput):
         if not folder.has(value.sha256):
             raise ParamError(name, NOT_KEPT)
@@ -115,6 +115,12 @@ def check_image_source(name: str, value: Any, *, runtime: Any, folder: InputFold
             raise ParamError(name, UNKNOWN_RESULT)
     elif value is not None:  # a bare server file name: it may not exist on the backend that runs the job
         raise ParamError(name, "please upload the image again")
+
+
+def _human(size: int) -> str:
+    if size >= MIB:
+        return f"{size / MIB:.3g} MiB"
+    return f"{size / 1024:.3g} KiB" if size >= 1024 else f"{size} bytes"
 
 
 async def read_images(workflow: Workflow, values: Mapping[str, Any], *, runtime: Any, folder: InputFolder,
