@@ -9,9 +9,10 @@ Shape (one entry per ``command`` in ``Catalog.commands()``):
 
 Options come from :mod:`bot.options` (one transformer per param). ``nsfw`` is set on top-level
 commands of NSFW manifests, and on groups whose members are all NSFW; runtime checks stay in the
-guards. Generated commands whose name is taken by a static command, a manifest named ``setup``
-inside a group and workflows beyond a group's 24 are skipped with a warning (the manifest
-validator should reject them). :func:`command_payload` returns exactly what ``tree.sync()`` PUTs.
+guards. The names, the setup subcommand and the group description come from ``engine.limits``,
+so ``engine validate`` checks exactly this shape. Should an unvalidated catalog still break it,
+commands named like a static one, a manifest named ``setup`` inside a group, workflows beyond a
+group's 24 and commands beyond Discord's 100 are skipped with a warning instead of failing. :func:`command_payload` returns exactly what ``tree.sync()`` PUTs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ import discord
 from discord import app_commands
 
 from engine.catalog import Catalog, Workflow
-from engine.limits import MAX_SUBCOMMANDS, option_description
+from engine.limits import (
+    MAX_COMMANDS,
+    MAX_SUBCOMMANDS,
+    RESERVED_COMMANDS,
+    SETUP_DESCRIPTION,
+    SETUP_SUBCOMMAND,
+    group_description,
+    option_description,
+)
 
 from .options import PickOption, make_param_option, option_params, python_names
 
@@ -40,8 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATIC_COMMANDS = ("help", "status", "workflows", "choices", "cancel")
-SETUP_SUBCOMMAND = "setup"
+STATIC_COMMANDS = RESERVED_COMMANDS  # engine validate refuses manifests that take these names
 
 Interaction = discord.Interaction
 AppCommand = app_commands.Command | app_commands.Group
@@ -116,11 +124,6 @@ def _workflow_command(workflow: Workflow, name: str, hooks: CommandHooks, *, top
                     extras={"workflow": workflow.name})
 
 
-def _group_description(workflows: list[Workflow]) -> str:
-    text = "Workflows: " + ", ".join(wf.manifest.title or wf.name for wf in workflows)
-    return text if len(text) <= 100 else text[:99] + "…"
-
-
 def _group(command: str, workflows: list[Workflow], hooks: CommandHooks) -> app_commands.Group:
     members = [wf for wf in workflows if wf.name != SETUP_SUBCOMMAND]
     for wf in workflows:
@@ -130,13 +133,14 @@ def _group(command: str, workflows: list[Workflow], hooks: CommandHooks) -> app_
         log.warning("/%s: %d workflows, Discord allows %d subcommands next to setup; skipping %s", command,
                     len(members), MAX_SUBCOMMANDS - 1, ", ".join(wf.name for wf in members[MAX_SUBCOMMANDS - 1:]))
         members = members[: MAX_SUBCOMMANDS - 1]
-    group = app_commands.Group(name=command, description=_group_description(members),
+    description = group_description([wf.manifest.title or wf.name for wf in members])
+    group = app_commands.Group(name=command, description=description,
                                nsfw=all(wf.manifest.nsfw for wf in members), extras={"command": command})
 
     async def setup(interaction: Interaction, _: dict[str, Any]) -> None:
         await hooks.setup(interaction, command)
 
-    group.add_command(_command(SETUP_SUBCOMMAND, "Pick a workflow and its settings step by step", [], setup,
+    group.add_command(_command(SETUP_SUBCOMMAND, SETUP_DESCRIPTION, [], setup,
                                extras={"command": command}))
     for wf in members:
         group.add_command(_workflow_command(wf, wf.name, hooks, top_level=False))
@@ -177,7 +181,10 @@ def build_commands(catalog: Catalog, hooks: CommandHooks) -> list[AppCommand]:
             commands.append(_workflow_command(workflows[0], command, hooks, top_level=True))
         else:
             commands.append(_group(command, workflows, hooks))
-    return commands
+    if len(commands) > MAX_COMMANDS:
+        log.warning("%d commands, Discord allows %d; skipping %s", len(commands), MAX_COMMANDS,
+                    ", ".join(c.name for c in commands[MAX_COMMANDS:]))
+    return commands[:MAX_COMMANDS]
 
 
 def command_payload(commands: Sequence[AppCommand]) -> list[dict]:

@@ -7,6 +7,7 @@ import json
 import keyword
 import os
 from pathlib import Path
+from types import MappingProxyType
 
 import discord
 import pytest
@@ -17,7 +18,9 @@ from bot.cli import main
 from bot.commands import build_commands, command_payload, inert_hooks
 from bot.options import OptionError, make_param_option, option_params, python_names, rank_choices
 from bot.payload_limits import check_payload
-from engine.manifest import FloatParam
+from engine.catalog import Catalog, Workflow
+from engine.limits import RESERVED_COMMANDS
+from engine.manifest import FloatParam, Manifest
 
 from .conftest import BUNDLED_MANIFESTS, FIXTURE_MANIFESTS
 from .harness import fake_discord
@@ -52,7 +55,7 @@ def test_bundled_catalog_payload_matches_snapshot_and_limits(bundled_catalog):
 
 def test_command_shape(fixture_catalog):
     payload = {c["name"]: c for c in command_payload(build_commands(fixture_catalog, inert_hooks()))}
-    assert list(payload)[:5] == ["help", "status", "workflows", "choices", "cancel"]
+    assert tuple(payload)[:5] == RESERVED_COMMANDS  # the names engine validate keeps free
     generate = payload["generate"]  # two manifests → a group with setup + one subcommand each
     assert [o["name"] for o in generate["options"]] == ["setup", "flux", "sdxl"]
     assert all(o["type"] == 1 for o in generate["options"])
@@ -237,3 +240,19 @@ async def test_bounds_discord_cannot_carry_are_left_to_transform():
 def test_option_params_are_basic_params_plus_images(fixture_catalog):
     assert option_params(fixture_catalog["edit-qwen"].manifest) == [
         "prompt", "image", "image2", "negative-prompt", "class", "steps", "fast"]
+
+
+def test_what_discord_cannot_hold_is_skipped_not_fatal(caplog):
+    def manifest(name: str, command: str) -> Workflow:
+        m = Manifest.model_validate({"name": name, "command": command, "description": "d", "params": {}})
+        return Workflow(m, MappingProxyType({}), MappingProxyType({}), None)
+
+    wfs = [manifest("help", "help"), manifest("setup", "gen"), *(manifest(f"g{i:02}", "gen") for i in range(25)),
+           *(manifest(f"z{i:02}", f"z{i:02}") for i in range(96))]
+    payload = command_payload(build_commands(Catalog(MappingProxyType({w.name: w for w in wfs})), inert_hooks()))
+    assert len(payload) == 100 and check_payload(payload) == []
+    gen = next(c for c in payload if c["name"] == "gen")
+    assert [o["name"] for o in gen["options"]] == ["setup"] + [f"g{i:02}" for i in range(24)]
+    assert [c["name"] for c in payload].count("help") == 1
+    assert "z93" in [c["name"] for c in payload] and "z94" not in [c["name"] for c in payload]
+    assert "skipping" in caplog.text
