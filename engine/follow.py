@@ -83,18 +83,19 @@ class PromptFollower:
                 await poller
 
     async def _consume(self) -> None:
-        grace_until = None
+        grace_until = poll_every = None
         while self.state not in TERMINAL_STATES:
             try:
-                async with asyncio.timeout(None if grace_until is None else self._settings.queue_poll):
+                async with asyncio.timeout(poll_every):
                     message = await self._inbox.get()
             except TimeoutError:
-                grace_until = await self._check_during_grace(grace_until)
+                grace_until = await self._check_after_down(grace_until)
                 continue
             if message is Signal.BACKEND_DOWN:
                 if self.state is JobState.QUEUED:
                     raise BackendLost()
                 grace_until = grace_until or time.monotonic() + self._settings.down_grace
+                poll_every = self._settings.queue_poll  # messages may have been lost: poll from now on
             elif message is Signal.CANCEL:
                 await self.withdraw(cancelled=True)
             elif message is Signal.RECHECK:
@@ -102,11 +103,12 @@ class PromptFollower:
             else:
                 self._feed(message)
 
-    async def _check_during_grace(self, grace_until: float) -> float | None:
-        """Settle from history once the backend answers again; fail after ``down_grace``. New deadline."""
+    async def _check_after_down(self, grace_until: float | None) -> float | None:
+        """Settle from history once the backend answers again; fail ``down_grace`` s after it went
+        down if it does not. Returns the deadline still in force (None once the server answered)."""
         if self.backend.up and await self._recheck(GONE):
             return None  # settled, or the server still has it queued/running
-        if time.monotonic() >= grace_until:
+        if grace_until is not None and time.monotonic() >= grace_until:
             raise ComfyUnavailable(GONE)
         return grace_until
 

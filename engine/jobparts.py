@@ -7,6 +7,7 @@
 - ``seed_of``       the value of the workflow's first seed param (pure)
 - ``collect_outputs`` read ``/history`` and download every output file of the manifest's outputs
 - ``withdraw``      delete a prompt from the queue and interrupt it if running (best effort)
+- ``spawn``         run a clean-up in the background, keeping a reference until it is done
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from .catalog import Workflow
 from .errors import ComfyError, ComfyUnavailable
 from .outputs import OutputFile, OutputRef, output_refs, output_texts
 
-__all__ = ["ImageInput", "JobSettings", "JobResult", "bind_images", "seed_of", "collect_outputs", "withdraw"]
+__all__ = ["ImageInput", "JobSettings", "JobResult", "bind_images", "seed_of", "collect_outputs", "withdraw",
+           "spawn"]
 
 HISTORY_ATTEMPTS = 5
+_BACKGROUND: set[asyncio.Task] = set()
 
 
 @dataclass(frozen=True)
@@ -111,3 +114,10 @@ async def withdraw(client: Any, prompt_id: str, *, timeout: float = 5.0) -> None
         with contextlib.suppress(ComfyError, TimeoutError):
             async with asyncio.timeout(timeout):
                 await call()
+
+
+def spawn(coroutine: Any) -> None:
+    """Fire and forget ``coroutine`` (a best-effort clean-up); the task is referenced until done."""
+    task = asyncio.create_task(coroutine)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)

@@ -21,15 +21,15 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from .apply import apply_params
 from .catalog import Workflow
 from .errormap import map_execution_error, map_rejection
 from .errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled, WorkflowRejected
-from .jobparts import ImageInput, JobResult, JobSettings, bind_images, collect_outputs, seed_of, withdraw
 from .follow import BackendLost, PromptFollower, PromptLost, Signal
+from .jobparts import ImageInput, JobResult, JobSettings, bind_images, collect_outputs, seed_of, spawn, withdraw
 from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .store import JobRecord, JobStore
 
@@ -38,7 +38,6 @@ __all__ = ["Job", "JobResult", "ImageInput", "JobSettings"]
 log = logging.getLogger(__name__)
 
 LOST = "lost during restart"
-_CHORES: set[asyncio.Task] = set()  # fire-and-forget clean-ups, referenced until done
 
 
 class Job:
@@ -218,23 +217,23 @@ class Job:
     async def _submit_first(self) -> None:
         """Queue on the best backend; on a 5xx/unreachable server retry once on another one."""
         tried: set[str] = set()
-        for attempt in range(self._settings.submit_attempts):
+        error: ComfyUnavailable | None = None
+        for _ in range(self._settings.submit_attempts):
             self._check_cancel()
             try:
                 backend = self._pool.pick(self._graph, exclude=tried)
             except ComfyUnavailable:
-                if attempt:
-                    raise last from None
-                raise
+                if error is None:
+                    raise
+                raise error from None
             try:
-                await self._queue_on(backend)
-                return
+                return await self._queue_on(backend)
             except ComfyUnavailable as exc:
-                last = exc
+                error = exc
                 tried.add(backend.name)
-                if exc.__cause__ is not None and hasattr(self._pool, "note_unavailable"):
+                if exc.__cause__ is not None:  # unreachable (not a 5xx): take it out of routing now
                     self._pool.note_unavailable(backend)
-        raise last
+        raise error or ComfyUnavailable("no attempt to queue the job was allowed")
 
     async def _queue_on(self, backend: Any) -> None:
         graph = self._graph
@@ -253,7 +252,7 @@ class Job:
             raise map_rejection(self.workflow, graph, exc) from None
         except ComfyTimeout:
             backend.events.unsubscribe(prompt_id)
-            self._chore(withdraw(backend.client, prompt_id))  # it may have been queued after all
+            spawn(withdraw(backend.client, prompt_id))  # it may have been queued after all
             raise
         except BaseException:
             backend.events.unsubscribe(prompt_id)
@@ -326,7 +325,7 @@ class Job:
         """Move a queued job off a dead backend: same values, new prompt_id, uploads redone."""
         old, old_prompt = self.backend, self.prompt_id
         self._unsubscribe()
-        self._chore(withdraw(old.client, old_prompt, timeout=1.0))
+        spawn(withdraw(old.client, old_prompt, timeout=1.0))
         log.info("job %s: backend %s went down while queued, moving it", self.id, old.name)
         exclude = {old.name}
         while True:
@@ -337,12 +336,6 @@ class Job:
             except ComfyUnavailable:
                 exclude = set()  # wait for any backend, the old one included
                 await asyncio.sleep(self._settings.queue_poll)
-
-    @staticmethod
-    def _chore(coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        _CHORES.add(task)
-        task.add_done_callback(_CHORES.discard)
 
     # -- outcome --------------------------------------------------------------------------
     async def _collect(self) -> JobResult:

@@ -117,9 +117,10 @@ async def collect(job) -> list:
     return [event async for event in job.events()]
 
 
-@pytest.fixture
-def catalog(tmp_path):
-    return write_catalog(tmp_path / "lib")
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """Read-only, shared by a module's tests (loading manifests costs ~0.5 s)."""
+    return write_catalog(tmp_path_factory.mktemp("lib"))
 
 
 @pytest.fixture

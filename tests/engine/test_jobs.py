@@ -127,9 +127,10 @@ async def test_slow_answers_within_the_request_timeout_are_waited_for(fakes, sta
 
 
 async def test_slow_prompt_answer_beyond_the_request_timeout_fails_with_timeout(fakes, start_runtime):
+    from engine.client import Timeouts
     [fake] = await fakes()
-    runtime = await start_runtime(fake)
-    fake.state.delay("/prompt", 1.5, method="POST")
+    runtime = await start_runtime(fake, timeouts=Timeouts(request=0.3, connect=0.3, transfer=1.0))
+    fake.state.delay("/prompt", 0.6, method="POST")
     job = await runtime.submit("text", {"nonce": 4})
     with pytest.raises(ComfyTimeout):
         await job.result()
@@ -267,3 +268,21 @@ async def test_running_job_recovers_when_its_backend_comes_back_in_time(fakes, s
     await fake.state.revive()
     result = await job.result()
     assert len(result.outputs) == 1 and runtime.get(job.id).state == "done"
+
+
+async def test_running_job_on_a_hung_backend_is_settled_from_history_when_it_answers_again(fakes, start_runtime):
+    """A hung server swallows the websocket messages (the socket stays open, so no reconcile):
+    the job polls /queue and /history once the backend is back."""
+    from dataclasses import replace
+    from .jobkit import SETTINGS
+    [fake] = await fakes()
+    runtime = await start_runtime(fake, settings=replace(SETTINGS, down_grace=5.0))
+    job = await runtime.submit("slow", {"steps": 20})
+    await eventually(lambda: job.progress.state is JobState.RUNNING)
+    await fake.state.die("hang")
+    await eventually(lambda: not runtime.pool.get("b1").up)
+    await eventually(lambda: fake.state.history.get(job.prompt_id) != {})
+    await fake.state.revive()
+    result = await job.result()
+    assert len(result.outputs) == 1 and runtime.get(job.id).state == "done"
+    assert runtime.pool.get("b1").events.reconnects == 0

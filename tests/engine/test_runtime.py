@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 from engine.errors import ComfyUnavailable, EngineError, ParamError
 from engine.progress import JobState
-from engine.runtime import ImageInput, Runtime
+from engine.runtime import ImageInput
 from engine.store import JobRecord, JobStore
 
 from .jobkit import catalog, collect, eventually, fakes, pixel, png, start_runtime  # noqa: F401
