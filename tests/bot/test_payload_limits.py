@@ -120,7 +120,7 @@ def _issues(accepted: list[tuple[YamlSource, Manifest]]) -> list:
 
 def _parsed(raw_manifests: list[dict]) -> list[tuple[YamlSource, Manifest]] | None:
     try:
-        parsed = [(YamlSource(f"{raw['name']}.yaml", raw, None), Manifest.model_validate(raw)) for raw in raw_manifests]
+        parsed = [(YamlSource(f"{raw['name']}.yaml", raw, ""), Manifest.model_validate(raw)) for raw in raw_manifests]
     except ValidationError:
         return None
     return parsed if len({m.name for _, m in parsed}) == len(parsed) else None
