@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .binding import is_link
 from .catalog import Workflow
@@ -61,16 +61,9 @@ def resolve_values(
     return resolved
 
 
-def _consumers(graph: Mapping[str, Any], node_id: str):
-    for consumer_id, node in graph.items():
-        for input_name, value in node["inputs"].items():
-            if is_link(value) and value[0] == node_id:
-                yield consumer_id, input_name, value[1]
-
-
-def bypass_node(graph: dict, node_id: str) -> None:
-    """Splice ``node_id`` out of ``graph`` in place (the graph must own its node dicts' copies
-    for every node it changes — ``apply_params`` guarantees that).
+def bypass_node(graph: dict, node_id: str, link_inputs: Iterable[tuple[str, str]]) -> None:
+    """Splice ``node_id`` out of ``graph`` in place; ``graph`` must be a copy owned by the caller
+    (touched nodes are copied here). ``link_inputs`` lists where links may sit.
 
     Output slot k of the removed node is replaced by the node's k-th linked input (pass-through
     nodes such as LoRA loaders list their inputs in output order: model → MODEL, clip → CLIP);
@@ -78,10 +71,14 @@ def bypass_node(graph: dict, node_id: str) -> None:
     """
     node = graph.pop(node_id)
     passthrough = [v for v in node["inputs"].values() if is_link(v)]
-    for consumer_id, input_name, slot in list(_consumers(graph, node_id)):
-        consumer = graph[consumer_id] = {**graph[consumer_id], "inputs": dict(graph[consumer_id]["inputs"])}
-        if slot < len(passthrough):
-            consumer["inputs"][input_name] = list(passthrough[slot])
+    for consumer_id, input_name in link_inputs:
+        consumer = graph.get(consumer_id)
+        value = consumer["inputs"].get(input_name) if consumer else None
+        if not (value and value[0] == node_id):
+            continue
+        consumer = graph[consumer_id] = {**consumer, "inputs": dict(consumer["inputs"])}
+        if value[1] < len(passthrough):
+            consumer["inputs"][input_name] = list(passthrough[value[1]])
         else:
             del consumer["inputs"][input_name]
 
@@ -109,6 +106,6 @@ def apply_params(
         if param.when_unset == "bypass" and name not in resolved:
             for target in workflow.targets[name]:
                 if target.node_id in graph:
-                    bypass_node(graph, target.node_id)
+                    bypass_node(graph, target.node_id, workflow.link_inputs)
                     bypassed.append(target.node_id)
     return Applied(graph, resolved, tuple(bypassed))

@@ -8,7 +8,6 @@ resulting ``Target``s — no JSONPath work per job.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -85,9 +84,8 @@ def _keys(graph: dict, full_path) -> list[str]:
 def resolve_bind(graph: dict, path: str) -> list[Target]:
     """All node inputs ``path`` addresses in ``graph`` (possibly none)."""
     expr = _compile(path)
-    scratch = copy.deepcopy(graph)  # jsonpath-ng filters may rewrite the data they walk
     try:
-        matches = expr.find(scratch)
+        matches = expr.find(graph)  # filters rewrite only their own wrappers, never the data (tested)
     except (TypeError, KeyError, AttributeError, ValueError, IndexError) as exc:
         raise BindError(f"bind {path!r} cannot be evaluated ({type(exc).__name__})") from None
     targets = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
@@ -42,6 +43,12 @@ class Workflow:
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    @cached_property
+    def link_inputs(self) -> tuple[tuple[str, str], ...]:
+        """Every (node id, input name) of the template holding a link; bypasses only rewire these."""
+        return tuple((node_id, name) for node_id, node in self.graph.items()
+                     for name, value in node["inputs"].items() if is_link(value))
 
     def output_nodes(self, object_info: Mapping[str, Any] | None = None) -> list[str]:
         """The manifest's ``outputs``, else every node whose class is an output node (needs object_info),

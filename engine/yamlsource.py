@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -16,11 +17,19 @@ __all__ = ["YamlSource", "read_yaml"]
 
 @dataclass(frozen=True)
 class YamlSource:
-    """A parsed YAML document (plain dicts/lists) plus the round-trip tree that knows positions."""
+    """A parsed YAML document (plain dicts/lists); the position-keeping round-trip tree is parsed
+    only when a problem needs a location (the round-trip parser is ~6× slower than the C one)."""
 
     file: str
     data: Any
-    tree: Any
+    text: str = field(default="", repr=False)
+
+    @cached_property
+    def tree(self) -> Any:
+        try:
+            return YAML(typ="rt").load(self.text)
+        except (YAMLError, ValueError, TypeError, RecursionError):
+            return None
 
     def position(self, loc: tuple) -> tuple[int, int]:
         """1-based (line, col) of the deepest key of ``loc`` present in the document.
@@ -45,16 +54,17 @@ class YamlSource:
 
 
 def _plain(node: Any) -> Any:
-    if isinstance(node, CommentedMap):
-        return {str(k) if not isinstance(k, (str, int, float, bool)) else k: _plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq):
+    """Fresh dicts/lists (anchors unshared) with scalar keys only."""
+    if isinstance(node, dict):
+        return {k if isinstance(k, (str, int, float, bool)) else str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
         return [_plain(v) for v in node]
     return node
 
 
 def read_yaml(text: str, file: str) -> tuple[YamlSource | None, list[Issue]]:
     """Parse ``text``; on failure return ``None`` and the located syntax problem."""
-    yaml = YAML(typ="rt")
+    yaml = YAML(typ="safe")  # the C parser when ruamel.yaml.clib is installed
     yaml.allow_duplicate_keys = False
     try:
         tree = yaml.load(text)
@@ -69,4 +79,4 @@ def read_yaml(text: str, file: str) -> tuple[YamlSource | None, list[Issue]]:
         data = _plain(tree)
     except (TypeError, RecursionError):
         return None, [Issue(file, 1, 1, "", "YAML: unsupported structure (anchors or keys)", "yaml")]
-    return YamlSource(file, data, tree), []
+    return YamlSource(file, data, text), []
