@@ -11,7 +11,8 @@ each burst of ``status`` broadcasts triggers one ``GET /queue`` for all of them
 
 ``pick`` routes with the pure rules of ``engine.routing``: up, has every node class and combo
 value (model file) the graph uses, shortest queue first. Nothing here shows a URL: backends are
-known by name.
+known by name. A refused connection or a 5xx marks a backend down at once, a timed-out health
+check only the second time in a row (one slow answer may be our own event loop being busy).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import aiohttp
 
 from .client import ComfyClient, Timeouts
-from .errors import ComfyError, ComfyUnavailable
+from .errors import ComfyError, ComfyTimeout, ComfyUnavailable
 from .events import EventStream
 from .routing import combo_options, graph_requirements, no_backend_reason, rank_backends
 from .wire import QueueSnapshot
@@ -52,6 +53,7 @@ class BackendStatus:
 
 # -- one backend ----------------------------------------------------------------------------
 
+SLOW_CHECKS_DOWN = 2  # timed-out health checks in a row that mark a backend down (refusals: at once)
 QUEUE_POLL_GAP = 0.2  # seconds between two shared GET /queue taken on status broadcasts
 RESERVATION_SECONDS = 10.0  # a pick counts towards the queue until submitted, at most this long
 
@@ -75,6 +77,7 @@ class Backend:
         self.in_flight: set[str] = set()
         self.info_fetched_at: float | None = None
         self.ws_down_since: float | None = None
+        self.slow_checks = 0  # health checks in a row that timed out
         self.queue = QueueSnapshot()
         self._unreported = 0
         self._reservations: list[float] = []
@@ -273,8 +276,12 @@ class BackendPool:
             if not backend.up or self._info_stale(backend):
                 await self._refresh(backend)  # big answer: the client's own request timeout applies
         except (ComfyError, TimeoutError) as exc:
-            self._mark_down(backend, type(exc).__name__)
+            slow = isinstance(exc, (TimeoutError, ComfyTimeout))
+            backend.slow_checks = backend.slow_checks + 1 if slow else 0
+            if not slow or backend.slow_checks >= SLOW_CHECKS_DOWN:  # one slow answer may be our own load
+                self._mark_down(backend, type(exc).__name__)
             return
+        backend.slow_checks = 0
         backend.report_snapshot(snapshot)
         if self._websocket_lost(backend):
             self._mark_down(backend, "websocket lost")
