@@ -3,7 +3,8 @@
 - ``discomfy commands [--json] [--manifests DIR] [--workflows DIR] [--budget N]`` builds the slash commands
   offline and prints them (``--json``: exactly the body ``tree.sync()`` would PUT). Exit 1 when a
   manifest failed to load or the payload breaks a Discord limit (findings on stderr), 2 on usage.
-- ``discomfy run`` starts the bot (``bot.app.run_bot``, imported only then).
+- ``discomfy run [--config FILE]`` starts the bot (``bot.app.run_bot``, imported only then); exit 2 when
+  the settings are unusable (every problem on stderr, never the token).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_argument("--workflows", type=Path, default=None, help="workflow folder (default: ../workflows)")
     commands.add_argument("--budget", type=int, default=MAX_COMMAND_CHARS,
                           help=f"characters allowed per command (default {MAX_COMMAND_CHARS}; older Discord docs: 4000)")
-    sub.add_parser("run", help="start the bot")
+    run = sub.add_parser("run", help="start the bot")
+    run.add_argument("--config", type=Path, default=None, help="TOML settings file (default: $DISCOMFY_CONFIG)")
     return parser
 
 
@@ -77,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _commands(args)
     from .app import run_bot  # the bot itself; imported only here so `commands` works without it
 
-    return run_bot() or 0
+    return run_bot(args.config)
 
 
 if __name__ == "__main__":

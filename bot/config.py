@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(36_000_000, gt=0, le=PILLOW_PIXEL_CEILING)
     progress_interval: float = Field(2.0, ge=1.5)  # Discord throttles message edits
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # one gateway connection suffices below ~1000 guilds; sharded (or shard_count > 1) runs every
+    # shard in this process (discord.AutoShardedClient; no shard_count: Discord's recommendation)
+    sharded: bool = False
+    shard_count: int | None = Field(None, ge=1)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,306 @@
+"""The bot process: the Discord client that wires the catalog, the job store, the runtime and the flow.
+
+``setup_hook`` (once, after login, before the gateway connects):
+
+1. load the catalog from ``manifests_dir``/``workflows_dir``; a broken manifest is logged with its
+   ``file:line`` and skipped, the bot starts with the rest;
+2. open the ``JobStore`` (``db_path``) and start the ``Runtime`` on the configured backends, with a
+   websocket client id kept next to the database so that resumed jobs still get their progress;
+3. build the commands (``Flow`` for jobs, ``InfoCommands`` for the static ones), register the
+   persistent buttons and the error funnel;
+4. sync the commands only when their payload changed since the last sync (a hash kept next to the
+   database; to ``guild_ids`` when set, else globally) — Discord limits command writes per day;
+5. resume the jobs a previous process left unfinished and finish their messages.
+
+``on_interaction`` answers modal submits from before a restart (``resume_modal``); ``close``
+detaches jobs (they stay resumable) and closes the runtime and the store. ``run_bot`` is the
+``discomfy run`` entry point: settings, logging that never shows the token or a backend URL
+(``Redactor``), then the client — sharded when the settings ask for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import discord
+from discord import app_commands
+
+from engine.catalog import Catalog, load_catalog
+from engine.runtime import Runtime
+from engine.store import JobStore
+
+from .buttons import install_buttons, resume_modal
+from .commands import build_commands
+from .config import ConfigError, Settings, load_settings
+from .errors import install_error_handlers, reply_error
+from .flow import Flow
+from .info import InfoCommands
+from .payload_limits import check_payload
+
+__all__ = ["DisComfyBot", "ShardedDisComfyBot", "create_bot", "load_logged_catalog", "sync_marker",
+           "sync_if_changed", "client_id_for", "Redactor", "install_redaction", "configure_logging", "run_bot"]
+
+log = logging.getLogger(__name__)
+
+
+# -- catalog and command sync ----------------------------------------------------------------
+
+def load_logged_catalog(settings: Settings) -> Catalog:
+    """The catalog; every manifest problem is logged (``file:line:col: …``) and that manifest skipped."""
+    if not settings.manifests_dir.is_dir():
+        log.error("manifest folder %s does not exist; no workflow commands", settings.manifests_dir)
+    catalog = load_catalog([settings.manifests_dir], settings.workflows_dir)
+    loaded = {str(workflow.source.file) for workflow in catalog}
+    for issue in catalog.issues:
+        outcome = "problem" if str(issue.file) in loaded else "skipped"
+        log.warning("manifest %s: %s", outcome, issue)
+    log.info("loaded %d workflows", len(catalog))
+    return catalog
+
+
+def sync_marker(db_path: Path) -> Path:
+    """The file holding the hash of the last synced command payload (next to the job database)."""
+    return db_path.with_name(db_path.name + ".commands-sha256")
+
+
+def client_id_for(db_path: Path) -> str:
+    """The websocket client id this bot uses with every backend, the same after a restart (kept next to
+    the database): ComfyUI sends a prompt's progress to the client id that queued it."""
+    path = db_path.with_name(db_path.name + ".client-id")
+    try:
+        kept = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        kept = ""
+    if kept:
+        return kept
+    client_id = f"discomfy-{uuid.uuid4().hex[:12]}"
+    path.write_text(client_id, encoding="utf-8")
+    return client_id
+
+
+def _digest(payload: list[dict], guild_ids: Iterable[int], application_id: int | None) -> str:
+    scope = {"application": application_id, "guilds": sorted(guild_ids), "commands": payload}
+    return hashlib.sha256(json.dumps(scope, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def sync_if_changed(tree: app_commands.CommandTree, marker: Path, guild_ids: Iterable[int]) -> bool:
+    """Sync ``tree`` (to each guild, or globally) unless the same payload was synced before; True if it synced.
+
+    The hash covers the payload, the guilds and the application, and is written only after Discord
+    accepted every sync, so a failed sync is retried at the next start."""
+    guild_ids = list(guild_ids)
+    payload = [command.to_dict(tree) for command in tree.get_commands()]
+    for finding in check_payload(payload):
+        log.warning("command payload breaks a Discord limit: %s", finding)
+    digest = _digest(payload, guild_ids, tree.client.application_id)
+    try:
+        if marker.read_text(encoding="utf-8").strip() == digest:
+            log.info("commands unchanged since the last sync; not syncing")
+            return False
+    except OSError:
+        pass
+    try:
+        for guild_id in guild_ids:
+            guild = discord.Object(guild_id)
+            tree.copy_global_to(guild=guild)
+            await tree.sync(guild=guild)
+        if not guild_ids:
+            await tree.sync()
+    except discord.HTTPException as exc:
+        log.error("command sync failed (HTTP %s, code %s); the old commands stay", exc.status, exc.code)
+        return False
+    marker.write_text(digest, encoding="utf-8")
+    log.info("synced %d commands %s", len(payload), f"to {len(guild_ids)} guild(s)" if guild_ids else "globally")
+    return True
+
+
+# -- the client ------------------------------------------------------------------------------
+
+class _DisComfy:
+    """The app's behaviour, mixed into ``discord.Client`` or ``discord.AutoShardedClient``.
+
+    ``runtime_options`` / ``flow_options`` go to ``Runtime`` / ``Flow`` (timings, for tests)."""
+
+    def __init__(self, settings: Settings, *, runtime_options: Mapping[str, Any] | None = None,
+                 flow_options: Mapping[str, Any] | None = None, **client_options: Any):
+        intents = discord.Intents.default()  # slash commands and components need no message_content
+        super().__init__(intents=intents, **client_options)
+        self.settings = settings
+        self.tree = app_commands.CommandTree(self)
+        self.catalog: Catalog | None = None
+        self.store: JobStore | None = None
+        self.runtime: Runtime | None = None
+        self.flow: Flow | None = None
+        self._runtime_options = dict(runtime_options or {})
+        self._flow_options = dict(flow_options or {})
+        self._followers: set[asyncio.Task] = set()
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        self.catalog = load_logged_catalog(settings)
+        self.store = JobStore(str(settings.db_path))
+        backends = [(backend.name, backend.url) for backend in settings.backends]
+        options = {"client_id": client_id_for(settings.db_path), **self._runtime_options}
+        self.runtime = Runtime(self.catalog, backends, self.store, **options)
+        await self.runtime.start()
+        self.flow = Flow(self.runtime, settings, self.catalog, **self._flow_options)
+        info = InfoCommands(catalog=self.catalog, runtime=self.runtime, store=self.store, settings=settings,
+                            cancel=self.flow.cancel, commands=self.tree.get_commands)
+        hooks = self.flow.command_hooks(help=info.help, status=info.status, workflows=info.workflows,
+                                        choices=info.choices, cancel=info.cancel, live_choices=info.live_choices,
+                                        user_jobs=info.user_jobs)
+        for command in build_commands(self.catalog, hooks):
+            self.tree.add_command(command)
+        install_buttons(self, self.flow.button_hooks())
+        install_error_handlers(self.tree)
+        await sync_if_changed(self.tree, sync_marker(settings.db_path), settings.guild_ids)
+        for job in await self.runtime.resume():
+            self._follow_resumed(job)
+
+    def _follow_resumed(self, job: Any) -> None:
+        log.info("resuming job %s (%s)", job.id, job.workflow.name)
+        task = asyncio.create_task(self.flow.follow_resumed(self, job), name=f"resumed job {job.id}")
+        self._followers.add(task)
+        task.add_done_callback(self._follower_done)
+
+    def _follower_done(self, task: asyncio.Task) -> None:
+        self._followers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("following a resumed job failed (%s)", type(task.exception()).__name__)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Modal submits no open modal took (the bot restarted meanwhile) are rebuilt from their id."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        try:
+            await resume_modal(interaction)
+        except Exception as exc:  # the funnel logs unexpected ones and tells the user briefly
+            await reply_error(interaction, exc)
+
+    async def close(self) -> None:
+        """Stop following jobs without ending them, close the runtime and the store, then Discord."""
+        for task in list(self._followers):
+            task.cancel()
+        await asyncio.gather(*self._followers, return_exceptions=True)
+        if self.runtime is not None:
+            await self.runtime.close()
+            self.runtime = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        await super().close()
+
+
+class DisComfyBot(_DisComfy, discord.Client):
+    """The bot on one gateway connection."""
+
+
+class ShardedDisComfyBot(_DisComfy, discord.AutoShardedClient):
+    """The bot with every shard in this process."""
+
+
+def create_bot(settings: Settings, **options: Any) -> DisComfyBot | ShardedDisComfyBot:
+    """A sharded client when ``settings.sharded`` or ``shard_count`` > 1, a plain one otherwise."""
+    if settings.sharded or (settings.shard_count or 1) > 1:
+        return ShardedDisComfyBot(settings, shard_count=settings.shard_count, **options)
+    return DisComfyBot(settings, **options)
+
+
+# -- logging without secrets -----------------------------------------------------------------
+
+class Redactor(logging.Filter):
+    """Replaces secrets (the token, backend URLs and their host:port) in a record's message,
+    exception text and stack, so no handler ever gets to write them."""
+
+    def __init__(self, replacements: Mapping[str, str]):
+        super().__init__()
+        self._pairs = sorted(((s, r) for s, r in replacements.items() if s), key=lambda p: -len(p[0]))
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Redactor:
+        replacements = {}
+        for backend in settings.backends:
+            replacements[backend.url] = f"<backend {backend.name}>"
+            replacements[urlsplit(backend.url).netloc] = f"<backend {backend.name}>"
+        if settings.discord_token is not None:
+            replacements[settings.discord_token.get_secret_value()] = "<token>"
+        return cls(replacements)
+
+    def redact(self, text: str) -> str:
+        for secret, replacement in self._pairs:
+            text = text.replace(secret, replacement)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: leave it to the handler to report
+            return True
+        clean = self.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+def install_redaction(redactor: Redactor) -> Callable[[], None]:
+    """Run ``redactor`` on every log record as it is made (any logger, any handler, pytest's too).
+
+    Returns a function that uninstalls it."""
+    previous = logging.getLogRecordFactory()
+
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        redactor.filter(record)
+        return record
+
+    logging.setLogRecordFactory(make_record)
+    return lambda: logging.setLogRecordFactory(previous)
+
+
+def configure_logging(settings: Settings) -> Callable[[], None]:
+    """Log to stderr at ``settings.log_level`` with secrets redacted; returns the uninstaller."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
+    uninstall = install_redaction(Redactor.for_settings(settings))
+
+    def undo() -> None:
+        uninstall()
+        root.removeHandler(handler)
+
+    return undo
+
+
+def run_bot(config_path: str | Path | None = None) -> int:
+    """``discomfy run``: start the bot; 2 when the settings are unusable, 1 when Discord refuses the token."""
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        print("discomfy: cannot start, the settings have problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    bot = create_bot(settings)
+    try:
+        bot.run(settings.discord_token.get_secret_value(), log_handler=None)
+    except discord.LoginFailure:
+        log.error("Discord refused the token; check DISCORD_TOKEN")
+        return 1
+    return 0
