@@ -98,11 +98,19 @@ async def collect_outputs(client: Any, prompt_id: str, nodes: Iterable[str]
         raise ComfyUnavailable("the server finished the job but has no record of its outputs")
     nodes = list(nodes)
     refs = output_refs(entry, nodes)
-    files = []
-    for ref in refs:
-        data, mime = await client.view(**ref.view_params())
-        files.append(OutputFile.from_ref(ref, data, mime))
+    files = [OutputFile.from_ref(ref, *await _download(client, ref)) for ref in refs]
     return files, [text.text for text in output_texts(entry, nodes)], refs
+
+
+async def _download(client: Any, ref: OutputRef, attempts: int = 2) -> tuple[bytes, str]:
+    for attempt in range(1, attempts + 1):
+        try:
+            return await client.view(**ref.view_params())
+        except ComfyUnavailable:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
 
 
 async def withdraw(client: Any, prompt_id: str, *, timeout: float = 5.0) -> None:

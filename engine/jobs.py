@@ -350,7 +350,7 @@ class Job:
                 continue  # the end is published by _end_* once outputs are in
             if event.state is JobState.RUNNING and self.state is JobState.QUEUED:
                 self._images.clear()
-                self.timings["started"] = time.time()
+                self.timings["started"] = self.timings["started"] or time.time()  # kept across a restart
                 self._record(state=JobState.RUNNING.value, started_at=self.timings["started"])
             self._emit(event)
 

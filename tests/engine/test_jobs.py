@@ -286,3 +286,66 @@ async def test_running_job_on_a_hung_backend_is_settled_from_history_when_it_ans
     result = await job.result()
     assert len(result.outputs) == 1 and runtime.get(job.id).state == "done"
     assert runtime.pool.get("b1").events.reconnects == 0
+
+
+async def test_a_failed_download_is_retried_once(fakes, start_runtime):
+    [fake] = await fakes()
+    runtime = await start_runtime(fake)
+    fake.state.fail_http("/view", times=1)
+    job = await runtime.submit("slow", {"steps": 1})
+    assert len((await job.result()).outputs) == 1
+
+
+async def test_outputs_that_cannot_be_downloaded_fail_the_job(fakes, start_runtime):
+    [fake] = await fakes()
+    runtime = await start_runtime(fake)
+    fake.state.fail_http("/view", times=10)
+    job = await runtime.submit("slow", {"steps": 1})
+    with pytest.raises(ComfyUnavailable, match="downloading an output"):
+        await job.result()
+    assert runtime.get(job.id).state == "failed"
+
+
+async def test_no_backend_up_fails_the_job_clearly(fakes, start_runtime):
+    [fake] = await fakes()
+    runtime = await start_runtime(fake)
+    await fake.state.die()
+    await eventually(lambda: not runtime.status()[0].up)
+    job = await runtime.submit("text", {"nonce": 5})
+    with pytest.raises(ComfyUnavailable, match="no server is up"):
+        await job.result()
+    assert runtime.get(job.id).error == "no server is up"
+
+
+async def test_cancel_during_upload_never_queues(fakes, start_runtime):
+    [fake] = await fakes()
+    runtime = await start_runtime(fake)
+    fake.state.delay("/upload/image", 0.3)
+    job = await runtime.submit("invert", {}, images={"image": ImageInput(png(), "in.png")})
+    await asyncio.sleep(0.05)
+    await job.cancel()
+    assert job.progress.state is JobState.CANCELLED and runtime.get(job.id).state == "cancelled"
+    await asyncio.sleep(0.4)
+    assert fake.state.posted == [] and fake.state.pending == []
+
+
+async def test_prompt_removed_from_the_queue_by_someone_else_fails_clearly(fakes, start_runtime):
+    [fake] = await fakes()
+    runtime = await start_runtime(fake)
+    fake.state.pause()
+    job = await runtime.submit("slow", {"steps": 2})
+    await eventually(lambda: job.progress.queue_position == 1)
+    fake.state.clear_pending()
+    with pytest.raises(ComfyUnavailable, match="dropped this job from its queue"):
+        await job.result()
+
+
+async def test_interrupt_by_someone_else_cancels_the_job(fakes, start_runtime):
+    [fake] = await fakes()
+    runtime = await start_runtime(fake)
+    job = await runtime.submit("slow", {"steps": 500})
+    await eventually(lambda: (job.progress.step or 0) >= 1)
+    fake.state.interrupt(None)
+    with pytest.raises(JobCancelled, match="interrupted on the server"):
+        await job.result()
+    assert runtime.get(job.id).state == "cancelled"
