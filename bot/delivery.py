@@ -87,7 +87,8 @@ class MessageTarget:
         await channel.get_partial_message(self.message_id).edit(**fields)
 
     async def replace(self, **fields: Any) -> None:
-        """Edit the message, or post a new one in the channel when it is gone."""
+        """Edit the message, or post a new one in the channel when it is gone (``message_id`` follows)."""
+        fields = dict(fields)
         try:
             await self.edit(**fields)
         except discord.NotFound:

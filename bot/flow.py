@@ -226,12 +226,15 @@ class Flow:
             fields = failure_fields(job.id, workflow, "Cancelled.", cancelled=True)
         except Exception as exc:  # EngineError, TooLargeError; anything else is logged by user_message
             fields = failure_fields(job.id, workflow, user_message(exc))
+        message_id = target.message_id
         try:
             await target.replace(**fields)
         except discord.HTTPException as exc:
             log.warning("job %s: could not post its outcome (%s %s)", job.id, exc.status, type(exc).__name__)
-            if fields["attachments"]:
+            if fields.get("attachments"):
                 await target.replace(**failure_fields(job.id, workflow, "The result could not be uploaded to Discord."))
+        if target.message_id != message_id:  # posted anew: buttons and restarts should find the new one
+            self.runtime.store.merge_extra(job.id, {"message_id": target.message_id})
 
     async def follow_resumed(self, client: discord.Client, job: Any) -> None:
         """After a restart: finish ``job``'s message with the bot token (the interaction is gone)."""

@@ -201,3 +201,23 @@ async def test_text_outputs_go_into_the_embed(catalog):
     fields = await result_fields("ab" * 16, workflow, result, limit=10 * 1024 * 1024, actions=[])
     embed = fields["embeds"][0]
     assert embed.description.startswith("A caption the workflow wrote.") and fields["attachments"] == []
+
+
+async def test_a_deleted_job_message_gets_the_result_posted_anew(fake_comfy, db_path, catalog):
+    from types import SimpleNamespace
+
+    from .payloads import older_than
+
+    def gone(request):
+        raise discord.NotFound(SimpleNamespace(status=404, reason="Not Found"), "Unknown Message")
+
+    async with running_stack(fake_comfy.url, db_path, catalog) as stack:
+        stack.fake.http.responders[("PATCH", "/channels/{channel_id}/messages/{message_id}")] = gone
+        await stack.dispatch(stack.fake.slash_payload("canvas", {"width": 32}, created=older_than(16)))
+
+        (job,) = stack.jobs()
+        (posted,) = [r for r in stack.fake.requests if r.via == "http" and r.method == "POST"]
+        assert posted.path == f"/channels/{job.extra['channel_id']}/messages" and posted.files
+        assert posted.payload["embeds"][0]["title"] == "✅ Canvas"
+        first_message = stack.bot_edits()[0].path.rsplit("/", 1)[1]
+        assert str(job.extra["message_id"]).isdigit() and str(job.extra["message_id"]) != first_message
