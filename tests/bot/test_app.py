@@ -18,6 +18,7 @@ from discord.webhook.async_ import async_context
 from bot.app import DisComfyBot, Redactor, ShardedDisComfyBot, create_bot, install_redaction, run_bot
 from bot.cli import main as cli_main
 from bot.config import Settings, load_settings
+from bot.modals import BOOT
 from engine.client import Timeouts
 from engine.jobparts import JobSettings
 
@@ -302,4 +303,11 @@ async def test_a_job_survives_a_restart_and_buttons_from_before_still_work(tmp_p
         assert len(fake_comfy.state.posted) == posted + 1
         final = [r for r in second.requests if r.via == "webhook" and r.method == "PATCH" and r.files]
         assert final and final[-1].payload["embeds"][0]["title"].startswith("✅ Invert")
+
+        # a tweak form opened before the restart (its nonce is from another process) still submits
+        stale_form = f"dc:tweak:{done.job_id}:1~{'0' if not BOOT.startswith('0') else '1'}{BOOT[1:]}beef"
+        await answered(second, second.modal_payload(stale_form, {"steps": "3", "seconds_per_step": "0.1",
+                                                                 "nonce": "7"}))
+        tweaked = running_job(second, "done")
+        assert tweaked.manifest == "slow-canvas" and tweaked.values["steps"] == 3 and tweaked.values["nonce"] == 7
 
