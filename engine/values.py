@@ -88,7 +88,10 @@ def live_choices(param: ChoiceParam, server_list: Sequence[Any]) -> list[Any]:
 def _choice(name: str, param: ChoiceParam, value: Any, server_list: Sequence[Any] | None) -> Any:
     if param.choices is not None:
         for choice in param.choices:
-            if value == choice.value or str(value) == str(choice.value) or value == choice.name:
+            if value == choice.value or str(value) == str(choice.value):
+                return choice.value
+        for choice in param.choices:  # by label too ("red" for Red), as people type in a terminal
+            if isinstance(value, str) and value.strip().casefold() == choice.name.casefold():
                 return choice.value
         raise ParamError(name, "is not one of the offered choices")
     if not isinstance(value, str):
