@@ -156,8 +156,7 @@ class _DisComfy:
         info = InfoCommands(catalog=self.catalog, runtime=self.runtime, store=self.store, settings=settings,
                             cancel=self.flow.cancel, commands=self.tree.get_commands)
         hooks = self.flow.command_hooks(help=info.help, status=info.status, workflows=info.workflows,
-                                        choices=info.choices, cancel=info.cancel, live_choices=info.live_choices,
-                                        user_jobs=info.user_jobs)
+                                        choices=info.choices, cancel=info.cancel, user_jobs=info.user_jobs)
         for command in build_commands(self.catalog, hooks):
             self.tree.add_command(command)
         install_buttons(self, self.flow.button_hooks())

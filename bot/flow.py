@@ -101,12 +101,11 @@ class Flow:
         self._now = now
 
     # ---- hooks for the app -------------------------------------------------------------------
-    def command_hooks(self, *, help, status, workflows, choices, cancel=None, live_choices=None,
-                      user_jobs=None) -> CommandHooks:
-        """``CommandHooks`` with run/setup (and by default cancel, live choices, user jobs) from here."""
+    def command_hooks(self, *, help, status, workflows, choices, user_jobs, cancel=None) -> CommandHooks:
+        """``CommandHooks`` with run/setup/live choices (and by default cancel) from here."""
         return CommandHooks(run=self.run, setup=self.setup, help=help, status=status, workflows=workflows,
-                            choices=choices, cancel=cancel or self.cancel, live_choices=live_choices or self.live,
-                            user_jobs=user_jobs or self.user_jobs)
+                            choices=choices, cancel=cancel or self.cancel, live_choices=self.live,
+                            user_jobs=user_jobs)
 
     def button_hooks(self) -> ButtonHooks:
         return ButtonHooks(job=self.job_info, workflow=self.workflow, run=self.run, action=self.action,
@@ -117,12 +116,6 @@ class Flow:
 
     def live(self, source: str) -> list[str]:
         return [str(v) for v in self.runtime.choices(source)]
-
-    def user_jobs(self, user_id: int) -> list[tuple[str, str]]:
-        """``(job_id, label)`` of the user's unfinished jobs, newest first (for /cancel)."""
-        records = self.runtime.store.recent(owner=str(user_id), limit=25)
-        return [(r.job_id, f"{self._title(r.manifest)} · {r.state} · {r.job_id[:8]}") for r in records
-                if not r.finished]
 
     async def job_info(self, job_id: str) -> JobInfo | None:
         """A stored job as buttons see it: image params hold their ``StoredInput``."""

@@ -3,7 +3,7 @@
 Every answer is ephemeral and built by a pure function of its data (``help_pages``,
 ``status_embed``, ``workflow_pages``, ``choices_embed``, ``job_label``), so the texts are tested
 without Discord. ``InfoCommands`` holds the few references the handlers need and hands them to
-``CommandHooks`` (``help``, ``status``, ``workflows``, ``choices``, ``cancel``, ``live_choices``,
+``CommandHooks`` (``help``, ``status``, ``workflows``, ``choices``, ``cancel``,
 ``user_jobs``). Nobody ever sees a server URL or a token here: backends are known by name, and
 only admins see those names.
 """
@@ -238,9 +238,6 @@ class InfoCommands:
             await interaction.response.send_message(f"That job has already ended ({record.state}).", ephemeral=True)
         else:
             await self._cancel(interaction, job_id)
-
-    def live_choices(self, source: str) -> list[str]:
-        return [str(v) for v in self._runtime.choices(source)]
 
     def user_jobs(self, user_id: int) -> list[tuple[str, str]]:
         """``(job_id, label)`` of the user's queued and running jobs, newest first."""

@@ -27,6 +27,16 @@ import discord
 from engine.catalog import Workflow
 from engine.errors import ParamError
 from engine.manifest import ChoiceParam, Param
+from engine.limits import (
+    MAX_CHOICE_NAME_LENGTH,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_LABEL_LENGTH,
+    MAX_MODAL_COMPONENTS,
+    MAX_MODAL_TITLE_LENGTH,
+    MAX_SELECT_OPTIONS,
+    MAX_TEXT_INPUT_LENGTH,
+    field_label,
+)
 from engine.values import coerce_value, is_unset, live_choices
 
 from .render import clip
@@ -50,9 +60,10 @@ __all__ = [
     "page_title",
 ]
 
-FIELDS_PER_MODAL = 5
-TITLE_LIMIT, LABEL_LIMIT, DESCRIPTION_LIMIT, PLACEHOLDER_LIMIT = 45, 45, 100, 100
-TEXT_INPUT_LIMIT, OPTION_LIMIT, SELECT_OPTIONS = 4000, 100, 25
+FIELDS_PER_MODAL = MAX_MODAL_COMPONENTS
+TITLE_LIMIT, LABEL_LIMIT, DESCRIPTION_LIMIT = MAX_MODAL_TITLE_LENGTH, MAX_LABEL_LENGTH, MAX_DESCRIPTION_LENGTH
+PLACEHOLDER_LIMIT = 100  # TextInput / Select placeholder
+TEXT_INPUT_LIMIT, OPTION_LIMIT, SELECT_OPTIONS = MAX_TEXT_INPUT_LENGTH, MAX_CHOICE_NAME_LENGTH, MAX_SELECT_OPTIONS
 NONE_VALUE = "__none__"
 MODAL_TIMEOUT = 3600.0  # users may write a long prompt; the submit is a fresh interaction
 
@@ -265,7 +276,7 @@ class ParamModal(discord.ui.Modal):
             param = workflow.manifest.params[name]
             field = _field(name, param, values.get(name), _server_list(param, live))
             self.inputs[name] = field
-            self.add_item(discord.ui.Label(text=clip(param.label or name, LABEL_LIMIT), component=field,
+            self.add_item(discord.ui.Label(text=clip(field_label(name, param), LABEL_LIMIT), component=field,
                                            description=clip(param.description, DESCRIPTION_LIMIT) or None))
 
     def submitted(self) -> dict[str, Any]:

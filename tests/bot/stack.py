@@ -157,7 +157,7 @@ async def running_stack(comfy_url: str, db_path: Path, catalog: Catalog, *, edit
     client = discord.Client(intents=discord.Intents.default())
     tree = app_commands.CommandTree(client)
     install_error_handlers(tree)
-    hooks = flow.command_hooks(help=_inert, status=_inert, workflows=_inert, choices=_inert)
+    hooks = flow.command_hooks(help=_inert, status=_inert, workflows=_inert, choices=_inert, user_jobs=lambda _: [])
     try:
         async with fake_discord(build_commands(catalog, hooks), client=client, tree=tree) as fake:
             install_buttons(client, flow.button_hooks())

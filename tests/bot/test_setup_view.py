@@ -186,7 +186,7 @@ async def test_settings_modal_updates_values(session):
     fake, state = session
     await click(fake, state, "⚙️ Settings 2/2")
     modal = fake.callbacks()[-1]
-    assert modal["type"] == 9 and modal["data"]["title"] == "Settings 2/2"
+    assert modal["type"] == 9 and modal["data"]["title"] == "Flux settings 2/2"
     await fake.dispatch(fake.modal_payload(modal["data"]["custom_id"], {"batch": "3", "seed": "77"}))
     assert fake.callbacks()[-1]["type"] == 7
     assert state.view.values["batch"] == 3 and state.view.values["seed"] == 77
