@@ -31,6 +31,7 @@ from typing import Any
 from .outputs import failure_text, node_title, parse_status
 
 __all__ = [
+    "visible_key",
     "JobState",
     "Preview",
     "ProgressEvent",
@@ -138,7 +139,7 @@ class ProgressTracker:
         self._current: str | None = None
         self._running_since: tuple[float, float] | None = None  # (clock, percent) at start
         self._event = ProgressEvent(JobState.QUEUED)
-        self._shown = self._visible(self._event)
+        self._shown = visible_key(self._event)
 
     @property
     def state(self) -> JobState:
@@ -324,7 +325,7 @@ class ProgressTracker:
         if "percent" not in changes and event.state not in TERMINAL_STATES:
             event = replace(event, percent=max(event.percent, self._work_percent()))
         self._event = event
-        visible = self._visible(event)
+        visible = visible_key(event)
         if visible == self._shown:
             return []
         self._shown = visible
@@ -336,17 +337,6 @@ class ProgressTracker:
         done = self._finished_nodes & self._counted
         partial = sum(f for node, f in self._fractions.items() if node in self._counted and node not in done)
         return min(100.0 * (len(done) + partial) / len(self._counted), MAX_RUNNING_PERCENT)
-
-    def _visible(self, event: ProgressEvent) -> tuple:
-        return (
-            event.state,
-            event.queue_position,
-            int(event.percent),
-            event.phase,
-            event.step,
-            event.steps,
-            event.preview,
-        )
 
     def _stamped(self, event: ProgressEvent) -> ProgressEvent:
         now = self._clock()
@@ -376,3 +366,9 @@ _HANDLERS: dict[str, Callable[[ProgressTracker, Mapping[str, Any]], list[Progres
     "execution_interrupted": ProgressTracker._cancel,
     "execution_success": ProgressTracker._on_success,
 }
+
+
+def visible_key(event: ProgressEvent) -> tuple:
+    """What a user can see of an event; the tracker emits only when this changes."""
+    return (event.state, event.queue_position, int(event.percent), event.phase, event.step, event.steps,
+            event.preview)

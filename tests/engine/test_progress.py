@@ -16,6 +16,7 @@ from engine.progress import (
     Preview,
     ProgressEvent,
     ProgressTracker,
+    visible_key,
     TERMINAL_STATES,
     nodes_to_run,
 )
@@ -117,18 +118,6 @@ def replay(run: Run, *, want_previews: bool = False, messages=None) -> tuple[Pro
     return tracker, events
 
 
-def visible(event: ProgressEvent) -> tuple:
-    return (
-        event.state,
-        event.queue_position,
-        int(event.percent),
-        event.phase,
-        event.step,
-        event.steps,
-        event.preview,
-    )
-
-
 LEGAL_NEXT = {
     JobState.QUEUED: set(JobState),
     JobState.RUNNING: {JobState.RUNNING, JobState.DONE, JobState.FAILED, JobState.CANCELLED},
@@ -146,7 +135,7 @@ def check_invariants(events: list[ProgressEvent], initial: ProgressEvent | None 
         if previous is not None:
             assert event.percent >= previous.percent
             assert event.state in LEGAL_NEXT[previous.state]
-            assert visible(event) != visible(previous), "an event without a visible change"
+            assert visible_key(event) != visible_key(previous), "an event without a visible change"
         previous = event
 
 
