@@ -138,11 +138,20 @@ async def start_fakes(count: int, root: Path) -> list[tuple[FakeComfy, TestServe
     return fakes
 
 
+def bench_catalog(tmp: Path):
+    """The bundled ``canvas`` manifest with a long timeout: a slow run is measured, not cut off."""
+    folder = tmp / "manifests"
+    folder.mkdir()
+    text = (ROOT / "manifests" / "canvas.yaml").read_text()
+    (folder / "canvas.yaml").write_text(text.replace("timeout: 60\n", "timeout: 3600\n"))
+    return load_catalog([folder], ROOT / "workflows")
+
+
 async def with_runtime(backends: int, body):
     """Start ``backends`` fakes and a Runtime on them, run ``await body(runtime)``, tear down."""
     with tempfile.TemporaryDirectory() as tmp:
         fakes = await start_fakes(backends, Path(tmp))
-        catalog = load_catalog([ROOT / "manifests"])
+        catalog = bench_catalog(Path(tmp))
         store = JobStore(":memory:")
         urls = [(f"b{i + 1}", str(server.make_url("")).rstrip("/")) for i, (_, server, _) in enumerate(fakes)]
         runtime = Runtime(catalog, backends=urls, store=store)
@@ -180,15 +189,18 @@ async def low_load_overheads(jobs: int) -> list[float]:
     return await with_runtime(1, body)
 
 
-async def throughput(backends: int, jobs: int) -> tuple[float, float]:
-    """(jobs/s wall, jobs/s engine-only) for ``jobs`` submitted at once."""
+async def throughput(backends: int, jobs: int) -> tuple[float, float, int]:
+    """(jobs/s wall, jobs/s engine-only, jobs completed) for ``jobs`` submitted at once."""
     async def body(runtime):
         await run_one(runtime)
         fake_before, start = FakeClock.now(), time.perf_counter()
-        await asyncio.gather(*(run_one(runtime) for _ in range(jobs)))
+        outcomes = await asyncio.gather(*(run_one(runtime) for _ in range(jobs)), return_exceptions=True)
         wall = time.perf_counter() - start
         fake = FakeClock.now() - fake_before
-        return jobs / wall, jobs / max(wall - fake, 1e-9)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            print(f"  {len(failures)} jobs failed, e.g. {type(failures[0]).__name__}: {failures[0]}")
+        return jobs / wall, jobs / max(wall - fake, 1e-9), jobs - len(failures)
 
     return await with_runtime(backends, body)
 
@@ -209,10 +221,12 @@ async def main(runs: int, jobs: int) -> int:
     for backends in (1, 3):
         results = [await throughput(backends, jobs) for _ in range(runs)]
         wall, engine = statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
-        rates[backends] = wall
+        completed = min(r[2] for r in results)
+        rates[backends] = wall if completed == jobs else 0.0
         print(f"{jobs} concurrent jobs on {backends} backend(s): median {wall:.0f} jobs/s "
-              f"(engine-only {engine:.0f} jobs/s; goal ≥ {GOAL_JOBS_PER_S:.0f}), all complete, one websocket each")
-    print(f"3 vs 1 backends: {rates[3] / rates[1]:.2f}×")
+              f"(engine-only {engine:.0f} jobs/s; goal ≥ {GOAL_JOBS_PER_S:.0f}), "
+              f"{'all' if completed == jobs else f'only {completed}'} complete, one websocket each")
+    print(f"3 vs 1 backends: {rates[3] / rates[1]:.2f}×" if rates[1] else "3 vs 1 backends: n/a")
     rss = peak_rss_mb()
     print(f"peak RSS {rss:.0f} MB (goal < {GOAL_RSS_MB:.0f} MB; engine and fakes together)")
     ok = overhead_ms <= GOAL_OVERHEAD_MS and min(rates.values()) >= GOAL_JOBS_PER_S and rss < GOAL_RSS_MB
