@@ -100,8 +100,12 @@ def _schema_issues(src: YamlSource, exc: ValidationError) -> list[Issue]:
 
 def _read_graph(path: Path, src: YamlSource) -> tuple[dict | None, list[Issue]]:
     loc = ("workflow",)
-    if not path.is_file():
-        return None, [src.issue(loc, "", f"workflow file {path.name} not found", "workflow_missing")]
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte …
+        found = False
+    if not found:
+        return None, [src.issue(loc, "", f"workflow file {path.name[:80]} not found", "workflow_missing")]
     try:
         graph = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -87,3 +87,10 @@ def test_image_param_must_bind_a_load_image(tmp_path):
     bad = "description: x\nparams:\n  pic: {type: image, bind: '$[\"4\"].inputs.steps'}\n"
     with pytest.raises(ManifestError, match="image param must bind LoadImage.image"):
         load_workflow(write_case(tmp_path, bad, GRAPH))
+
+
+def test_impossible_workflow_file_names_are_reported_not_raised(tmp_path):
+    for name in ["x" * 300 + ".json", "nul\x00.json"]:
+        path = write_case(tmp_path, f"description: x\nworkflow: {name!r}\n".replace("'", '"'))
+        with pytest.raises(ManifestError, match="not found"):
+            load_workflow(path)
