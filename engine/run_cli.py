@@ -32,6 +32,7 @@ from .apply import resolve_values
 from .catalog import Catalog, Workflow, load_workflow
 from .errors import (ComfyTimeout, ComfyUnavailable, EngineError, ExecutionFailed, JobCancelled, ManifestError,
                      ParamError, WorkflowRejected)
+from .paramhelp import params_help
 from .progress import JobState, ProgressEvent
 from .store import JobStore
 
@@ -333,9 +334,27 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ManifestHelp(argparse.Action):
+    """``engine run MANIFEST --help``: the usual help plus that manifest's parameters."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        if getattr(namespace, "manifest", None):
+            try:
+                workflow = load_workflow(Path(namespace.manifest),
+                                         Path(namespace.workflows) if getattr(namespace, "workflows", None) else None)
+            except ManifestError as exc:
+                print(f"\n{exc}")
+            else:
+                print("\n" + params_help(workflow))
+        parser.exit()
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``run`` to the ``engine`` command's subparsers."""
-    run = subparsers.add_parser("run", help="run a manifest on ComfyUI and save its outputs")
+    run = subparsers.add_parser("run", help="run a manifest on ComfyUI and save its outputs", add_help=False)
+    run.add_argument("-h", "--help", action=_ManifestHelp, nargs=0,
+                     help="show this help, and the manifest's parameters when MANIFEST is given first")
     run.add_argument("manifest", metavar="MANIFEST", help="manifests/NAME.yaml")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="a parameter value (repeatable)")
     run.add_argument("--image", action="append", metavar="[PARAM=]PATH", help="an image to upload (repeatable)")
