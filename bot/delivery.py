@@ -56,6 +56,9 @@ TEXT_OUTPUT_LIMIT = 1500
 GRID_NAME = "grid.jpg"
 
 
+EDIT_LIMIT_REACHED = 30046  # "Maximum number of edits to messages older than 1 hour reached"
+
+
 @dataclass
 class MessageTarget:
     """The job's message: ``interaction`` (None after a restart) edits it while its token lives."""
@@ -87,12 +90,15 @@ class MessageTarget:
         await channel.get_partial_message(self.message_id).edit(**fields)
 
     async def replace(self, **fields: Any) -> None:
-        """Edit the message, or post a new one in the channel when it is gone (``message_id`` follows)."""
+        """Edit the message, or post a new one in the channel when it is gone or can no longer be
+        edited (Discord's 30046: too many edits to a message older than an hour); ``message_id`` follows."""
         fields = dict(fields)
         try:
             await self.edit(**fields)
-        except discord.NotFound:
-            log.info("job message %s is gone; posting the outcome anew", self.message_id)
+        except discord.HTTPException as exc:
+            if not (isinstance(exc, discord.NotFound) or exc.code == EDIT_LIMIT_REACHED):
+                raise
+            log.info("job message %s cannot be edited (%s); posting the outcome anew", self.message_id, exc.code)
             channel = self.client.get_partial_messageable(self.channel_id, guild_id=self.guild_id)
             files = [f for f in fields.pop("attachments", ()) if isinstance(f, discord.File)]
             message = await channel.send(files=files, **fields)

@@ -203,13 +203,20 @@ async def test_text_outputs_go_into_the_embed(catalog):
     assert embed.description.startswith("A caption the workflow wrote.") and fields["attachments"] == []
 
 
-async def test_a_deleted_job_message_gets_the_result_posted_anew(fake_comfy, db_path, catalog):
+def _deleted(request):
     from types import SimpleNamespace
+    raise discord.NotFound(SimpleNamespace(status=404, reason="Not Found"), "Unknown Message")
 
+
+def _edit_limit(request):
+    from types import SimpleNamespace
+    raise discord.HTTPException(SimpleNamespace(status=400, reason="Bad Request"),
+                                {"code": 30046, "message": "Maximum number of edits to messages older than 1 hour reached"})
+
+
+@pytest.mark.parametrize("gone", [_deleted, _edit_limit], ids=["deleted", "edit-limit-30046"])
+async def test_a_deleted_job_message_gets_the_result_posted_anew(fake_comfy, db_path, catalog, gone):
     from .payloads import older_than
-
-    def gone(request):
-        raise discord.NotFound(SimpleNamespace(status=404, reason="Not Found"), "Unknown Message")
 
     async with running_stack(fake_comfy.url, db_path, catalog) as stack:
         stack.fake.http.responders[("PATCH", "/channels/{channel_id}/messages/{message_id}")] = gone
