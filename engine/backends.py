@@ -79,9 +79,12 @@ class Backend:
         self.ws_down_since: float | None = None
         self.slow_checks = 0  # health checks in a row that timed out
         self.queue = QueueSnapshot()
+        self.queue_asked_at = float("-inf")  # monotonic time the request behind ``queue`` was sent
+        self._positions: dict[str, int] = {}
         self._unreported = 0
         self._reservations: list[float] = []
         self._queue_changed = asyncio.Event()
+        self._refreshing: asyncio.Task | None = None
 
     @property
     def load(self) -> int:
@@ -106,9 +109,14 @@ class Backend:
         """The server's own count (``GET /queue``, or ``status`` broadcasts via ``report_remaining``)."""
         self.running, self.pending, self._unreported = max(running, 0), max(pending, 0), 0
 
-    def report_snapshot(self, snapshot: QueueSnapshot) -> None:
-        """A fresh ``GET /queue``: shared by every job of ours on this backend (see ``queue_changed``)."""
-        self.queue = snapshot
+    def report_snapshot(self, snapshot: QueueSnapshot, asked_at: float | None = None) -> None:
+        """A fresh ``GET /queue`` (sent at monotonic ``asked_at``): shared by every job of ours on
+        this backend (see ``queue_changed``). An answer older than the current one is ignored."""
+        asked_at = time.monotonic() if asked_at is None else asked_at
+        if asked_at < self.queue_asked_at:
+            return
+        self.queue, self.queue_asked_at = snapshot, asked_at
+        self._positions = {prompt_id: place for place, prompt_id in enumerate(snapshot.pending, 1)}
         self.report_queue(len(snapshot.running), len(snapshot.pending))
         changed, self._queue_changed = self._queue_changed, asyncio.Event()
         changed.set()
@@ -118,9 +126,33 @@ class Backend:
         await self._queue_changed.wait()
         return self.queue
 
+    async def refresh_queue(self) -> QueueSnapshot:
+        """Take a new shared snapshot now; callers arriving while one is being taken share it.
+
+        Raises ``ComfyError`` when the server cannot answer.
+        """
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self._take_snapshot(), name=f"queue {self.name}")
+            self._refreshing.add_done_callback(_retrieve)  # every waiter may have gone
+        return await asyncio.shield(self._refreshing)
+
+    def cancel_refresh(self) -> None:
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+
+    async def _take_snapshot(self) -> QueueSnapshot:
+        asked_at = time.monotonic()
+        snapshot = await self.client.queue()
+        self.report_snapshot(snapshot, asked_at)
+        return snapshot
+
     def position(self, prompt_id: str) -> int | None:
         """1-based place of ``prompt_id`` among pending prompts in the latest snapshot."""
-        return self.queue.position(prompt_id)
+        return self._positions.get(prompt_id)
+
+    def is_running(self, prompt_id: str) -> bool:
+        """``prompt_id`` runs according to the latest snapshot."""
+        return prompt_id in self.queue.running
 
     def report_remaining(self, queue_remaining: int) -> None:
         running = min(1, max(queue_remaining, 0))  # ComfyUI runs one prompt at a time
@@ -131,6 +163,11 @@ class Backend:
 
     def __repr__(self) -> str:  # no URL
         return f"<Backend {self.name} {'up' if self.up else 'down'} load={self.load}>"
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 # -- the pool -------------------------------------------------------------------------------
@@ -194,6 +231,7 @@ class BackendPool:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for backend in self._backends.values():
+            backend.cancel_refresh()
             with contextlib.suppress(Exception):
                 await backend.events.close()
             await backend.client.close()
@@ -266,11 +304,12 @@ class BackendPool:
                 backend.report_remaining(statuses.get_nowait())
             if backend.in_flight and backend.up:
                 with contextlib.suppress(ComfyError):
-                    backend.report_snapshot(await backend.client.queue())
+                    await backend.refresh_queue()
                 await asyncio.sleep(QUEUE_POLL_GAP)
 
     async def _check(self, backend: Backend) -> None:
         try:
+            asked_at = time.monotonic()
             async with asyncio.timeout(self.health_timeout):
                 snapshot = await backend.client.queue()
             if not backend.up or self._info_stale(backend):
@@ -282,7 +321,7 @@ class BackendPool:
                 self._mark_down(backend, type(exc).__name__)
             return
         backend.slow_checks = 0
-        backend.report_snapshot(snapshot)
+        backend.report_snapshot(snapshot, asked_at)
         if self._websocket_lost(backend):
             self._mark_down(backend, "websocket lost")
         elif not backend.up and backend.events.connected:

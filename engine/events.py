@@ -2,10 +2,12 @@
 
 One ``EventStream`` per backend and client id, shared by all jobs. ``subscribe(prompt_id)``
 (call it *before* ``queue_prompt``) returns an ``asyncio.Queue`` that receives that prompt's
-text messages as dicts ``{"type", "data"}``, its binary frames as ``Preview`` / ``ProgressText``,
-and every ``status`` broadcast (for queue positions). Routing is by ``data.prompt_id``; messages
-and frames without one (``executing`` after a reconnect, legacy previews, TEXT frames) belong to
-the prompt of ours that is running, tracked from ``execution_start`` / ``executing``.
+text messages as dicts ``{"type", "data"}`` and its binary frames (``Preview``, ``ProgressText``).
+``status`` broadcasts are not copied to every prompt (with hundreds queued that is the main cost):
+they go to the ``statuses()`` listeners (the pool, which keeps one shared queue snapshot).
+Routing is by ``data.prompt_id``; messages and frames without one (``executing`` after a
+reconnect, legacy previews, TEXT frames) belong to the prompt of ours that is running, tracked
+from ``execution_start`` / ``executing``.
 
 Consumer contract: a prompt is finished when its queue yields ``executing`` with ``node: None``
 and its prompt_id; history is then guaranteed. Nothing is delivered for it afterwards.
@@ -193,7 +195,7 @@ class EventStream:
         if not isinstance(data, dict):
             return
         if kind == "status":
-            self._on_status(message, data)
+            self._on_status(data)
             return
         prompt_id = data.get("prompt_id")
         if kind == "execution_start" and isinstance(prompt_id, str):
@@ -204,16 +206,13 @@ class EventStream:
         if kind == "executing" and data.get("node") is None and prompt_id == self._running:
             self._running = None
 
-    def _on_status(self, message: dict[str, Any], data: dict[str, Any]) -> None:
+    def _on_status(self, data: dict[str, Any]) -> None:
         remaining = ((data.get("status") or {}).get("exec_info") or {}).get("queue_remaining")
         if not isinstance(remaining, int):
             return
         self.queue_remaining = remaining
         for listener in self._status_listeners:
             listener.put_nowait(remaining)
-        for subscription in self._subscriptions.values():
-            if not subscription.done:
-                subscription.queue.put_nowait(message)
 
     def _on_binary(self, frame: bytes) -> None:
         parsed = parse_binary_frame(frame)

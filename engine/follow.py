@@ -1,9 +1,10 @@
 """Following one queued prompt on one backend until it ends: ``PromptFollower``.
 
 The follower reads the prompt's subscription queue (from the backend's ``EventStream``) into a
-``ProgressTracker``, polls ``GET /queue`` for the queue position while the prompt waits (every
-``queue_poll`` s and on ``status`` broadcasts), and reacts to signals the job puts in the same
-queue: ``CANCEL`` (delete + interrupt on the server), ``BACKEND_DOWN`` (a queued prompt raises
+``ProgressTracker``, takes the queue position while the prompt waits from the backend's shared
+``GET /queue`` snapshot (``Backend.position``: one request per backend for all jobs, taken on
+``status`` broadcasts or after ``queue_poll`` s without one), and reacts to signals the job puts
+in the same queue: ``CANCEL`` (delete + interrupt on the server), ``BACKEND_DOWN`` (a queued prompt raises
 ``BackendLost`` so the job can move; a running one gets ``down_grace`` seconds for the server to
 come back and tell from ``/history`` how it ended), ``RECHECK`` (the prompt vanished from the
 queue: settle from ``/history``). A prompt queued by another client id (found again after a
@@ -60,7 +61,7 @@ class PromptFollower:
         self._publish = publish
         self._cancelled = cancelled
         self._foreign = foreign
-        self._poke = asyncio.Event()
+        self._queued_at = time.monotonic()  # snapshots asked for before this may not show the prompt
 
     @property
     def state(self) -> JobState:
@@ -74,13 +75,13 @@ class PromptFollower:
 
     async def run(self) -> None:
         """Until the tracker is terminal; raises ``BackendLost``, ``PromptLost`` or ``ComfyUnavailable``."""
-        poller = asyncio.create_task(self._poll_queue())
+        watcher = asyncio.create_task(self._watch_queue())
         try:
             await self._consume()
         finally:
-            poller.cancel()
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await poller
+                await watcher
 
     async def _consume(self) -> None:
         grace_until = poll_every = None
@@ -117,25 +118,37 @@ class PromptFollower:
             data = message.get("data") if isinstance(message.get("data"), dict) else {}
             if message.get("type") == "execution_error" and data.get("prompt_id") == self.prompt_id:
                 self.error_data = data
-            if message.get("type") == "status" and self.state is JobState.QUEUED:
-                self._poke.set()
         self._publish(self.tracker.feed(message))
 
-    async def _poll_queue(self) -> None:
-        """``GET /queue`` while queued (and while running for a foreign prompt); a vanished prompt → RECHECK."""
-        misses = 0
+    async def _watch_queue(self) -> None:
+        """While queued (and while running for a foreign prompt): the place comes from the backend's
+        shared ``GET /queue`` snapshot; with no new one for ``queue_poll`` s, ask for one (shared
+        with every waiting job). Missing from snapshots asked for after it was queued → RECHECK."""
+        backend, misses, seen = self.backend, 0, self._queued_at
         while self.state is JobState.QUEUED or self._foreign and self.state not in TERMINAL_STATES:
-            with contextlib.suppress(ComfyError):
-                snapshot = await self.backend.client.queue()
-                self._publish(self.tracker.feed_queue(snapshot.running, snapshot.pending))
-                misses = 0 if self.prompt_id in snapshot else misses + 1
+            if backend.queue_asked_at > seen:
+                seen = backend.queue_asked_at
+                misses = 0 if self._take_place() else misses + 1
                 if misses >= (1 if self._foreign else 2):
                     self.signal(Signal.RECHECK)
-            self._poke.clear()
-            with contextlib.suppress(TimeoutError):
+                continue
+            try:
                 async with asyncio.timeout(self._settings.queue_poll):
-                    await self._poke.wait()
-            await asyncio.sleep(self._settings.queue_poll / 10)
+                    await backend.queue_changed()
+            except TimeoutError:
+                with contextlib.suppress(ComfyError):
+                    await backend.refresh_queue()
+
+    def _take_place(self) -> bool:
+        """Feed the latest shared snapshot to the tracker; False when the prompt is not in it."""
+        if self.backend.is_running(self.prompt_id):
+            self._publish(self.tracker.feed_queue((self.prompt_id,), ()))
+            return True
+        position = self.backend.position(self.prompt_id)
+        if position is None:
+            return False
+        self._publish(self.tracker.feed_position(position))
+        return True
 
     async def _recheck(self, missing: str) -> bool:
         """``settle_if_gone`` that tolerates a server that cannot answer now; True if it answered."""
@@ -152,7 +165,9 @@ class PromptFollower:
 
         True when the prompt has ended; False while the server still has it queued or running.
         """
+        asked_at = time.monotonic()
         snapshot = await self.backend.client.queue()
+        self.backend.report_snapshot(snapshot, asked_at)
         if self.prompt_id in snapshot:
             self._publish(self.tracker.feed_queue(snapshot.running, snapshot.pending))
             return False

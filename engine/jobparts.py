@@ -41,7 +41,7 @@ class ImageInput:
 class JobSettings:
     """Timing knobs of the job runner (seconds)."""
 
-    queue_poll: float = 1.0  # GET /queue while queued (also on status broadcasts)
+    queue_poll: float = 1.0  # a queued job wants a GET /queue snapshot at least this often (shared per backend)
     down_grace: float = 30.0  # a running job's backend may come back within this
     resume_wait: float = 30.0  # after a restart, how long to wait for a job's backend to answer
     cancel_wait: float = 10.0  # cancel() waits this long for the job to end

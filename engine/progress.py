@@ -5,7 +5,8 @@ loop reads frames and feeds them in, the tracker answers with the ``ProgressEven
 
 - ``feed(message)`` takes a text frame as a dict ``{"type": ..., "data": ...}`` or a decoded
   binary preview (``Preview``); anything else is ignored.
-- ``feed_queue(running, pending)`` takes a ``GET /queue`` snapshot (pending sorted by number).
+- ``feed_queue(running, pending)`` takes a ``GET /queue`` snapshot (pending sorted by number);
+  ``feed_position(n)`` takes just the prompt's place in one.
 - ``feed_status(queue_remaining)`` takes the ``status`` broadcast (``feed`` routes it there too).
 - ``feed_history(entry)`` settles the outcome from ``GET /history/{id}`` after a reconnect.
 - ``cancel()`` records that the job was removed from the queue before it ran.
@@ -168,10 +169,15 @@ class ProgressTracker:
             return []
         if self.prompt_id in running:
             return self._start_running()
-        if self.prompt_id in pending and self.state is JobState.QUEUED:
-            position = list(pending).index(self.prompt_id) + 1
-            return self._update(queue_position=position)
+        if self.prompt_id in pending:
+            return self.feed_position(list(pending).index(self.prompt_id) + 1)
         return []
+
+    def feed_position(self, position: int) -> list[ProgressEvent]:
+        """Feed the prompt's 1-based place among pending prompts (e.g. from a shared snapshot)."""
+        if self.state is not JobState.QUEUED or position < 1:
+            return []
+        return self._update(queue_position=position)
 
     def feed_status(self, queue_remaining: int) -> list[ProgressEvent]:
         """Feed a ``status`` count: a known queue position can only be as large as the queue."""

@@ -16,6 +16,7 @@ from engine.backends import BackendPool
 from engine.client import Timeouts
 from engine.errors import ComfyUnavailable
 from engine.routing import combo_options, graph_requirements, missing_on, no_backend_reason, rank_backends
+from engine.wire import QueueSnapshot
 from tests.fake_comfy import object_info_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -315,3 +316,25 @@ async def test_one_shared_queue_snapshot_gives_every_prompt_its_position(make_fa
     async with asyncio.timeout(5):
         while any(p in backend.queue for p in ids):
             await backend.queue_changed()
+
+
+async def test_queue_refreshes_asked_together_share_one_request(make_fake_comfy, start_pool):
+    fake = await make_fake_comfy(object_info=info_without())
+    pool = await start_pool(fake)
+    backend = pool.get("b1")
+    fake.state.pause()
+    await backend.client.queue_prompt(canvas_graph(), prompt_id="shared")
+    fake.state.delay("/queue", 0.1, method="GET")  # keep the first request open while the others ask
+    snapshots = await asyncio.gather(*(backend.refresh_queue() for _ in range(5)))
+    assert all(snapshot is snapshots[0] for snapshot in snapshots)
+    assert snapshots[0].position("shared") == 1  # (the health loop may have a newer one already)
+    assert (await backend.refresh_queue()) is not snapshots[0]  # a later call asks anew
+
+
+async def test_an_older_queue_answer_never_replaces_a_newer_one(make_fake_comfy, start_pool):
+    pool = await start_pool(await make_fake_comfy(object_info=info_without()))
+    backend = pool.get("b1")
+    newer, older = QueueSnapshot(("run",), ("a", "b")), QueueSnapshot((), ("b",))
+    backend.report_snapshot(newer, asked_at=backend.queue_asked_at + 10)
+    backend.report_snapshot(older, asked_at=backend.queue_asked_at - 1)
+    assert backend.queue is newer and backend.position("b") == 2 and backend.is_running("run")

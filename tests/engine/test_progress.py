@@ -366,6 +366,15 @@ def test_a_stale_snapshot_does_not_move_a_running_prompt_back():
     assert tracker.state is JobState.RUNNING
 
 
+def test_a_position_alone_moves_a_queued_prompt_and_never_a_running_one():
+    tracker = ProgressTracker("p", {"1": {"class_type": "X", "inputs": {}}})
+    assert tracker.feed_position(3)[-1].queue_position == 3
+    assert tracker.feed_position(3) == []  # nothing visible changed
+    assert tracker.feed_position(0) == [] and tracker.current.queue_position == 3
+    tracker.feed({"type": "execution_start", "data": {"prompt_id": "p"}})
+    assert tracker.feed_position(1) == [] and tracker.current.queue_position is None
+
+
 def test_status_caps_the_position_to_the_queue_size():
     tracker = ProgressTracker("p", {})
     tracker.feed_queue(["r"], ["a", "b", "c", "p"])
