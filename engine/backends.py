@@ -7,7 +7,8 @@ backend down (``on_down`` callbacks fire once per fall); when it answers again i
 ``object_info`` is refreshed and it rejoins. ``object_info`` is also refreshed every
 ``object_info_ttl`` seconds. Queue positions are shared: while we have prompts on a backend,
 each burst of ``status`` broadcasts triggers one ``GET /queue`` for all of them
-(``Backend.queue`` / ``position`` / ``await queue_changed()``), instead of one poll per job.
+(``Backend.queue`` / ``position`` / ``watch_queue``, see ``engine.backend``), instead of one
+poll per job.
 
 ``pick`` routes with the pure rules of ``engine.routing``: up, has every node class and combo
 value (model file) the graph uses, shortest queue first. Nothing here shows a URL: backends are
@@ -22,152 +23,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from .backend import Backend, BackendStatus
 from .client import ComfyClient, Timeouts
 from .errors import ComfyError, ComfyTimeout, ComfyUnavailable
 from .events import EventStream
 from .routing import combo_options, graph_requirements, no_backend_reason, rank_backends
-from .wire import QueueSnapshot
 
 __all__ = ["Backend", "BackendPool", "BackendStatus", "rank_backends"]
 
 log = logging.getLogger(__name__)
 
 DOWN_AFTER_INTERVALS = 2.0  # websocket disconnected this many health intervals → down
-
-
-@dataclass(frozen=True)
-class BackendStatus:
-    """What users may see about a backend (never its URL)."""
-
-    name: str
-    up: bool
-    running: int
-    pending: int
-    version: str | None
-
-
-# -- one backend ----------------------------------------------------------------------------
-
 SLOW_CHECKS_DOWN = 2  # timed-out health checks in a row that mark a backend down (refusals: at once)
 QUEUE_POLL_GAP = 0.2  # seconds between two shared GET /queue taken on status broadcasts
-RESERVATION_SECONDS = 10.0  # a pick counts towards the queue until submitted, at most this long
-
-
-class Backend:
-    """One ComfyUI server: its client, websocket, health, cached ``object_info`` and queue counts.
-
-    ``load`` is what routing compares: the server's last reported queue (``running`` +
-    ``pending``), plus our submissions it has not reported yet, plus fresh picks not yet submitted.
-    """
-
-    def __init__(self, name: str, client: ComfyClient, events: EventStream):
-        self.name = name
-        self.client = client
-        self.events = events
-        self.up = False
-        self.object_info: dict[str, Any] = {}
-        self.version: str | None = None
-        self.running = 0
-        self.pending = 0
-        self.in_flight: set[str] = set()
-        self.info_fetched_at: float | None = None
-        self.ws_down_since: float | None = None
-        self.slow_checks = 0  # health checks in a row that timed out
-        self.queue = QueueSnapshot()
-        self.queue_asked_at = float("-inf")  # monotonic time the request behind ``queue`` was sent
-        self._positions: dict[str, int] = {}
-        self._unreported = 0
-        self._reservations: list[float] = []
-        self._queue_changed = asyncio.Event()
-        self._refreshing: asyncio.Task | None = None
-
-    @property
-    def load(self) -> int:
-        now = time.monotonic()
-        self._reservations = [t for t in self._reservations if now - t < RESERVATION_SECONDS]
-        reported = self.running + self.pending + self._unreported
-        return max(reported, len(self.in_flight)) + len(self._reservations)
-
-    def reserve(self) -> None:
-        self._reservations.append(time.monotonic())
-
-    def submitted(self, prompt_id: str) -> None:
-        if self._reservations:
-            self._reservations.pop(0)
-        self.in_flight.add(prompt_id)
-        self._unreported += 1
-
-    def finished(self, prompt_id: str) -> None:
-        self.in_flight.discard(prompt_id)
-
-    def report_queue(self, running: int, pending: int) -> None:
-        """The server's own count (``GET /queue``, or ``status`` broadcasts via ``report_remaining``)."""
-        self.running, self.pending, self._unreported = max(running, 0), max(pending, 0), 0
-
-    def report_snapshot(self, snapshot: QueueSnapshot, asked_at: float | None = None) -> None:
-        """A fresh ``GET /queue`` (sent at monotonic ``asked_at``): shared by every job of ours on
-        this backend (see ``queue_changed``). An answer older than the current one is ignored."""
-        asked_at = time.monotonic() if asked_at is None else asked_at
-        if asked_at < self.queue_asked_at:
-            return
-        self.queue, self.queue_asked_at = snapshot, asked_at
-        self._positions = {prompt_id: place for place, prompt_id in enumerate(snapshot.pending, 1)}
-        self.report_queue(len(snapshot.running), len(snapshot.pending))
-        changed, self._queue_changed = self._queue_changed, asyncio.Event()
-        changed.set()
-
-    async def queue_changed(self) -> QueueSnapshot:
-        """Wait for the next ``GET /queue`` snapshot the pool takes (on status broadcasts, health polls)."""
-        await self._queue_changed.wait()
-        return self.queue
-
-    async def refresh_queue(self) -> QueueSnapshot:
-        """Take a new shared snapshot now; callers arriving while one is being taken share it.
-
-        Raises ``ComfyError`` when the server cannot answer.
-        """
-        if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.create_task(self._take_snapshot(), name=f"queue {self.name}")
-            self._refreshing.add_done_callback(_retrieve)  # every waiter may have gone
-        return await asyncio.shield(self._refreshing)
-
-    def cancel_refresh(self) -> None:
-        if self._refreshing is not None:
-            self._refreshing.cancel()
-
-    async def _take_snapshot(self) -> QueueSnapshot:
-        asked_at = time.monotonic()
-        snapshot = await self.client.queue()
-        self.report_snapshot(snapshot, asked_at)
-        return snapshot
-
-    def position(self, prompt_id: str) -> int | None:
-        """1-based place of ``prompt_id`` among pending prompts in the latest snapshot."""
-        return self._positions.get(prompt_id)
-
-    def is_running(self, prompt_id: str) -> bool:
-        """``prompt_id`` runs according to the latest snapshot."""
-        return prompt_id in self.queue.running
-
-    def report_remaining(self, queue_remaining: int) -> None:
-        running = min(1, max(queue_remaining, 0))  # ComfyUI runs one prompt at a time
-        self.report_queue(running, queue_remaining - running)
-
-    def status(self) -> BackendStatus:
-        return BackendStatus(self.name, self.up, self.running, self.pending, self.version)
-
-    def __repr__(self) -> str:  # no URL
-        return f"<Backend {self.name} {'up' if self.up else 'down'} load={self.load}>"
-
-
-def _retrieve(task: asyncio.Task) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 # -- the pool -------------------------------------------------------------------------------
@@ -231,7 +103,7 @@ class BackendPool:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for backend in self._backends.values():
-            backend.cancel_refresh()
+            backend.stop()
             with contextlib.suppress(Exception):
                 await backend.events.close()
             await backend.client.close()

@@ -2,7 +2,7 @@
 
 The follower reads the prompt's subscription queue (from the backend's ``EventStream``) into a
 ``ProgressTracker``, takes the queue position while the prompt waits from the backend's shared
-``GET /queue`` snapshot (``Backend.position``: one request per backend for all jobs, taken on
+``GET /queue`` snapshot (``Backend.watch_queue``: one request per backend for all jobs, taken on
 ``status`` broadcasts or after ``queue_poll`` s without one), and reacts to signals the job puts
 in the same queue: ``CANCEL`` (delete + interrupt on the server), ``BACKEND_DOWN`` (a queued prompt raises
 ``BackendLost`` so the job can move; a running one gets ``down_grace`` seconds for the server to
@@ -62,6 +62,7 @@ class PromptFollower:
         self._cancelled = cancelled
         self._foreign = foreign
         self._queued_at = time.monotonic()  # snapshots asked for before this may not show the prompt
+        self._misses = 0  # snapshots in a row without the prompt
 
     @property
     def state(self) -> JobState:
@@ -75,13 +76,12 @@ class PromptFollower:
 
     async def run(self) -> None:
         """Until the tracker is terminal; raises ``BackendLost``, ``PromptLost`` or ``ComfyUnavailable``."""
-        watcher = asyncio.create_task(self._watch_queue())
+        if self._watching():
+            self.backend.watch_queue(self, self._on_snapshot, every=self._settings.queue_poll)
         try:
             await self._consume()
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            self.backend.unwatch_queue(self)
 
     async def _consume(self) -> None:
         grace_until = poll_every = None
@@ -120,24 +120,25 @@ class PromptFollower:
                 self.error_data = data
         self._publish(self.tracker.feed(message))
 
-    async def _watch_queue(self) -> None:
-        """While queued (and while running for a foreign prompt): the place comes from the backend's
-        shared ``GET /queue`` snapshot; with no new one for ``queue_poll`` s, ask for one (shared
-        with every waiting job). Missing from snapshots asked for after it was queued → RECHECK."""
-        backend, misses, seen = self.backend, 0, self._queued_at
-        while self.state is JobState.QUEUED or self._foreign and self.state not in TERMINAL_STATES:
-            if backend.queue_asked_at > seen:
-                seen = backend.queue_asked_at
-                misses = 0 if self._take_place() else misses + 1
-                if misses >= (1 if self._foreign else 2):
-                    self.signal(Signal.RECHECK)
-                continue
-            try:
-                async with asyncio.timeout(self._settings.queue_poll):
-                    await backend.queue_changed()
-            except TimeoutError:
-                with contextlib.suppress(ComfyError):
-                    await backend.refresh_queue()
+    def _watching(self) -> bool:
+        """The place in the queue matters: queued, or a foreign prompt (no messages) not yet ended."""
+        return self.state is JobState.QUEUED or self._foreign and self.state not in TERMINAL_STATES
+
+    def _on_snapshot(self, snapshot: Any, asked_at: float) -> None:
+        """A new shared ``GET /queue`` snapshot of the backend (see ``Backend.watch_queue``).
+
+        Snapshots asked for before the prompt was queued say nothing; missing from two later ones
+        (one for a foreign prompt) it may have ended unseen or been dropped → RECHECK.
+        """
+        if not self._watching():
+            self.backend.unwatch_queue(self)
+            return
+        if asked_at <= self._queued_at:
+            return
+        self._misses = 0 if self._take_place() else self._misses + 1
+        if self._misses >= (1 if self._foreign else 2):
+            self._misses = 0
+            self.signal(Signal.RECHECK)
 
     def _take_place(self) -> bool:
         """Feed the latest shared snapshot to the tracker; False when the prompt is not in it."""

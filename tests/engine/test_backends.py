@@ -331,6 +331,21 @@ async def test_queue_refreshes_asked_together_share_one_request(make_fake_comfy,
     assert (await backend.refresh_queue()) is not snapshots[0]  # a later call asks anew
 
 
+async def test_a_queue_watcher_is_called_with_snapshots_until_it_unwatches(make_fake_comfy, start_pool):
+    fake = await make_fake_comfy(object_info=info_without())
+    pool = await start_pool(fake)
+    backend = pool.get("b1")
+    fake.state.pause()
+    await backend.client.queue_prompt(canvas_graph(), prompt_id="watched")
+    seen: list[int | None] = []
+    backend.watch_queue("key", lambda snapshot, asked_at: seen.append(snapshot.position("watched")), every=0.02)
+    await eventually(lambda: 1 in seen)
+    backend.unwatch_queue("key")
+    count = len(seen)
+    await backend.refresh_queue()
+    assert len(seen) == count
+
+
 async def test_an_older_queue_answer_never_replaces_a_newer_one(make_fake_comfy, start_pool):
     pool = await start_pool(await make_fake_comfy(object_info=info_without()))
     backend = pool.get("b1")

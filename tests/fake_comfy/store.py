@@ -39,6 +39,7 @@ class Files:
 
     def __init__(self, root: Path):
         self.root = root
+        self._counters: dict[tuple[Path, str], int] = {}  # last number saved per folder and name
         for folder in FOLDER_TYPES:
             (root / folder).mkdir(parents=True, exist_ok=True)
         (root / "input" / "example.png").write_bytes(_example_png())
@@ -95,11 +96,19 @@ class Files:
         """
         subfolder, _, name = prefix.rpartition("/")
         folder = self.folder(kind) / subfolder
+        counter = self._counters.get((folder, name))
+        if counter is None or (folder / f"{name}_{counter + 1:05}_.{ext}").exists():
+            counter = self._highest(folder, name)  # first save here, or someone else wrote files
+        filename = f"{name}_{counter + 1:05}_.{ext}"
+        self._counters[(folder, name)] = counter + 1
+        return folder / filename, filename, subfolder
+
+    @staticmethod
+    def _highest(folder: Path, name: str) -> int:
+        """The highest ``<name>_<counter>_`` in ``folder`` (a scan, so only when the cache is unsure)."""
         folder.mkdir(parents=True, exist_ok=True)
         pattern = re.compile(rf"^{re.escape(name)}_(\d{{5}})_\.")
-        used = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
-        filename = f"{name}_{max(used, default=0) + 1:05}_.{ext}"
-        return folder / filename, filename, subfolder
+        return max((int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))), default=0)
 
 
 def mime_of(filename: str) -> str:
