@@ -192,7 +192,7 @@ class Job:
                 await start()
                 await self._follow()
                 if self._follower is not None and self._follower.state is JobState.DONE:
-                    self._end_done(await self._collect())
+                    self._end_done(*await self._collect())
                 else:
                     self._end_from_tracker()
         except TimeoutError as exc:
@@ -338,11 +338,12 @@ class Job:
                 await asyncio.sleep(self._settings.queue_poll)
 
     # -- outcome --------------------------------------------------------------------------
-    async def _collect(self) -> JobResult:
+    async def _collect(self) -> tuple[JobResult, list[dict]]:
+        """The result, and its output refs for the store (written with the end state: one write)."""
         outputs, texts, refs = await collect_outputs(self.backend.client, self.prompt_id,
                                                      self.workflow.output_nodes(self.backend.object_info))
-        self._record(outputs=[ref.to_dict() for ref in refs])
-        return JobResult(outputs, texts, dict(self.values), self.backend.name, self.timings)
+        result = JobResult(outputs, texts, dict(self.values), self.backend.name, self.timings)
+        return result, [ref.to_dict() for ref in refs]
 
     def _publish(self, events: list[ProgressEvent]) -> None:
         for event in events:
@@ -355,7 +356,7 @@ class Job:
             self._emit(event)
 
     def _emit(self, event: ProgressEvent) -> None:
-        self.progress = replace(event, elapsed=time.monotonic() - self._t0)
+        self.progress = event.evolve(elapsed=time.monotonic() - self._t0)
         for listener in self._listeners:
             listener.put_nowait(self.progress)
 
@@ -366,22 +367,22 @@ class Job:
         else:
             self._end_failed(JobCancelled("cancelled" if self._cancel_requested else "interrupted on the server"))
 
-    def _end_done(self, result: JobResult) -> None:
+    def _end_done(self, result: JobResult, outputs: list[dict]) -> None:
         self._result = result
-        self._end(JobState.DONE, None)
+        self._end(JobState.DONE, None, outputs=outputs)
 
     def _end_failed(self, error: EngineError) -> None:
         self._error = error
         state = JobState.CANCELLED if isinstance(error, JobCancelled) else JobState.FAILED
         self._end(state, None if state is JobState.CANCELLED else str(error))
 
-    def _end(self, state: JobState, error: str | None) -> None:
+    def _end(self, state: JobState, error: str | None, **record: Any) -> None:
         self.timings["finished"] = time.time()
         base = self._follower.tracker.current if self._follower is not None else self.progress
         node = getattr(self._error, "node_id", None) or None
         self._emit(replace(base, state=state, queue_position=None, error=error, failed_node=node,
                            percent=100.0 if state is JobState.DONE else base.percent, eta_seconds=None))
-        self._record(state=state.value, error=error, finished_at=self.timings["finished"])
+        self._record(state=state.value, error=error, finished_at=self.timings["finished"], **record)
         self._unsubscribe()
 
     def _record(self, **changes: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -562,3 +562,17 @@ def test_public_names_exist():
     import engine.progress as module
 
     assert all(hasattr(module, name) for name in module.__all__)
+
+
+@given(state=st.sampled_from(list(JobState)), position=st.none() | st.integers(1, 500),
+       percent=st.floats(0, 100), phase=st.none() | st.text(max_size=5))
+def test_evolve_is_dataclasses_replace(state, position, percent, phase):
+    base = ProgressEvent(JobState.QUEUED, queue_position=3, phase="x", step=1, steps=2)
+    changes = {"state": state, "queue_position": position, "percent": percent, "phase": phase}
+    evolved = base.evolve(**changes)
+    assert evolved == replace(base, **changes) and base.queue_position == 3 and hash(evolved) == hash(replace(base, **changes))
+
+
+def test_evolve_refuses_an_unknown_field():
+    with pytest.raises(TypeError):
+        ProgressEvent(JobState.QUEUED).evolve(position=1)
