@@ -13,7 +13,8 @@ poll per job.
 ``pick`` routes with the pure rules of ``engine.routing``: up, has every node class and combo
 value (model file) the graph uses, shortest queue first. Nothing here shows a URL: backends are
 known by name. A refused connection or a 5xx marks a backend down at once, a timed-out health
-check only the second time in a row (one slow answer may be our own event loop being busy).
+check only the second time in a row, and not while the websocket keeps delivering messages
+(under load a slow answer is our own busy event loop, not a dead server).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ class BackendPool:
         except (ComfyError, TimeoutError) as exc:
             slow = isinstance(exc, (TimeoutError, ComfyTimeout))
             backend.slow_checks = backend.slow_checks + 1 if slow else 0
-            if not slow or backend.slow_checks >= SLOW_CHECKS_DOWN:  # one slow answer may be our own load
+            if not slow or backend.slow_checks >= SLOW_CHECKS_DOWN and not self._heard_lately(backend):
                 self._mark_down(backend, type(exc).__name__)
             return
         backend.slow_checks = 0
@@ -199,6 +200,12 @@ class BackendPool:
         elif not backend.up and backend.events.connected:
             backend.up = True
             log.info("backend %s is up", backend.name)
+
+    def _heard_lately(self, backend: Backend) -> bool:
+        """The websocket delivered a message within the last check's time: the server is alive, and
+        a timed-out check says more about our own busy event loop than about the server."""
+        silent_for = time.monotonic() - backend.events.last_message_at
+        return backend.events.connected and silent_for <= self.health_interval + self.health_timeout
 
     def _info_stale(self, backend: Backend) -> bool:
         fetched = backend.info_fetched_at

@@ -75,6 +75,7 @@ class EventStream:
         self.connected = False
         self.reconnects = 0
         self.queue_remaining: int | None = None
+        self.last_message_at = float("-inf")  # monotonic time of the last frame received
         self._rng = rng or random.Random()
         self._subscriptions: dict[str, _Subscription] = {}
         self._status_listeners: list[asyncio.Queue] = []
@@ -181,6 +182,7 @@ class EventStream:
         if self.preview_metadata:
             await ws.send_json(_FLAGS)
         async for frame in ws:
+            self.last_message_at = time.monotonic()
             if frame.type == aiohttp.WSMsgType.TEXT:
                 with contextlib.suppress(ValueError):
                     message = json.loads(frame.data)

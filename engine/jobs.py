@@ -387,6 +387,6 @@ class Job:
 
     def _record(self, **changes: Any) -> None:
         try:
-            self._store.update(self.id, **changes)
+            self._store.set(self.id, **changes)
         except Exception as exc:  # the store must never kill a job
             log.error("job %s: cannot update the store (%s)", self.id, type(exc).__name__)

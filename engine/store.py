@@ -144,6 +144,17 @@ class JobStore:
                 self._db.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*row.values(), job_id))
             return self._select_one(job_id)
 
+    def set(self, job_id: str, **changes: Any) -> None:
+        """``update`` without reading the record back (the job runner's hot path)."""
+        unknown = set(changes) - set(_FIELDS) | ({"job_id"} & set(changes))
+        if unknown:
+            raise TypeError(f"cannot update {', '.join(sorted(unknown))}")
+        if changes:
+            row = _to_row(changes)
+            assignments = ", ".join(f"{column} = ?" for column in row)
+            with self._lock:
+                self._db.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*row.values(), job_id))
+
     def merge_extra(self, job_id: str, patch: Mapping[str, Any]) -> JobRecord | None:
         """Add or replace keys of ``extra`` atomically (other writers' keys survive)."""
         with self._lock, _transaction(self._db):

@@ -167,6 +167,30 @@ async def test_hung_backend_goes_down(make_fake_comfy, start_pool):
     await eventually(lambda: pool.get("b1").up)
 
 
+async def test_slow_health_checks_do_not_down_a_backend_whose_websocket_keeps_talking(make_fake_comfy):
+    fake = await make_fake_comfy(object_info=info_without())
+    pool = BackendPool([("b1", fake.url)], client_id="talking", health_interval=INTERVAL, health_timeout=0.1,
+                       timeouts=Timeouts(request=2.0, connect=0.5, transfer=2.0))
+    await pool.start()
+    try:
+        backend, downs = pool.get("b1"), []
+
+        async def record(down) -> None:
+            downs.append(down.name)
+
+        pool.on_down(record)
+        fake.state.pause()
+        fake.state.delay("/queue", 0.3, method="GET")  # every check times out, as under a busy loop
+        async with asyncio.timeout(5):
+            while backend.slow_checks < 4:  # status broadcasts of our prompts keep the websocket busy
+                await backend.client.queue_prompt(canvas_graph(), prompt_id=uuid.uuid4().hex)
+                await asyncio.sleep(0.03)
+        assert backend.up and downs == []
+        await eventually(lambda: downs == ["b1"])  # silent and still not answering: down
+    finally:
+        await pool.close()
+
+
 async def test_choices_union_over_up_backends(make_fake_comfy, start_pool):
     one = await make_fake_comfy(object_info=info_without(loras=["b.safetensors", "a.safetensors"]))
     two = await make_fake_comfy(object_info=info_without(loras=["c.safetensors", "b.safetensors"]))

@@ -82,6 +82,16 @@ def test_update_refuses_unknown_or_key_fields(store, bad):
         store.update("j1", **bad)
 
 
+def test_set_writes_like_update_without_reading_back(store):
+    store.create(record())
+    outputs = [{"node_id": "9", "filename": "a.png", "subfolder": "", "type": "output"}]
+    store.set("j1", state=JobState.DONE, finished_at=1010.5, outputs=outputs)
+    stored = store.get("j1")
+    assert (stored.state, stored.finished_at, stored.outputs, stored.values) == ("done", 1010.5, outputs, record().values)
+    with pytest.raises(TypeError):
+        store.set("j1", job_id="x")
+
+
 def test_merge_extra_keeps_other_keys(store):
     store.create(record())
 
