@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 DOWN_AFTER_INTERVALS = 2.0  # websocket disconnected this many health intervals → down
 SLOW_CHECKS_DOWN = 2  # timed-out health checks in a row that mark a backend down (refusals: at once)
-QUEUE_POLL_GAP = 0.2  # seconds between two shared GET /queue taken on status broadcasts
+QUEUE_POLL_GAP = 0.5  # seconds between two shared GET /queue taken on status broadcasts (a big answer)
 
 
 # -- the pool -------------------------------------------------------------------------------

@@ -139,11 +139,17 @@ async def upscale_with_model(ctx: NodeContext, i: dict) -> NodeResult:
     return ([img.resize((img.width * k, img.height * k), Image.LANCZOS) for img in i["image"]],), None
 
 
+INLINE_SAVE_PIXELS = 64 * 64
+
+
 async def _save_images(ctx: NodeContext, images: list, kind: str, prefix: str) -> list[dict]:
     entries = []
     for img in images:
         path, entry = ctx.save(kind, prefix, "png")
-        await asyncio.to_thread(img.save, path, "PNG")
+        if img.width * img.height <= INLINE_SAVE_PIXELS:
+            img.save(path, "PNG")  # a thread hop costs more than encoding a tiny image
+        else:
+            await asyncio.to_thread(img.save, path, "PNG")
         entries.append(entry)
     return entries
 
