@@ -17,6 +17,13 @@ measured inside the fake and subtracted:
 - the CPU time the fake's ``asyncio.to_thread`` functions take in their thread (PNG encoding;
   CPU, not wall time, which would count the thread's waits for the GIL held by the loop).
 
+Throughput is measured twice. First with the fakes in their own process (``bench/fake_servers.py``,
+all fakes on one event loop there): the deployment shape, where ComfyUI never shares the bot's
+loop or CPU core — this is the goal figure. On this 2-core box that process has one core for all
+fakes, so the 3-backend figure is bounded by the fakes, not by the engine (the 3-vs-1 ratio says
+nothing about the engine here). Then with the fakes on the engine's own event loop, with the
+"engine-only" estimate described below.
+
 Coroutines are timed only while they actually run (a wrapper times each step of the coroutine,
 not the time it is suspended), so concurrent engine work is never subtracted. Low-load overhead
 = (submit → ``JobResult`` with the output bytes in hand) − (fake time during that job), one job at
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import resource
 import statistics
 import sys
@@ -43,6 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestServer  # noqa: E402
 
@@ -208,6 +217,39 @@ async def throughput(backends: int, jobs: int) -> tuple[float, float, int]:
     return await with_runtime(backends, body)
 
 
+async def throughput_separate(backends: int, jobs: int) -> tuple[float, int]:
+    """(jobs/s wall, jobs completed) with the fakes in their own process (``fake_servers.py``):
+    the deployment shape — ComfyUI never shares the bot's event loop or CPU core."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bench" / "fake_servers.py"),
+                                                str(backends), stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE)
+    try:
+        urls = json.loads(await proc.stdout.readline())["urls"]
+        with tempfile.TemporaryDirectory() as tmp:
+            store = JobStore(":memory:")
+            runtime = Runtime(bench_catalog(Path(tmp)), backends=[(f"b{i + 1}", u) for i, u in enumerate(urls)],
+                              store=store)
+            await runtime.start()
+            try:
+                await run_one(runtime)
+                start = time.perf_counter()
+                outcomes = await asyncio.gather(*(run_one(runtime) for _ in range(jobs)), return_exceptions=True)
+                wall = time.perf_counter() - start
+                async with aiohttp.ClientSession() as session:
+                    sockets = [(await (await session.get(f"{u}/_bench/websockets")).json())["accepted"] for u in urls]
+                assert sockets == [1] * backends, f"websockets per backend: {sockets}"
+            finally:
+                await runtime.close()
+                store.close()
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            print(f"  {len(failures)} jobs failed, e.g. {type(failures[0]).__name__}: {failures[0]}")
+        return jobs / wall, jobs - len(failures)
+    finally:
+        proc.stdin.close()
+        await proc.wait()
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -222,12 +264,20 @@ async def main(runs: int, jobs: int) -> int:
           f"{statistics.quantiles(overheads, n=10)[-1] * 1000:.2f} ms (goal ≤ {GOAL_OVERHEAD_MS:.0f} ms)")
     rates = {}
     for backends in (1, 3):
+        results = [await throughput_separate(backends, jobs) for _ in range(runs)]
+        wall, completed = statistics.median(r[0] for r in results), min(r[1] for r in results)
+        rates[backends] = wall if completed == jobs else 0.0
+        print(f"{jobs} concurrent jobs on {backends} backend(s), fakes in their own process: median {wall:.0f} "
+              f"jobs/s (goal ≥ {GOAL_JOBS_PER_S:.0f}), {'all' if completed == jobs else f'only {completed}'} "
+              "complete, one websocket each")
+    in_process = {}
+    for backends in (1, 3):
         results = [await throughput(backends, jobs) for _ in range(runs)]
         wall, engine = statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
         completed = min(r[2] for r in results)
-        rates[backends] = wall if completed == jobs else 0.0
-        print(f"{jobs} concurrent jobs on {backends} backend(s): median {wall:.0f} jobs/s wall-clock, fakes "
-              f"included (goal ≥ {GOAL_JOBS_PER_S:.0f}; engine-only estimate {engine:.0f} jobs/s), "
+        in_process[backends] = wall
+        print(f"{jobs} concurrent jobs on {backends} backend(s), fakes on the same event loop: median {wall:.0f} "
+              f"jobs/s wall-clock (engine-only estimate {engine:.0f} jobs/s), "
               f"{'all' if completed == jobs else f'only {completed}'} complete, one websocket each")
     print(f"3 vs 1 backends: {rates[3] / rates[1]:.2f}×" if rates[1] else "3 vs 1 backends: n/a")
     rss = peak_rss_mb()
