@@ -35,7 +35,7 @@ import discord
 from discord import app_commands
 
 from engine.catalog import Catalog, load_catalog
-from engine.runtime import Runtime
+from engine.runtime import JobSettings, Runtime
 from engine.store import JobStore
 
 from .buttons import install_buttons, resume_modal
@@ -149,7 +149,8 @@ class _DisComfy:
         self.catalog = load_logged_catalog(settings)
         self.store = JobStore(str(settings.db_path))
         backends = [(backend.name, backend.url) for backend in settings.backends]
-        options = {"client_id": client_id_for(settings.db_path), **self._runtime_options}
+        caps = JobSettings(max_image_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_input_pixels)
+        options = {"client_id": client_id_for(settings.db_path), "settings": caps, **self._runtime_options}
         self.runtime = Runtime(self.catalog, backends, self.store, **options)
         await self.runtime.start()
         self.flow = Flow(self.runtime, settings, self.catalog, **self._flow_options)

@@ -1,4 +1,4 @@
-"""Making files fit Discord: output re-encoding, batch grids and checks on uploaded images.
+"""Making files fit Discord: output re-encoding and batch grids.
 
 Discord refuses any file above the interaction's ``filesize_limit`` (10 MiB unless boosted), so
 every output goes through :func:`fit_file` before upload. Stills are re-compressed losslessly,
@@ -7,7 +7,7 @@ images stay animated (animated WebP). Videos are transcoded to H.264 MP4 with a 
 from their duration; a video that cannot fit is replaced by its first frame. Anything that still
 cannot fit raises :class:`TooLargeError`, whose message is safe to show to users.
 
-:func:`validate_upload` checks a user's attachment by decoding it (content, not extension).
+(Uploaded images are checked by the engine: ``engine.images.check_image``.)
 Everything here is CPU-bound and synchronous; use the ``*_async`` twins from the event loop.
 """
 
@@ -24,24 +24,21 @@ from pathlib import Path, PurePath
 
 from PIL import Image, ImageSequence
 
-from engine.errors import ParamError
+from engine.images import IMAGE_FORMATS, human_size
 
 __all__ = [
     "FittedFile",
-    "DecodedImage",
     "TooLargeError",
     "fit_file",
     "fit_file_async",
     "make_grid",
-    "validate_upload",
-    "validate_upload_async",
     "sniff_image_mime",
 ]
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-UPLOAD_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+UPLOAD_FORMATS = IMAGE_FORMATS
 OUTPUT_MIMES = {**UPLOAD_FORMATS, "GIF": "image/gif"}
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif"}
 STILL_QUALITIES = (95, 90, 80, 70, 60)
@@ -74,16 +71,6 @@ class FittedFile:
 
 
 @dataclass(frozen=True)
-class DecodedImage:
-    """What :func:`validate_upload` learned about an accepted image."""
-
-    width: int
-    height: int
-    format: str
-    mime: str
-
-
-@dataclass(frozen=True)
 class _Encoded:
     data: bytes
     format: str
@@ -113,9 +100,9 @@ def fit_file(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile
         log.warning("could not re-encode a %d-byte file: %s", len(data), type(exc).__name__)
         log.debug("re-encoding failure", exc_info=True)
         raise TooLargeError(
-            f"This file is too large for Discord's {_human(limit)} limit and could not be re-encoded."
+            f"This file is too large for Discord's {human_size(limit)} limit and could not be re-encoded."
         ) from None
-    raise TooLargeError(f"This file is too large for Discord's {_human(limit)} limit.")
+    raise TooLargeError(f"This file is too large for Discord's {human_size(limit)} limit.")
 
 
 async def fit_file_async(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile:
@@ -147,46 +134,6 @@ def make_grid(images: list[bytes], *, limit: int) -> bytes:
         y = row * cell_h + (cell_h - tile.height) // 2
         grid.paste(tile, (x, y))
     return _fit_still(grid, try_lossless=False, limit=limit).data
-
-
-def validate_upload(
-    data: bytes, *, max_bytes: int, max_pixels: int, param: str = "image"
-) -> DecodedImage:
-    """Accept a user's PNG, JPEG or WebP image, judged by decoding it, within size and pixel caps.
-
-    Raises:
-        ParamError: for ``param``, with a short reason (never echoing the file's content).
-    """
-    if len(data) > max_bytes:
-        raise ParamError(param, f"the file is larger than {_human(max_bytes)}")
-    with warnings.catch_warnings():
-        # Our own pixel cap replaces Pillow's global bomb warning; it must not leak to logs.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                fmt = image.format or ""
-                if fmt not in UPLOAD_FORMATS:
-                    raise ParamError(param, "must be a PNG, JPEG or WebP image")
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ParamError(param, f"the image is {width}×{height}, over {max_pixels:,} pixels")
-                image.load()
-        except ParamError:
-            raise
-        except Image.DecompressionBombError:
-            raise ParamError(param, "the image has too many pixels") from None
-        except (OSError, SyntaxError, ValueError, EOFError):
-            raise ParamError(param, "could not be read as a PNG, JPEG or WebP image") from None
-    return DecodedImage(width, height, fmt, UPLOAD_FORMATS[fmt])
-
-
-async def validate_upload_async(
-    data: bytes, *, max_bytes: int, max_pixels: int, param: str = "image"
-) -> DecodedImage:
-    """:func:`validate_upload` in a worker thread (decoding a large image takes a while)."""
-    return await asyncio.to_thread(
-        validate_upload, data, max_bytes=max_bytes, max_pixels=max_pixels, param=param
-    )
 
 
 def sniff_image_mime(data: bytes) -> str:
@@ -231,7 +178,7 @@ def _downscale_until_fits(original, last_size: int, limit: int, encode, *, what:
         scale *= min(0.9, max(0.25, math.sqrt(limit / last_size) * 0.95))
         size = (round(original[0] * scale), round(original[1] * scale))
         if min(size) < MIN_SIDE:
-            raise TooLargeError(f"This {what} is too large for Discord's {_human(limit)} limit.")
+            raise TooLargeError(f"This {what} is too large for Discord's {human_size(limit)} limit.")
         encoded = encode(size)
         if len(encoded.data) <= limit:
             return encoded
@@ -305,10 +252,10 @@ def _fit_video(data: bytes, *, filename: str, limit: int) -> FittedFile:
         notice = f"Re-encoded as H.264 MP4 ({kbps:,} kbps"
         if size != original:
             notice += f", downscaled from {original[0]}×{original[1]} to {size[0]}×{size[1]}"
-        notice += f") to fit Discord's {_human(limit)} limit"
+        notice += f") to fit Discord's {human_size(limit)} limit"
         return FittedFile(video, _renamed(filename, ".mp4"), "video/mp4", True, notice)
     still = _fit_still(Image.fromarray(first_frame), try_lossless=False, limit=limit)
-    notice = f"The video does not fit Discord's {_human(limit)} limit; this is its first frame"
+    notice = f"The video does not fit Discord's {human_size(limit)} limit; this is its first frame"
     name = _renamed(filename, "") + "_first_frame" + EXTENSIONS[still.format]
     return FittedFile(still.data, name, UPLOAD_FORMATS[still.format], True, notice)
 
@@ -379,16 +326,8 @@ def _describe(encoded: _Encoded, original: tuple[int, int], what: str, limit: in
             f"Downscaled from {original[0]}×{original[1]} to {encoded.size[0]}×{encoded.size[1]}"
             f" and {how[0].lower()}{how[1:]}"
         )
-    return f"{how} to fit Discord's {_human(limit)} limit"
+    return f"{how} to fit Discord's {human_size(limit)} limit"
 
 
 def _renamed(filename: str, suffix: str) -> str:
     return PurePath(filename or "output").stem + suffix
-
-
-def _human(size: int) -> str:
-    if size >= MIB:
-        return f"{size // MIB} MiB" if size % MIB == 0 else f"{size / MIB:.1f} MiB"
-    if size >= 1024:
-        return f"{size / 1024:.0f} KiB"
-    return f"{size} bytes"

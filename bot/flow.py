@@ -189,15 +189,15 @@ class Flow:
     async def _submit_and_follow(self, interaction: Interaction, target: MessageTarget, workflow: Workflow,
                                  values: dict[str, Any], extra: dict[str, Any]) -> None:
         try:
-            images, inputs = await read_images(workflow, values, runtime=self.runtime, folder=self.inputs,
-                                               max_bytes=self.settings.max_upload_bytes,
-                                               max_pixels=self.settings.max_input_pixels)
+            images, inputs = await read_images(workflow, values, runtime=self.runtime, folder=self.inputs)
             plain = {n: v for n, v in values.items() if n not in workflow.manifest.image_params}
             job = await self.runtime.submit(workflow.name, plain, images=images, owner=str(interaction.user.id),
                                             extra={**self._target_extra(target), "inputs": inputs, **extra})
         except Exception as exc:  # the job does not exist: its message becomes the short reason
             await target.replace(content=user_message(exc), embeds=[], attachments=[], view=None)
             return
+        for image in images.values():  # accepted (decoded by the runtime): keep for reruns
+            self.inputs.keep(image.data)
         await self.follow(job, target)
 
     @staticmethod

@@ -2,13 +2,13 @@
 
 An image param's value reaching ``Flow.run`` is one of:
 
-- a ``discord.Attachment`` (slash option, modal upload) — size checked before the download,
-  decoded by ``validate_upload_async`` after it;
+- a ``discord.Attachment`` (slash option, modal upload) — size checked before the download; the
+  runtime decodes every image (``engine.images.check_image``) when the job is submitted;
 - a ``StoredInput`` — the bytes an earlier job used, from the inputs folder (rerun, tweak, new seed);
 - an ``OutputSource`` — output #n of an earlier job, fetched again from the backend that made it
   (action buttons); if that backend is gone the user is told so.
 
-Every input actually used is written to the ``InputFolder`` (content-addressed:
+Every input of a submitted job is written to the ``InputFolder`` (content-addressed:
 ``<folder>/<sha256>``) and referenced from ``JobRecord.extra["inputs"]`` as
 ``{param: {"sha256", "filename"}}``, so a job can be rerun after a restart and on any backend.
 The folder is never pruned here (a gap: an operator's cron can delete old files; a missing file
@@ -29,8 +29,6 @@ from engine.catalog import Workflow
 from engine.errors import ComfyError, ParamError
 from engine.outputs import OutputRef
 from engine.runtime import ImageInput
-
-from .fitting import validate_upload_async
 
 __all__ = ["PLACEHOLDER", "StoredInput", "OutputSource", "InputFolder", "check_image_source", "read_images",
            "stored_inputs"]
@@ -123,12 +121,12 @@ def _human(size: int) -> str:
     return f"{size / 1024:.3g} KiB" if size >= 1024 else f"{size} bytes"
 
 
-async def read_images(workflow: Workflow, values: Mapping[str, Any], *, runtime: Any, folder: InputFolder,
-                      max_bytes: int, max_pixels: int
+async def read_images(workflow: Workflow, values: Mapping[str, Any], *, runtime: Any, folder: InputFolder
                       ) -> tuple[dict[str, ImageInput], dict[str, dict[str, str]]]:
-    """Bytes of every image param with a value, checked by decoding, and kept in ``folder``.
+    """Bytes of every image param with a value (``runtime.submit`` checks them by decoding).
 
-    Returns the ``images`` for ``runtime.submit`` and the ``inputs`` entry for the job's extra.
+    Returns the ``images`` for ``runtime.submit`` and the ``inputs`` entry for the job's extra;
+    ``folder.keep`` them once the job is accepted.
     """
     images, inputs = {}, {}
     for name in workflow.manifest.image_params:
@@ -136,10 +134,9 @@ async def read_images(workflow: Workflow, values: Mapping[str, Any], *, runtime:
         if value is None:
             continue
         data = await _image_bytes(name, value, runtime, folder)
-        await validate_upload_async(data, max_bytes=max_bytes, max_pixels=max_pixels, param=name)
         filename = getattr(value, "filename", None) or PLACEHOLDER
         images[name] = ImageInput(data, filename)
-        inputs[name] = {"sha256": folder.keep(data), "filename": filename}
+        inputs[name] = {"sha256": hashlib.sha256(data).hexdigest(), "filename": filename}
     return images, inputs
 
 

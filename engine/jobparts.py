@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from .catalog import Workflow
 from .errors import ComfyError, ComfyUnavailable
 from .outputs import OutputFile, OutputRef, output_refs, output_texts
@@ -39,7 +40,7 @@ class ImageInput:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """Timing knobs of the job runner (seconds)."""
+    """Knobs of the job runner (times in seconds)."""
 
     queue_poll: float = 1.0  # a queued job wants a GET /queue snapshot at least this often (shared per backend)
     down_grace: float = 30.0  # a running job's backend may come back within this
@@ -47,6 +48,8 @@ class JobSettings:
     cancel_wait: float = 10.0  # cancel() waits this long for the job to end
     submit_attempts: int = 2  # 1 + retries on another backend when the server is unavailable
     want_previews: bool = True
+    max_image_bytes: int = MAX_IMAGE_BYTES  # input images: byte and pixel caps (engine.images.check_image)
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ jobs after a restart, live ``choices`` and backend ``status``. It holds no job l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -18,6 +19,7 @@ from .backends import BackendPool, BackendStatus
 from .catalog import Catalog
 from .client import Timeouts
 from .errors import EngineError, ParamError
+from .images import check_image
 from .jobs import Job
 from .jobparts import ImageInput, JobResult, JobSettings
 from .progress import JobState
@@ -65,13 +67,17 @@ class Runtime:
     async def submit(self, workflow: str, values: Mapping[str, Any], *,
                      images: Mapping[str, ImageInput] | None = None, owner: str | None = None,
                      extra: Mapping[str, Any] | None = None) -> Job:
-        """Validate ``values`` (``ParamError``) and start the job; its outcome comes via events/result."""
+        """Validate ``values`` and images (``ParamError``) and start the job; its outcome comes via
+        events/result."""
         if workflow not in self.catalog:
             raise EngineError(f"there is no workflow named {workflow!r}")
         wf = self.catalog[workflow]
         unknown = sorted(set(images or {}) - set(wf.manifest.image_params))
         if unknown:
             raise ParamError(unknown[0], "is not an image parameter of this workflow")
+        for name, image in (images or {}).items():  # decoded off the loop: a large image takes a while
+            await asyncio.to_thread(check_image, image.data, param=name, max_bytes=self.settings.max_image_bytes,
+                                    max_pixels=self.settings.max_image_pixels)
         live = {p.choices_from: self.pool.choices(p.choices_from) for p in wf.manifest.params.values()
                 if getattr(p, "choices_from", None)}
         live = {source: choices for source, choices in live.items() if choices}

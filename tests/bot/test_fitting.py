@@ -18,8 +18,6 @@ from bot.fitting import (
     fit_file_async,
     make_grid,
     sniff_image_mime,
-    validate_upload,
-    validate_upload_async,
 )
 from engine.errors import ParamError
 
@@ -237,75 +235,3 @@ def test_grid_is_fitted_to_the_limit():
 def test_grid_needs_images():
     with pytest.raises(ValueError):
         make_grid([], limit=LIMIT)
-
-
-# --- validate_upload ------------------------------------------------------------------------
-
-
-def png_header_claiming(width: int, height: int) -> bytes:
-    """A valid PNG header for an image of the given size, followed by almost no pixel data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-
-
-@pytest.mark.parametrize(
-    ("fmt", "mime"), [("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("PNG", "image/png")]
-)
-def test_validate_upload_accepts_png_jpeg_webp(fmt, mime):
-    data = encode(noise(64, 32), fmt)
-    decoded = validate_upload(data, max_bytes=1_000_000, max_pixels=10_000)
-    assert (decoded.width, decoded.height, decoded.format, decoded.mime) == (64, 32, fmt, mime)
-
-
-def test_validate_upload_rejects_text_named_png():
-    with pytest.raises(ParamError) as caught:
-        validate_upload(b"hello, I am a PNG, honest", max_bytes=1000, max_pixels=1000, param="init_image")
-    assert caught.value.param == "init_image"
-    assert "honest" not in str(caught.value)
-
-
-def test_validate_upload_rejects_other_image_formats():
-    with pytest.raises(ParamError, match="PNG, JPEG or WebP"):
-        validate_upload(encode(noise(8, 8), "GIF"), max_bytes=10_000, max_pixels=1000)
-
-
-def test_validate_upload_rejects_files_over_the_byte_cap():
-    data = encode(noise(64, 64), "PNG")
-    with pytest.raises(ParamError, match="larger than"):
-        validate_upload(data, max_bytes=len(data) - 1, max_pixels=10_000)
-
-
-def test_validate_upload_rejects_a_header_claiming_a_decompression_bomb(recwarn):
-    with pytest.raises(ParamError, match="pixels"):
-        validate_upload(png_header_claiming(100_000, 100_000), max_bytes=10_000, max_pixels=10**9)
-    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
-
-
-def test_validate_upload_rejects_more_pixels_than_allowed_without_warnings(recwarn):
-    data = png_header_claiming(12_000, 9_000)  # over Pillow's own warning threshold too
-    with pytest.raises(ParamError, match="12000×9000"):
-        validate_upload(data, max_bytes=10_000, max_pixels=4096 * 4096)
-    assert not recwarn.list
-
-
-def test_validate_upload_rejects_a_real_image_over_the_pixel_cap():
-    data = encode(Image.new("RGB", (300, 200)), "PNG")
-    with pytest.raises(ParamError, match="300×200"):
-        validate_upload(data, max_bytes=1_000_000, max_pixels=300 * 200 - 1)
-
-
-def test_validate_upload_rejects_a_truncated_image():
-    data = encode(noise(64, 64), "PNG")
-    with pytest.raises(ParamError, match="could not be read"):
-        validate_upload(data[: len(data) // 2], max_bytes=1_000_000, max_pixels=10_000)
-
-
-async def test_validate_upload_async_matches_the_sync_check():
-    data = encode(noise(10, 10), "JPEG")
-    assert await validate_upload_async(data, max_bytes=10_000, max_pixels=100) == validate_upload(
-        data, max_bytes=10_000, max_pixels=100
-    )

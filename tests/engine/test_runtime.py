@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from engine.errors import ComfyUnavailable, EngineError, ParamError
@@ -9,7 +11,9 @@ from engine.progress import JobState
 from engine.runtime import ImageInput
 from engine.store import JobRecord, JobStore
 
-from .jobkit import catalog, collect, eventually, fakes, pixel, png, start_runtime  # noqa: F401
+from .jobkit import SETTINGS, catalog, collect, eventually, fakes, pixel, png, start_runtime  # noqa: F401
+
+SETTINGS_WITH_CAPS = dataclasses.replace(SETTINGS, max_image_pixels=1000)
 
 
 async def test_bundled_canvas_manifest_end_to_end(fakes, start_runtime):
@@ -37,6 +41,16 @@ async def test_unknown_workflow_and_stray_images_are_refused(fakes, start_runtim
     with pytest.raises(ParamError) as caught:
         await runtime.submit("canvas", {}, images={"color": ImageInput(png(), "x.png")})
     assert caught.value.param == "color"
+
+
+async def test_images_are_checked_by_decoding_before_anything_is_sent(fakes, start_runtime):
+    (server,) = await fakes(1)
+    runtime = await start_runtime(server, settings=SETTINGS_WITH_CAPS)
+    for data, problem in [(b'{"not": "an image"}', "could not be read"), (png(size=(40, 40)), "over 1,000 pixels")]:
+        with pytest.raises(ParamError) as err:
+            await runtime.submit("invert", {}, images={"image": ImageInput(data, "in.png")})
+        assert err.value.param == "image" and problem in err.value.problem
+    assert server.state.posted == [] and runtime.store.recent() == []
 
 
 async def test_status_and_choices_never_show_urls(fakes, start_runtime):
