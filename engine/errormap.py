@@ -28,9 +28,13 @@ _VALUE_LIMIT = 40
 _LIST_LIMIT = 8
 
 
+_SERVER_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\](?:[^\s'\"/\\]+[/\\])+([^\s'\"/\\]*)")
+
+
 def _clip(text: Any, limit: int = MESSAGE_LIMIT) -> str:
+    """First line, white space folded, server file paths cut to their file name, at most ``limit``."""
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    first = " ".join(lines[0].split()) if lines else ""
+    first = _SERVER_PATH.sub(r"\1", " ".join(lines[0].split())) if lines else ""
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 

@@ -193,3 +193,14 @@ _error = st.fixed_dictionaries({
 def test_any_node_errors_give_one_line_short_texts(workflow, node_errors):
     for problem in map_node_errors(workflow, GRAPH, node_errors):
         assert "\n" not in problem and len(problem) < 600
+
+
+@pytest.mark.parametrize(("message", "shown"), [
+    ("cannot identify image file '/srv/comfy/input/upload.png'", "cannot identify image file 'upload.png'"),
+    ("C:\\ComfyUI\\models\\loras\\x.safetensors missing", "x.safetensors missing"),
+    ("ratio 16/9 is fine", "ratio 16/9 is fine"),
+])
+def test_execution_error_never_shows_server_paths(workflow, message, shown):
+    failed = map_execution_error(workflow, GRAPH, {"node_id": "9", "node_type": "CLIPLoader",
+                                                   "exception_message": message})
+    assert str(failed) == f"node 9 (CLIPLoader): {shown}"
