@@ -8,32 +8,23 @@ then ``check_payload``. Prints the median of several runs.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 from types import MappingProxyType
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import logging  # noqa: E402
 
+from timing import median_seconds  # noqa: E402
 from bot.commands import build_commands, command_payload, inert_hooks  # noqa: E402
 from bot.payload_limits import check_payload  # noqa: E402
 from engine.catalog import Catalog, Workflow, load_catalog  # noqa: E402
 from engine.manifest import Manifest  # noqa: E402
 
 RUNS = 7
-
-
-def median_seconds(fn, runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def generated_manifest(i: int) -> Manifest:

@@ -11,28 +11,19 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from timing import median_seconds  # noqa: E402
 from engine import apply_params, load_catalog  # noqa: E402
 from engine.validate import validate_paths  # noqa: E402
 
 OBJECT_INFO = ROOT / "tests" / "data" / "comfyui" / "object_info.json"
-
-
-def median_seconds(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def sample_values(workflow) -> dict:
