@@ -171,37 +171,33 @@ def action_modal(hooks: ButtonHooks, job_id: str, job: JobInfo, index: int, targ
 class RerunButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:rerun:{_JOB}$"):
     """Runs the job again with the very same values, seed included."""
 
-    def __init__(self, job_id: str, label: str = "🔁 Rerun"):
-        super().__init__(_button(f"dc:rerun:{job_id}", label))
+    ACTION, LABEL = "rerun", "🔁 Rerun"
+
+    def __init__(self, job_id: str, label: str | None = None):
+        super().__init__(_button(f"dc:{self.ACTION}:{job_id}", label or self.LABEL))
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match, /):
         return cls(match["job"])
 
+    def rerun_values(self, job: JobInfo) -> dict[str, Any]:
+        return dict(job.values)
+
     async def callback(self, interaction: discord.Interaction) -> None:
         if context := await _context(interaction, self.job_id):
             hooks, job = context
-            await hooks.run(interaction, job.workflow, dict(job.values))
+            await hooks.run(interaction, job.workflow, self.rerun_values(job))
 
 
-class NewSeedButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:seed:{_JOB}$"):
+class NewSeedButton(RerunButton, template=rf"^dc:seed:{_JOB}$"):
     """Runs the job again with the same values and fresh random seeds."""
 
-    def __init__(self, job_id: str, label: str = "🎲 New seed"):
-        super().__init__(_button(f"dc:seed:{job_id}", label))
-        self.job_id = job_id
+    ACTION, LABEL = "seed", "🎲 New seed"
 
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match, /):
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        if context := await _context(interaction, self.job_id):
-            hooks, job = context
-            params = job.workflow.manifest.params
-            values = {n: (None if n in params and params[n].type == "seed" else v) for n, v in job.values.items()}
-            await hooks.run(interaction, job.workflow, values)
+    def rerun_values(self, job: JobInfo) -> dict[str, Any]:
+        params = job.workflow.manifest.params
+        return {n: (None if n in params and params[n].type == "seed" else v) for n, v in job.values.items()}
 
 
 class TweakButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:tweak:{_JOB}:(?P<page>\d{{1,2}})$"):

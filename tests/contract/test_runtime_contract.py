@@ -6,7 +6,6 @@ mapped to the param, and a websocket killed mid-job that still completes."""
 from __future__ import annotations
 
 import io
-import os
 import random
 
 import pytest
@@ -18,24 +17,14 @@ from engine.runtime import Runtime
 from engine.store import JobStore
 from tests.engine.jobkit import write_catalog
 
-from .test_contract import SKIP_REAL
-
-
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.comfyui)])
-async def server_url(request, make_fake_comfy) -> str:
-    if request.param == "real":
-        url = os.environ.get("COMFYUI_URL")
-        if not url:
-            pytest.skip(SKIP_REAL)
-        return url.rstrip("/")
-    return (await make_fake_comfy(time_scale=0.2)).url
+from .test_contract import comfy_url  # noqa: F401  (the fake always, a real server when COMFYUI_URL is set)
 
 
 @pytest.fixture
-async def runtime(server_url, tmp_path):
+async def runtime(comfy_url, tmp_path):
     catalog = write_catalog(tmp_path / "lib")
     store = JobStore(str(tmp_path / "jobs.db"))
-    async with Runtime(catalog, [("contract", server_url)], store, health_interval=0.5) as runtime:
+    async with Runtime(catalog, [("contract", comfy_url)], store, health_interval=0.5) as runtime:
         yield runtime
     store.close()
 
