@@ -19,10 +19,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 import logging  # noqa: E402
 
 from timing import median_seconds  # noqa: E402
-from bot.commands import build_commands, command_payload, inert_hooks  # noqa: E402
-from bot.payload_limits import check_payload  # noqa: E402
-from engine.catalog import Catalog, Workflow, load_catalog  # noqa: E402
-from engine.manifest import Manifest  # noqa: E402
+from bot.commands.slash import build_commands, command_payload, inert_hooks  # noqa: E402
+from bot.commands.payload_limits import check_payload  # noqa: E402
+from engine.manifest.catalog import Catalog, Workflow, load_catalog  # noqa: E402
+from engine.manifest.model import Manifest  # noqa: E402
 
 RUNS = 7
 

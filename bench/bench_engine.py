@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from timing import median_seconds  # noqa: E402
 from engine import apply_params, load_catalog  # noqa: E402
-from engine.validate import validate_paths  # noqa: E402
+from engine.checks.validate import validate_paths  # noqa: E402
 
 OBJECT_INFO = ROOT / "tests" / "data" / "comfyui" / "object_info.json"
 

@@ -1,4 +1,4 @@
-"""How long bot.fitting takes on realistic outputs (run: ``python bench/bench_fitting.py``).
+"""How long bot.delivery.fitting takes on realistic outputs (run: ``python bench/bench_fitting.py``).
 
 Synthetic inputs stand in for ComfyUI outputs: a photo-like still (smooth gradients plus grain,
 which compresses like a real render), a pure-noise still (the worst case), an animation and an
@@ -19,7 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.fitting import fit_file, make_grid  # noqa: E402
+from bot.delivery.fitting import fit_file, make_grid  # noqa: E402
 
 MIB = 1024 * 1024
 

@@ -57,7 +57,7 @@ from aiohttp.test_utils import TestServer  # noqa: E402
 
 from engine import load_catalog  # noqa: E402
 from engine.runtime import Runtime  # noqa: E402
-from engine.store import JobStore  # noqa: E402
+from engine.jobs.store import JobStore  # noqa: E402
 from tests.fake_comfy import FakeComfy, make_app  # noqa: E402
 from tests.fake_comfy import executor as fake_executor  # noqa: E402
 from tests.fake_comfy import nodes as fake_nodes  # noqa: E402

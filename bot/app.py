@@ -34,17 +34,17 @@ from urllib.parse import urlsplit
 import discord
 from discord import app_commands
 
-from engine.catalog import Catalog, load_catalog
+from engine.manifest.catalog import Catalog, load_catalog
 from engine.runtime import JobSettings, Runtime
-from engine.store import JobStore
+from engine.jobs.store import JobStore
 
-from .buttons import install_buttons, resume_modal
-from .commands import build_commands
+from .views.buttons import install_buttons, resume_modal
+from .commands.slash import build_commands
 from .config import ConfigError, Settings, load_settings
 from .errors import install_error_handlers, reply_error
-from .flow import Flow
-from .info import InfoCommands
-from .payload_limits import check_payload
+from .jobs.flow import Flow
+from .commands.info import InfoCommands
+from .commands.payload_limits import check_payload
 
 __all__ = ["DisComfyBot", "ShardedDisComfyBot", "create_bot", "load_logged_catalog", "sync_marker",
            "sync_if_changed", "client_id_for", "Redactor", "install_redaction", "configure_logging", "run_bot"]

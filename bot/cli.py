@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .payload_limits import MAX_COMMAND_CHARS
+from .commands.payload_limits import MAX_COMMAND_CHARS
 
 __all__ = ["main", "BUNDLED_MANIFESTS"]
 
@@ -50,10 +50,10 @@ def _outline(payload: list[dict]) -> str:
 def _commands(args: argparse.Namespace) -> int:
     from discord import app_commands
 
-    from engine.catalog import load_catalog
+    from engine.manifest.catalog import load_catalog
 
-    from .commands import build_commands, command_payload, inert_hooks
-    from .payload_limits import check_payload
+    from .commands.slash import build_commands, command_payload, inert_hooks
+    from .commands.payload_limits import check_payload
 
     if not args.manifests.is_dir():
         print(f"discomfy: no manifest folder {args.manifests}", file=sys.stderr)

@@ -24,8 +24,8 @@ from discord import app_commands
 from engine.errors import (ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError,
                            WorkflowRejected)
 
-from .fitting import TooLargeError
-from .options import OptionError
+from .delivery.fitting import TooLargeError
+from .commands.options import OptionError
 
 __all__ = ["GENERIC", "UNAVAILABLE", "user_message", "reply_error", "on_error", "install_error_handlers"]
 

@@ -3,9 +3,9 @@
 Never imports discord. The public API is re-exported here; everything else is internal.
 """
 
-from .apply import Applied, apply_params, resolve_values
-from .binding import Target
-from .catalog import Catalog, Workflow, load_catalog, load_workflow
+from .manifest.apply import Applied, apply_params, resolve_values
+from .manifest.binding import Target
+from .manifest.catalog import Catalog, Workflow, load_catalog, load_workflow
 from .errors import (
     ComfyError,
     ComfyTimeout,
@@ -18,11 +18,11 @@ from .errors import (
     ParamError,
     WorkflowRejected,
 )
-from .jobparts import ImageInput, JobResult, JobSettings
-from .jobs import Job
-from .manifest import Manifest, Param
+from .jobs.parts import ImageInput, JobResult, JobSettings
+from .jobs.job import Job
+from .manifest.model import Manifest, Param
 from .runtime import BackendStatus, Runtime
-from .values import coerce_value, live_choices
+from .manifest.values import coerce_value, live_choices
 
 __all__ = [
     "Applied",

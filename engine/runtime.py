@@ -15,15 +15,15 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .backends import BackendPool, BackendStatus
-from .catalog import Catalog
-from .client import Timeouts
+from .backends.pool import BackendPool, BackendStatus
+from .manifest.catalog import Catalog
+from .comfy.client import Timeouts
 from .errors import EngineError, ParamError
 from .images import check_image
-from .jobs import Job
-from .jobparts import ImageInput, JobResult, JobSettings
-from .progress import JobState
-from .store import JobRecord, JobStore
+from .jobs.job import Job
+from .jobs.parts import ImageInput, JobResult, JobSettings
+from .jobs.progress import JobState
+from .jobs.store import JobRecord, JobStore
 
 __all__ = ["Runtime", "Job", "JobResult", "ImageInput", "BackendStatus", "JobSettings"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.commands import CommandHooks
-from engine.catalog import Catalog, load_catalog
+from bot.commands.slash import CommandHooks
+from engine.manifest.catalog import Catalog, load_catalog
 
 from .harness import fake_discord
 

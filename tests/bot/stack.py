@@ -20,14 +20,14 @@ import discord
 from discord import app_commands
 from discord.webhook.async_ import async_context
 
-from bot.buttons import install_buttons
-from bot.commands import build_commands
+from bot.views.buttons import install_buttons
+from bot.commands.slash import build_commands
 from bot.config import Settings
 from bot.errors import install_error_handlers
-from bot.flow import Flow
-from engine.catalog import Catalog, load_catalog
+from bot.jobs.flow import Flow
+from engine.manifest.catalog import Catalog, load_catalog
 from engine.runtime import JobSettings, Runtime
-from engine.store import JobRecord, JobStore
+from engine.jobs.store import JobRecord, JobStore
 
 from .harness import FakeDiscord, Request, fake_discord
 

@@ -18,9 +18,9 @@ from discord.webhook.async_ import async_context
 from bot.app import DisComfyBot, Redactor, ShardedDisComfyBot, create_bot, install_redaction, run_bot
 from bot.cli import main as cli_main
 from bot.config import Settings, load_settings
-from bot.modals import BOOT
-from engine.client import Timeouts
-from engine.jobparts import JobSettings
+from bot.views.modals import BOOT
+from engine.comfy.client import Timeouts
+from engine.jobs.parts import JobSettings
 
 from .harness import FakeDiscord, fake_discord
 from .payloads import APP_ID, CHANNEL_ID, GUILD_ID, USER_ID

@@ -1,4 +1,4 @@
-"""Tests for bot.buttons: custom_id templates, result/progress views, and clicks in a fresh client
+"""Tests for bot.views.buttons: custom_id templates, result/progress views, and clicks in a fresh client
 (as after a restart) reaching the hooks through the offline Discord harness."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.buttons import (
+from bot.views.buttons import (
     DYNAMIC_ITEMS,
     NOT_OWNER,
     STALE_FORM,
@@ -31,7 +31,7 @@ from bot.buttons import (
     resume_modal,
     tweak_params,
 )
-from bot.modals import BOOT, ModalId, parse_modal_custom_id
+from bot.views.modals import BOOT, ModalId, parse_modal_custom_id
 from tests.bot.harness import fake_discord
 from tests.bot.payloads import USER_ID, message_data, snowflake
 from tests.bot.test_render import flux, workflow_of

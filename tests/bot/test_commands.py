@@ -15,12 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.cli import main
-from bot.commands import build_commands, command_payload, inert_hooks
-from bot.options import OptionError, make_param_option, option_params, python_names, rank_choices
-from bot.payload_limits import check_payload
-from engine.catalog import Catalog, Workflow
-from engine.limits import RESERVED_COMMANDS
-from engine.manifest import FloatParam, Manifest
+from bot.commands.slash import build_commands, command_payload, inert_hooks
+from bot.commands.options import OptionError, make_param_option, option_params, python_names, rank_choices
+from bot.commands.payload_limits import check_payload
+from engine.manifest.catalog import Catalog, Workflow
+from engine.checks.discord_limits import RESERVED_COMMANDS
+from engine.manifest.model import FloatParam, Manifest
 
 from .conftest import BUNDLED_MANIFESTS, FIXTURE_MANIFESTS
 from .harness import fake_discord

@@ -11,7 +11,7 @@ import io
 import pytest
 from PIL import Image
 
-from engine.progress import JobState
+from engine.jobs.progress import JobState
 
 from .payloads import older_than
 from .stack import running_stack, flow_catalog

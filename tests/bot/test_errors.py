@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import GENERIC, UNAVAILABLE, install_error_handlers, on_error, reply_error, user_message
-from bot.fitting import TooLargeError
-from bot.options import OptionError, ParamOption
+from bot.delivery.fitting import TooLargeError
+from bot.commands.options import OptionError, ParamOption
 from engine.errors import (ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ManifestError, ParamError,
                            WorkflowRejected)
-from engine.manifest import Manifest
+from engine.manifest.model import Manifest
 
 from .harness import fake_discord
 

@@ -1,4 +1,4 @@
-"""Tests for bot.fitting: outputs fitted to Discord's upload limit, grids, upload validation."""
+"""Tests for bot.delivery.fitting: outputs fitted to Discord's upload limit, grids, upload validation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot.fitting import (
+from bot.delivery.fitting import (
     TooLargeError,
     fit_file,
     fit_file_async,

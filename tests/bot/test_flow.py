@@ -11,13 +11,13 @@ import discord
 import pytest
 from PIL import Image
 
-from bot.buttons import NOT_OWNER
-from bot.delivery import GRID_NAME, fit_outputs, result_fields
-from bot.flow import access_refusal
-from bot.inputs import StoredInput
-from engine.jobparts import JobResult
-from engine.outputs import OutputFile
-from engine.progress import JobState
+from bot.views.buttons import NOT_OWNER
+from bot.delivery.message import GRID_NAME, fit_outputs, result_fields
+from bot.jobs.flow import access_refusal
+from bot.jobs.inputs import StoredInput
+from engine.jobs.parts import JobResult
+from engine.comfy.outputs import OutputFile
+from engine.jobs.progress import JobState
 
 from .payloads import USER_ID, Upload, command_data, interaction
 from .stack import flow_catalog, png, running_stack

@@ -1,4 +1,4 @@
-"""Tests for bot.guards: sliding-window rate limits, per-user job caps, access rules."""
+"""Tests for bot.jobs.guards: sliding-window rate limits, per-user job caps, access rules."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.guards import EVERYONE, ConcurrencyCap, RateLimiter, check_access, check_rate
+from bot.jobs.guards import EVERYONE, ConcurrencyCap, RateLimiter, check_access, check_rate
 
 
 class FakeClock:

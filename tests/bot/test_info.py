@@ -9,13 +9,13 @@ import discord
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import build_commands, command_payload, inert_hooks
+from bot.commands.slash import build_commands, command_payload, inert_hooks
 from bot.config import Settings
-from bot.info import (PAGE_LIMIT, choices_embed, help_pages, is_admin, job_label, paginate, param_summary,
+from bot.commands.info import (PAGE_LIMIT, choices_embed, help_pages, is_admin, job_label, paginate, param_summary,
                       status_embed, workflow_pages)
-from bot.render import embed_problems
-from engine.backends import BackendStatus
-from engine.store import JobRecord
+from bot.delivery.render import embed_problems
+from engine.backends.pool import BackendStatus
+from engine.jobs.store import JobRecord
 
 
 def _leaf_paths(payload: list[dict]) -> list[tuple[str, list[str]]]:

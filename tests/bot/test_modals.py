@@ -1,4 +1,4 @@
-"""Tests for bot.modals: modal payloads from params, paging, prefill, and checking submitted values."""
+"""Tests for bot.views.modals: modal payloads from params, paging, prefill, and checking submitted values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from discord import app_commands
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.modals import (
+from bot.views.modals import (
     NONE_VALUE,
     ModalId,
     ParamModal,

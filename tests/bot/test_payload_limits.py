@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from bot.commands import build_commands, command_payload, inert_hooks
-from bot.payload_limits import check_payload, command_chars
-from engine.catalog import Catalog, Workflow
-from engine.limit_checks import command_limit_issues, manifest_limit_issues, param_limit_issues
-from engine.manifest import MAX_SEED, Manifest
-from engine.yamlsource import YamlSource
+from bot.commands.slash import build_commands, command_payload, inert_hooks
+from bot.commands.payload_limits import check_payload, command_chars
+from engine.manifest.catalog import Catalog, Workflow
+from engine.checks.discord_payloads import command_limit_issues, manifest_limit_issues, param_limit_issues
+from engine.manifest.model import MAX_SEED, Manifest
+from engine.manifest.source import YamlSource
 
 OK = {"name": "gen", "description": "Generate", "type": 1, "options": [
     {"type": 3, "name": "prompt", "description": "What to draw", "required": True, "max_length": 2000},

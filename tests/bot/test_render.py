@@ -1,4 +1,4 @@
-"""Tests for bot.render: progress and result embeds, and Discord's embed limits."""
+"""Tests for bot.delivery.render: progress and result embeds, and Discord's embed limits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import discord
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.render import (
+from bot.delivery.render import (
     BAR_BLOCKS,
     STATE_COLOURS,
     embed_problems,
@@ -20,10 +20,10 @@ from bot.render import (
     progress_key,
     result_embed,
 )
-from engine.catalog import Workflow, load_workflow
-from engine.manifest import Manifest
-from engine.progress import JobState, ProgressEvent
-from engine.yamlsource import YamlSource
+from engine.manifest.catalog import Workflow, load_workflow
+from engine.manifest.model import Manifest
+from engine.jobs.progress import JobState, ProgressEvent
+from engine.manifest.source import YamlSource
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Tests for bot.setup_view: layout from manifests, live LoRA picker, workflow switching, author
+"""Tests for bot.views.setup: layout from manifests, live LoRA picker, workflow switching, author
 check, modals feeding values, Generate, and the visible expiry edit (offline Discord harness)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.modals import NONE_VALUE
-from bot.setup_view import NOT_AUTHOR, SetupView, carry_values, setup_embed, setup_layout
-from engine.catalog import load_workflow
+from bot.views.modals import NONE_VALUE
+from bot.views.setup import NOT_AUTHOR, SetupView, carry_values, setup_embed, setup_layout
+from engine.manifest.catalog import load_workflow
 from tests.bot.harness import fake_discord
 from tests.bot.payloads import USER_ID, message_data
 from tests.bot.test_render import flux, workflow_of

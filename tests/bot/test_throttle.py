@@ -1,4 +1,4 @@
-"""Tests for bot.throttle: progress edit pacing (driven by a fake clock) and token lifetime."""
+"""Tests for bot.delivery.throttle: progress edit pacing (driven by a fake clock) and token lifetime."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.throttle import EditThrottle, token_alive, token_deadline
+from bot.delivery.throttle import EditThrottle, token_alive, token_deadline
 
 
 class FakeClock:

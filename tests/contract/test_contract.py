@@ -15,10 +15,10 @@ import uuid
 import pytest
 from PIL import Image
 
-from engine.client import ComfyClient, Timeouts
+from engine.comfy.client import ComfyClient, Timeouts
 from engine.errors import WorkflowRejected
-from engine.events import EventStream
-from engine.wire import Preview, ProgressText
+from engine.comfy.events import EventStream
+from engine.comfy.wire import Preview, ProgressText
 from tests.fake_comfy import DATA_DIR
 
 SKIP_REAL = "COMFYUI_URL not set: real-server contract run skipped"

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from engine import WorkflowRejected
-from engine.progress import JobState
+from engine.jobs.progress import JobState
 from engine.runtime import Runtime
-from engine.store import JobStore
+from engine.jobs.store import JobStore
 from tests.engine.jobkit import write_catalog
 
 from .test_contract import comfy_url  # noqa: F401  (the fake always, a real server when COMFYUI_URL is set)

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from engine import Catalog, load_catalog, load_workflow
-from engine.client import Timeouts
+from engine.comfy.client import Timeouts
 from engine.runtime import JobSettings, Runtime
-from engine.store import JobStore
+from engine.jobs.store import JobStore
 from tests.fake_comfy import object_info_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

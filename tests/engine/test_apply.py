@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import ParamError, apply_params
-from engine.binding import is_link
-from engine.manifest import MAX_SEED
+from engine.manifest.binding import is_link
+from engine.manifest.model import MAX_SEED
 
 LORAS = ["flux/detail.safetensors", "flux/anime.safetensors", "hidream/x.safetensors"]
 LIVE = {"LoraLoaderModelOnly.lora_name": LORAS}

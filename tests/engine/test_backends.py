@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.backends import BackendPool
-from engine.client import Timeouts
+from engine.backends.pool import BackendPool
+from engine.comfy.client import Timeouts
 from engine.errors import ComfyUnavailable
-from engine.routing import combo_options, graph_requirements, missing_on, no_backend_reason, rank_backends
-from engine.wire import QueueSnapshot
+from engine.backends.routing import combo_options, graph_requirements, missing_on, no_backend_reason, rank_backends
+from engine.comfy.wire import QueueSnapshot
 from tests.fake_comfy import object_info_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

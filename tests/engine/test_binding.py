@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.binding import BindError, Target, resolve_bind
+from engine.manifest.binding import BindError, Target, resolve_bind
 
 from .builders import GRAPH
 

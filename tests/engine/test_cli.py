@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from engine.cli import main
+from engine.cli.main import main
 
 HERE = Path(__file__).parent
 CASES = HERE / "cases"

@@ -10,7 +10,7 @@ import socket
 import pytest
 from PIL import Image
 
-from engine.client import ComfyClient, Timeouts, rejection_problems
+from engine.comfy.client import ComfyClient, Timeouts, rejection_problems
 from engine.errors import ComfyError, ComfyTimeout, ComfyUnavailable, WorkflowRejected
 from tests.fake_comfy import DATA_DIR, load_capture
 

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from engine.binding import Target, resolve_bind
-from engine.draft import draft_manifest, draft_name
+from engine.manifest.binding import Target, resolve_bind
+from engine.manifest.draft import draft_manifest, draft_name
 from engine.errors import ManifestError
-from engine.manifest import NAME_PATTERN, Manifest
-from engine.validate import validate_paths
-from engine.yamltext import yaml_comment, yaml_scalar
+from engine.manifest.model import NAME_PATTERN, Manifest
+from engine.checks.validate import validate_paths
+from engine.manifest.yaml_writer import yaml_comment, yaml_scalar
 
 DATA = Path(__file__).parent.parent / "data" / "comfyui"
 GRAPHS = Path(__file__).parent / "data" / "graphs"

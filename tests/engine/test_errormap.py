@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine import load_workflow
-from engine.errormap import map_execution_error, map_node_errors, map_rejection, map_top_error
+from engine.comfy.error_map import map_execution_error, map_node_errors, map_rejection, map_top_error
 from engine.errors import WorkflowRejected
 from tests.fake_comfy.validate import validate_prompt
 from tests.fake_comfy.templates import object_info_snapshot

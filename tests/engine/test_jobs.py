@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from engine.errors import ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError, WorkflowRejected
-from engine.progress import JobState
+from engine.jobs.progress import JobState
 from engine.runtime import ImageInput
 
 from .jobkit import catalog, collect, eventually, fakes, pixel, png, start_runtime  # noqa: F401
@@ -127,7 +127,7 @@ async def test_slow_answers_within_the_request_timeout_are_waited_for(fakes, sta
 
 
 async def test_slow_prompt_answer_beyond_the_request_timeout_fails_with_timeout(fakes, start_runtime):
-    from engine.client import Timeouts
+    from engine.comfy.client import Timeouts
     [fake] = await fakes()
     runtime = await start_runtime(fake, timeouts=Timeouts(request=0.3, connect=0.3, transfer=1.0))
     fake.state.delay("/prompt", 0.6, method="POST")

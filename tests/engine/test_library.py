@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from engine import apply_params, load_catalog
-from engine.client import ComfyClient
-from engine.binding import is_link
-from engine.validate import validate_paths
+from engine.comfy.client import ComfyClient
+from engine.manifest.binding import is_link
+from engine.checks.validate import validate_paths
 from tests.fake_comfy.validate import validate_prompt
 
 ROOT = Path(__file__).resolve().parents[2]

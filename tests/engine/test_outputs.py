@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.outputs import (
+from engine.comfy.outputs import (
     OutputFile,
     OutputRef,
     OutputText,
@@ -205,6 +205,6 @@ def test_malformed_entries_never_crash(entry):
 
 
 def test_public_names_exist():
-    import engine.outputs as module
+    import engine.comfy.outputs as module
 
     assert all(hasattr(module, name) for name in module.__all__)

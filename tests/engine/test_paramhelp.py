@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine import load_workflow
-from engine.cli import main
-from engine.paramhelp import param_rule, params_help
+from engine.cli.main import main
+from engine.manifest.help import param_rule, params_help
 
 ROOT = Path(__file__).resolve().parents[2]
 

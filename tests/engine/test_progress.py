@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.outputs import failure_text
-from engine.progress import (
+from engine.comfy.outputs import failure_text
+from engine.jobs.progress import (
     JobState,
     Preview,
     ProgressEvent,
@@ -559,7 +559,7 @@ def test_shuffled_and_malformed_messages_never_break_the_rules(run, rnd, junk):
 
 
 def test_public_names_exist():
-    import engine.progress as module
+    import engine.jobs.progress as module
 
     assert all(hasattr(module, name) for name in module.__all__)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.cli import main
-from engine.progress import JobState, ProgressEvent
-from engine.run_cli import RunUsageError, describe_event, output_paths, parse_assignments, parse_images
+from engine.cli.main import main
+from engine.jobs.progress import JobState, ProgressEvent
+from engine.cli.run import RunUsageError, describe_event, output_paths, parse_assignments, parse_images
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"

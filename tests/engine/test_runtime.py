@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from engine.errors import ComfyUnavailable, EngineError, ParamError
-from engine.progress import JobState
+from engine.jobs.progress import JobState
 from engine.runtime import ImageInput
-from engine.store import JobRecord, JobStore
+from engine.jobs.store import JobRecord, JobStore
 
 from .jobkit import SETTINGS, catalog, collect, eventually, fakes, pixel, png, start_runtime  # noqa: F401
 

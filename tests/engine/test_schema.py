@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from engine.manifest import MAX_SEED, NAME_PATTERN, Manifest
-from engine.schema import manifest_schema, schema_text
-from engine.yamlsource import read_yaml
+from engine.manifest.model import MAX_SEED, NAME_PATTERN, Manifest
+from engine.manifest.schema import manifest_schema, schema_text
+from engine.manifest.source import read_yaml
 
 ROOT = Path(__file__).parent.parent.parent
 COMMITTED = ROOT / "manifests" / "manifest.schema.json"

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.progress import JobState
-from engine.store import MIGRATIONS, JobRecord, JobStore, StoreError
+from engine.jobs.progress import JobState
+from engine.jobs.store import MIGRATIONS, JobRecord, JobStore, StoreError
 
 
 @pytest.fixture
@@ -234,6 +234,6 @@ def test_any_json_values_round_trip(values, extra, seed, error):
 
 
 def test_public_names_exist():
-    import engine.store as module
+    import engine.jobs.store as module
 
     assert all(hasattr(module, name) for name in module.__all__)

@@ -1,4 +1,4 @@
-"""engine.validate: the case folders, cross-manifest limits, and robustness on arbitrary YAML."""
+"""engine.checks.validate: the case folders, cross-manifest limits, and robustness on arbitrary YAML."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from engine import limits
+from engine.checks import discord_limits as limits
 from engine.errors import EngineError
-from engine.validate import Report, validate_paths
+from engine.checks.validate import Report, validate_paths
 
 HERE = Path(__file__).parent
 CASES = sorted(p for p in (HERE / "cases").iterdir() if p.is_dir())
@@ -122,7 +122,7 @@ def test_duplicate_names_and_actions_come_through(tmp_path):
 
 
 def test_derived_texts_follow_the_documented_rules():
-    from engine.manifest import IntParam
+    from engine.manifest.model import IntParam
     param = IntParam(type="int", bind="$", label="Steps to run")
     assert limits.option_description("steps", param) == "Steps to run"
     assert limits.field_label("max_steps", IntParam(type="int", bind="$")) == "Max steps"
@@ -189,8 +189,8 @@ def test_a_file_named_twice_is_checked_once(monkeypatch):
 
 
 def test_multiselect_literals_are_checked_value_by_value(tmp_path):
-    from engine.server_checks import graph_issues
-    from engine.yamlsource import read_yaml
+    from engine.checks.server import graph_issues
+    from engine.manifest.source import read_yaml
     src, _ = read_yaml("workflow: w.json\n", "m.yaml")
     info = {"Pick": {"input": {"required": {"tags": ["COMBO", {"multiselect": True, "options": ["a", "b"]}]}}}}
     graph = {"1": {"class_type": "Pick", "inputs": {"tags": ["a", "b"]}},

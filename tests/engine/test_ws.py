@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.client import ComfyClient
-from engine.events import LOST_MESSAGE, EventStream
-from engine.wire import Preview, ProgressText, parse_binary_frame
+from engine.comfy.client import ComfyClient
+from engine.comfy.events import LOST_MESSAGE, EventStream
+from engine.comfy.wire import Preview, ProgressText, parse_binary_frame
 from tests.fake_comfy import DATA_DIR, preview_frame, preview_meta_frame, text_frame
 
 

@@ -1,0 +1,1 @@
+"""The slash-command surface: generated commands and options, and the static commands."""

@@ -1,0 +1,246 @@
+"""Manifest params as Discord slash-command options: one ``app_commands.Transformer`` per param.
+
+The param declaration in the manifest is the only source: option type, limits, static choices,
+autocomplete and server-side re-validation are all derived from it here (research/discord.md §1,
+approach B). Which params become options is decided by :func:`option_params`: the basic
+(non-``advanced``) params plus every image param (an attachment option). Everything else lives in
+the Settings modal.
+
+The rule and the derived texts come from the engine (``engine.limit_checks.is_option``,
+``engine.limits.option_description``), so what ``engine validate`` checks is what is sent.
+
+Autocomplete answers are ranked by :func:`rank_choices`: case-insensitive substring match, prefix
+matches first, at most 25 suggestions, each name and value ≤ 100 characters (Discord's limits).
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from typing import Any, Callable, Iterable, Sequence
+
+import discord
+from discord import app_commands
+from discord.enums import AppCommandOptionType
+
+from engine.errors import ParamError
+from engine.checks.discord_payloads import is_option
+from engine.checks.discord_limits import MAX_CHOICE_VALUE_LENGTH, MAX_CHOICES, MAX_INTEGER
+from engine.manifest.model import MAX_SEED, Manifest, Param
+from engine.manifest.values import coerce_value, live_choices
+
+__all__ = [
+    "MAX_STATIC_CHOICES",
+    "MAX_SUGGESTIONS",
+    "OptionError",
+    "ParamOption",
+    "AutocompleteParamOption",
+    "PickOption",
+    "make_param_option",
+    "option_params",
+    "python_names",
+    "rank_choices",
+]
+
+MAX_STATIC_CHOICES = MAX_CHOICES  # more static choices than this are offered through autocomplete
+MAX_SUGGESTIONS = 25  # Discord: an autocomplete answer holds at most 25 choices
+MAX_CHOICE_CHARS = MAX_CHOICE_VALUE_LENGTH  # choice names and string values
+
+LiveChoices = Callable[[str], Sequence[str]]
+
+_OPTION_TYPES = {
+    "text": AppCommandOptionType.string,
+    "int": AppCommandOptionType.integer,
+    "float": AppCommandOptionType.number,
+    "bool": AppCommandOptionType.boolean,
+    "choice": AppCommandOptionType.string,
+    "seed": AppCommandOptionType.integer,
+    "image": AppCommandOptionType.attachment,
+}
+
+
+class OptionError(app_commands.TransformerError):
+    """A value the user gave for an option is not acceptable; ``param_error`` says why.
+
+    ``str(error)`` is the engine's wording, e.g. ``"steps: must be ≤ 150"``, safe to show to users.
+    """
+
+    def __init__(self, value: Any, option: app_commands.Transformer, param_error: ParamError):
+        super().__init__(value, option.type, option)
+        self.param_error = param_error
+        self.args = (str(param_error),)
+
+
+def option_params(manifest: Manifest) -> list[str]:
+    """Names of the params offered as slash options, in manifest order (the rest go to the modal)."""
+    return [name for name, p in manifest.params.items() if is_option(p)]
+
+
+def python_names(names: Iterable[str]) -> dict[str, str]:
+    """Map each option name to a distinct Python identifier usable as a keyword parameter.
+
+    ``negative-prompt`` → ``negative_prompt``, ``class`` → ``class_``, ``2x`` → ``p_2x``;
+    ``interaction`` is taken by the callback's first parameter.
+    """
+    taken = {"interaction"}
+    result = {}
+    for name in names:
+        ident = re.sub(r"\W", "_", name)
+        if not ident.isidentifier():
+            ident = f"p_{ident}"
+        while keyword.iskeyword(ident) or ident in taken:
+            ident += "_"
+        taken.add(ident)
+        result[name] = ident
+    return result
+
+
+def rank_choices(candidates: Iterable[tuple[str, Any]], typed: str) -> list[app_commands.Choice]:
+    """Filter ``(name, value)`` pairs by what the user typed; prefix matches first; ≤ 25.
+
+    Pairs whose value is a string longer than 100 characters cannot be sent to Discord and are skipped.
+    """
+    needle = typed.strip().casefold()
+    prefix, inner = [], []
+    for name, value in candidates:
+        if isinstance(value, str) and len(value) > MAX_CHOICE_CHARS:
+            continue
+        folded = str(name).casefold()
+        if folded.startswith(needle):
+            prefix.append((name, value))
+        elif needle in folded:
+            inner.append((name, value))
+        if len(prefix) >= MAX_SUGGESTIONS:
+            break
+    ranked = (prefix + inner)[:MAX_SUGGESTIONS]
+    return [app_commands.Choice(name=_shorten(str(name)), value=value) for name, value in ranked]
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= MAX_CHOICE_CHARS else text[: MAX_CHOICE_CHARS - 1] + "…"
+
+
+class ParamOption(app_commands.Transformer):
+    """A manifest param as a Discord option; ``transform`` re-validates with the engine's rules."""
+
+    def __init__(self, name: str, param: Param, live: LiveChoices):
+        self.name = name
+        self.param = param
+        self._live = live
+
+    @property
+    def type(self) -> AppCommandOptionType:
+        return _OPTION_TYPES[self.param.type]
+
+    @property
+    def min_value(self) -> int | float | None:
+        match self.param.type:
+            case "int" | "float":
+                return _discord_bound(self.param.min)
+            case "seed":
+                return -1
+            case "text":
+                return self.param.min_length or None
+        return None
+
+    @property
+    def max_value(self) -> int | float | None:
+        match self.param.type:
+            case "int" | "float":
+                return _discord_bound(self.param.max)
+            case "seed":
+                return MAX_SEED
+            case "text":
+                return self.param.max_length
+        return None
+
+    @property
+    def choices(self) -> list[app_commands.Choice] | None:
+        static = getattr(self.param, "choices", None)
+        if static is None or len(static) > MAX_STATIC_CHOICES:
+            return None
+        return [app_commands.Choice(name=c.name, value=str(c.value)) for c in static]
+
+    @property
+    def _error_display_name(self) -> str:
+        return self.name
+
+    def server_list(self) -> Sequence[str] | None:
+        """The live list for a ``choices_from`` param (unfiltered), or None when unknown or empty."""
+        source = getattr(self.param, "choices_from", None)
+        return (self._live(source) or None) if source else None
+
+    async def transform(self, interaction: discord.Interaction, value: Any, /) -> Any:
+        if self.param.type == "image":
+            return _checked_attachment(self, value)
+        try:
+            return coerce_value(self.name, self.param, value, self.server_list())
+        except ParamError as exc:
+            raise OptionError(value, self, exc) from None
+
+
+class AutocompleteParamOption(ParamOption):
+    """A choice param offered through autocomplete: a live list, or more than 25 static choices."""
+
+    async def autocomplete(self, interaction: discord.Interaction, value: str, /) -> list[app_commands.Choice]:
+        static = getattr(self.param, "choices", None)
+        if static is not None:
+            return rank_choices(((c.name, str(c.value)) for c in static), value)
+        available = live_choices(self.param, self.server_list() or [])
+        return rank_choices(((v, v) for v in available), value)
+
+
+def _discord_bound(bound: int | float | None) -> int | float | None:
+    """A bound Discord can carry (finite, within ±(2**53 - 1)); others are left to ``transform``."""
+    if bound is None or not math.isfinite(bound) or abs(bound) > MAX_INTEGER:
+        return None
+    return bound
+
+
+def make_param_option(name: str, param: Param, live: LiveChoices) -> ParamOption:
+    """The transformer for one param: autocomplete for live lists and for > 25 static choices."""
+    if param.type == "choice" and (param.choices_from or len(param.choices or ()) > MAX_STATIC_CHOICES):
+        return AutocompleteParamOption(name, param, live)
+    return ParamOption(name, param, live)
+
+
+def _checked_attachment(option: ParamOption, attachment: discord.Attachment) -> discord.Attachment:
+    content_type = (attachment.content_type or "").split(";")[0].strip()
+    if content_type and not content_type.startswith("image/"):
+        raise OptionError(attachment.filename, option, ParamError(option.name, "must be an image (PNG, JPEG or WebP)"))
+    return attachment
+
+
+class PickOption(app_commands.Transformer):
+    """A string option that suggests ``(name, value)`` pairs from ``candidates(interaction)``.
+
+    With ``strict``, ``transform`` refuses a value that is not one of the candidates' values.
+    """
+
+    def __init__(self, name: str, candidates: Callable[[discord.Interaction], Sequence[tuple[str, str]]],
+                 *, strict: bool, problem: str = "is not one of the offered values"):
+        self.name = name
+        self._candidates = candidates
+        self._strict = strict
+        self._problem = problem
+
+    @property
+    def type(self) -> AppCommandOptionType:
+        return AppCommandOptionType.string
+
+    @property
+    def max_value(self) -> int:
+        return MAX_CHOICE_CHARS
+
+    @property
+    def _error_display_name(self) -> str:
+        return self.name
+
+    async def transform(self, interaction: discord.Interaction, value: Any, /) -> str:
+        if self._strict and value not in {v for _, v in self._candidates(interaction)}:
+            raise OptionError(value, self, ParamError(self.name, self._problem))
+        return value
+
+    async def autocomplete(self, interaction: discord.Interaction, value: str, /) -> list[app_commands.Choice]:
+        return rank_choices(self._candidates(interaction), value)

@@ -1,0 +1,192 @@
+"""Where a job's message lives and what goes into it at the end: results fitted to Discord, or the error.
+
+One message per job. The interaction's deferred "thinking" message becomes the progress message
+and is finally edited into the result (files attached, buttons below) or into a red error / grey
+"Cancelled" card — one message per job, no clutter, and the buttons' custom_ids keep working
+after a restart. :class:`MessageTarget` edits that message with the interaction token while it
+is safely alive (``throttle.token_alive``) and with the bot token afterwards
+(``PATCH /channels/{c}/messages/{m}``), so jobs longer than 15 minutes and jobs resumed after a
+restart still land. If the message is gone (deleted by a user), the result is posted anew.
+
+Files: every output is fitted to the upload limit (``fit_file_async``: the interaction's
+``filesize_limit`` on the token path, the guild's on the bot-token path, 10 MiB by default). A
+batch of several images gets one grid image first, then as many originals as fit in 10 files and
+the request size; what was changed or left out is said in the embed's notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+import discord
+
+from engine.manifest.catalog import Workflow
+from engine.jobs.parts import JobResult, seed_of
+from engine.comfy.outputs import OutputFile
+from engine.jobs.progress import JobState
+
+from ..views.buttons import result_view
+from .fitting import FittedFile, TooLargeError, fit_file_async, make_grid
+from .render import DESCRIPTION_LIMIT, STATE_COLOURS, TOTAL_LIMIT, clip, embed_size, result_embed
+from .throttle import token_alive
+
+__all__ = [
+    "DEFAULT_FILESIZE_LIMIT",
+    "MAX_FILES",
+    "REQUEST_LIMIT",
+    "MessageTarget",
+    "fit_outputs",
+    "result_fields",
+    "failure_fields",
+]
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+DEFAULT_FILESIZE_LIMIT = 10 * MIB  # what a bot may upload in an unboosted guild or a DM
+MAX_FILES = 10  # attachments per message
+REQUEST_LIMIT = 25 * MIB  # Discord's documented cap on one message request
+TEXT_OUTPUT_LIMIT = 1500
+GRID_NAME = "grid.jpg"
+
+
+EDIT_LIMIT_REACHED = 30046  # "Maximum number of edits to messages older than 1 hour reached"
+
+
+@dataclass
+class MessageTarget:
+    """The job's message: ``interaction`` (None after a restart) edits it while its token lives."""
+
+    client: discord.Client
+    channel_id: int
+    message_id: int
+    created_at: datetime
+    guild_id: int | None = None
+    interaction: discord.Interaction | None = None
+    clock: Callable[[], datetime] = field(default=discord.utils.utcnow)
+
+    def uses_token(self) -> bool:
+        return self.interaction is not None and token_alive(self.created_at, self.clock())
+
+    def filesize_limit(self) -> int:
+        """Bytes one file may have on the path the next edit takes."""
+        if self.uses_token():
+            return self.interaction.filesize_limit
+        guild = self.client.get_guild(self.guild_id) if self.guild_id else None
+        return guild.filesize_limit if guild is not None else DEFAULT_FILESIZE_LIMIT
+
+    async def edit(self, **fields: Any) -> None:
+        """Edit the message (``embed``/``embeds``, ``attachments``, ``view``, ``content``)."""
+        if self.uses_token():
+            await self.interaction.edit_original_response(**fields)
+            return
+        channel = self.client.get_partial_messageable(self.channel_id, guild_id=self.guild_id)
+        await channel.get_partial_message(self.message_id).edit(**fields)
+
+    async def replace(self, **fields: Any) -> None:
+        """Edit the message, or post a new one in the channel when it is gone or can no longer be
+        edited (Discord's 30046: too many edits to a message older than an hour); ``message_id`` follows."""
+        fields = dict(fields)
+        try:
+            await self.edit(**fields)
+        except discord.HTTPException as exc:
+            if not (isinstance(exc, discord.NotFound) or exc.code == EDIT_LIMIT_REACHED):
+                raise
+            log.info("job message %s cannot be edited (%s); posting the outcome anew", self.message_id, exc.code)
+            channel = self.client.get_partial_messageable(self.channel_id, guild_id=self.guild_id)
+            files = [f for f in fields.pop("attachments", ()) if isinstance(f, discord.File)]
+            message = await channel.send(files=files, **fields)
+            self.message_id, self.interaction = message.id, None
+
+
+def _safe_name(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^\w.-]", "_", name.rsplit("/", 1)[-1]) or "output"
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{number}_{base}"
+    taken.add(candidate)
+    return candidate
+
+
+def _grid(outputs: Sequence[OutputFile], limit: int) -> bytes | None:
+    try:
+        return make_grid([o.data for o in outputs], limit=limit)
+    except Exception as exc:  # a corrupt output must not cost the whole result
+        log.warning("could not build a grid of %d images: %s", len(outputs), type(exc).__name__)
+        return None
+
+
+async def fit_outputs(outputs: Sequence[OutputFile], *, limit: int, request_limit: int = REQUEST_LIMIT,
+                      max_files: int = MAX_FILES) -> tuple[list[FittedFile], list[str]]:
+    """The files to attach (a grid first for a batch of still images) and the notes about them."""
+    files: list[FittedFile] = []
+    notices: list[str] = []
+    stills = [o for o in outputs if o.kind == "image" and not o.animated]
+    if len(stills) > 1 and len(outputs) > 1:
+        grid = await asyncio.to_thread(_grid, stills, limit)
+        if grid is not None:
+            files.append(FittedFile(grid, GRID_NAME, "image/jpeg", changed=False, notice=""))
+    budget = max(request_limit, limit) - sum(len(f.data) for f in files)
+    left_out = 0
+    for number, output in enumerate(outputs, start=1):
+        try:
+            fitted = await fit_file_async(output.data, filename=output.filename, mime=output.mime, limit=limit)
+        except TooLargeError as exc:
+            notices.append(f"#{number}: {exc}")
+            continue
+        if len(files) >= max_files or len(fitted.data) > budget:
+            left_out += 1
+            continue
+        files.append(fitted)
+        budget -= len(fitted.data)
+        if fitted.notice:
+            notices.append(f"#{number}: {fitted.notice}" if len(outputs) > 1 else fitted.notice)
+    if left_out:
+        shown = " (the grid shows them)" if files and files[0].filename == GRID_NAME else ""
+        notices.append(f"{left_out} more file(s) did not fit in one message{shown}.")
+    return files, notices
+
+
+def _with_texts(embed: discord.Embed, texts: Sequence[str]) -> discord.Embed:
+    if not texts:
+        return embed
+    shown = clip("\n\n".join(t.strip() for t in texts if t.strip()), TEXT_OUTPUT_LIMIT)
+    embed.description = clip("\n\n".join(p for p in (shown, embed.description or "") if p), DESCRIPTION_LIMIT)
+    excess = embed_size(embed) - TOTAL_LIMIT
+    if excess > 0:
+        embed.description = clip(embed.description, max(len(embed.description) - excess, 0))
+    return embed
+
+
+async def result_fields(job_id: str, workflow: Workflow, result: JobResult, *, limit: int,
+                        actions: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """What the job's message is edited to when it is done: embed, files and buttons."""
+    fitted, notices = await fit_outputs(result.outputs, limit=limit)
+    taken: set[str] = set()
+    files = [discord.File(io.BytesIO(f.data), filename=_safe_name(f.filename, taken)) for f in fitted]
+    embed = result_embed(workflow, result.values, seed=seed_of(workflow, result.values), backend=result.backend,
+                         elapsed=result.seconds, notices=notices)
+    embed = _with_texts(embed, result.texts)
+    if files and fitted[0].mime.startswith("image/"):
+        embed.set_image(url=f"attachment://{files[0].filename}")
+    if not result.outputs and not result.texts:
+        embed.description = clip((embed.description or "") + "\n*The workflow produced no output.*", DESCRIPTION_LIMIT)
+    view = result_view(job_id, workflow, len(result.outputs), actions)
+    return {"content": None, "embeds": [embed], "attachments": files, "view": view}
+
+
+def failure_fields(job_id: str, workflow: Workflow, text: str, *, cancelled: bool = False) -> dict[str, Any]:
+    """The job's message when it failed (red, the mapped message) or was cancelled (grey)."""
+    title = clip(workflow.manifest.title or workflow.name, 200)
+    state = JobState.CANCELLED if cancelled else JobState.FAILED
+    heading = f"⏹️ {title}: cancelled" if cancelled else f"❌ {title}: failed"
+    embed = discord.Embed(title=heading, description=clip(text, DESCRIPTION_LIMIT), colour=STATE_COLOURS[state])
+    view = result_view(job_id, workflow, 0, ())
+    return {"content": None, "embeds": [embed], "attachments": [], "view": view}

@@ -1,0 +1,292 @@
+"""The job flow from a Discord interaction to a result message: the hooks behind commands and buttons.
+
+``Flow(runtime, settings, catalog)`` provides ``run`` / ``setup`` for the generated commands and
+``job`` / ``run`` / ``action`` / ``cancel`` / ``live`` for the buttons (``command_hooks``,
+``button_hooks``). ``run`` is one path for every way a job starts (slash command, setup view,
+rerun, new seed, tweak, action):
+
+1. cheap checks, answered ephemerally without starting anything: access (manifest nsfw, roles,
+   channels — buttons bypass Discord's own command flags), the values (``resolve_values`` with
+   placeholder images; attachment size before any download), the per-user job cap, rate limits;
+2. ``defer(thinking=True)`` — a public message that becomes the job's message (see ``delivery``);
+3. image inputs read after the defer (``bot.jobs.inputs``: attachment download + decode check, a stored
+   input, or a previous job's output fetched again from its backend), kept by content hash in
+   ``<db folder>/inputs/`` and referenced from ``JobRecord.extra["inputs"]`` — so rerun, tweak and
+   actions work after a restart and on any backend;
+4. ``runtime.submit``; an error before the job exists replaces the "thinking" message with its
+   text (nothing else is sent); then progress edits and the result (``progress_message``,
+   ``delivery``); the job slot is released whatever happens.
+
+``JobRecord.extra`` holds channel_id, message_id, guild_id, created_at and inputs — never a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import discord
+
+from engine.manifest.apply import resolve_values
+from engine.manifest.catalog import Catalog, Workflow
+from engine.errors import JobCancelled, ParamError
+from engine.jobs.progress import JobState
+
+from ..views.buttons import NOT_OWNER, UNKNOWN_JOB, ButtonHooks, JobInfo
+from ..commands.slash import CommandHooks
+from ..config import Settings
+from ..delivery.message import MessageTarget, failure_fields, result_fields
+from ..errors import on_error, user_message
+from .guards import ConcurrencyCap, RateLimiter, check_access, check_rate
+from .inputs import PLACEHOLDER, InputFolder, OutputSource, check_image_source, read_images, stored_inputs
+from ..delivery.progress import show_progress
+from ..views.setup import SetupView
+
+__all__ = ["Guards", "Flow", "access_refusal"]
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction
+NOT_RUNNING = "This job is not running any more."
+NOTHING_HERE = "None of these workflows is available here."
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Who may start how much: per-user and global rate limits, running jobs per user."""
+
+    per_user: RateLimiter
+    overall: RateLimiter
+    cap: ConcurrencyCap
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guards:
+        return cls(RateLimiter(settings.rate_per_user.count, settings.rate_per_user.per_seconds),
+                   RateLimiter(settings.rate_global.count, settings.rate_global.per_seconds),
+                   ConcurrencyCap(settings.max_concurrent_per_user))
+
+
+def access_refusal(interaction: Interaction, workflow: Workflow) -> str | None:
+    """Why ``workflow`` may not run for this user in this channel (None: it may)."""
+    manifest = workflow.manifest
+    if not (manifest.nsfw or manifest.roles or manifest.channels):
+        return None
+    channel, user = interaction.channel, interaction.user
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    roles = getattr(user, "roles", [])
+    role_ids = {r.id for r in roles} | set(getattr(user, "_roles", ()))  # ids even when roles aren't cached
+    return check_access(nsfw=manifest.nsfw, channel_is_nsfw=bool(is_nsfw and is_nsfw()), allowed_roles=manifest.roles,
+                        user_role_ids=sorted(role_ids), user_role_names=[r.name for r in roles],
+                        allowed_channels=manifest.channels, channel_id=interaction.channel_id or 0,
+                        parent_channel_id=getattr(channel, "parent_id", None))
+
+
+async def _tell(interaction: Interaction, text: str) -> None:
+    await interaction.response.send_message(text[:2000], ephemeral=True)
+
+
+class Flow:
+    """The app's job hooks; see the module docstring. ``edit_interval`` overrides the settings'."""
+
+    def __init__(self, runtime: Any, settings: Settings, catalog: Catalog, *, guards: Guards | None = None,
+                 edit_interval: float | None = None, now: Callable[[], datetime] = discord.utils.utcnow):
+        self.runtime, self.settings, self.catalog = runtime, settings, catalog
+        self.guards = guards or Guards.from_settings(settings)
+        self.edit_interval = settings.progress_interval if edit_interval is None else edit_interval
+        self.inputs = InputFolder(Path(settings.db_path).parent / "inputs")
+        self._now = now
+
+    # ---- hooks for the app -------------------------------------------------------------------
+    def command_hooks(self, *, help, status, workflows, choices, user_jobs, cancel=None) -> CommandHooks:
+        """``CommandHooks`` with run/setup/live choices (and by default cancel) from here."""
+        return CommandHooks(run=self.run, setup=self.setup, help=help, status=status, workflows=workflows,
+                            choices=choices, cancel=cancel or self.cancel, live_choices=self.live,
+                            user_jobs=user_jobs)
+
+    def button_hooks(self) -> ButtonHooks:
+        return ButtonHooks(job=self.job_info, workflow=self.workflow, run=self.run, action=self.action,
+                           cancel=self.cancel, live=self.live)
+
+    def workflow(self, name: str) -> Workflow | None:
+        return self.catalog.workflows.get(name)
+
+    def live(self, source: str) -> list[str]:
+        return [str(v) for v in self.runtime.choices(source)]
+
+    async def job_info(self, job_id: str) -> JobInfo | None:
+        """A stored job as buttons see it: image params hold their ``StoredInput``."""
+        record = self.runtime.get(job_id)
+        workflow = self.workflow(record.manifest) if record is not None else None
+        if workflow is None:
+            return None
+        values = {n: v for n, v in record.values.items() if n in workflow.manifest.params}
+        return JobInfo(record.owner or "", workflow, {**values, **stored_inputs(record.extra, workflow)})
+
+    def actions_for(self, workflow: Workflow) -> list[tuple[str, str]]:
+        """``(manifest, label)`` of the workflow's actions that exist and take an image."""
+        targets = [self.workflow(name) for name in workflow.manifest.actions]
+        return [(t.name, t.manifest.title or t.name) for t in targets if t is not None and t.manifest.image_params]
+
+    # ---- starting jobs -----------------------------------------------------------------------
+    async def run(self, interaction: Interaction, workflow: Workflow, values: dict[str, Any]) -> None:
+        """Start ``workflow`` with ``values`` for this interaction and see it through to the result."""
+        await self._start(interaction, workflow, values, {})
+
+    async def action(self, interaction: Interaction, job_id: str, index: int, target: Workflow,
+                     values: dict[str, Any]) -> None:
+        """Feed output #``index`` of ``job_id`` into ``target``'s first image param, then run it."""
+        image = target.manifest.image_params[0]
+        await self._start(interaction, target, {**values, image: OutputSource(job_id, index)},
+                          {"source": {"job": job_id, "output": index}})
+
+    async def _start(self, interaction: Interaction, workflow: Workflow, values: dict[str, Any],
+                     extra: dict[str, Any]) -> None:
+        refusal = access_refusal(interaction, workflow) or self._value_problem(workflow, values)
+        if refusal:
+            await _tell(interaction, refusal)
+            return
+        user, ticket = interaction.user.id, uuid.uuid4().hex
+        if not self.guards.cap.acquire(user, ticket):
+            await _tell(interaction, self.guards.cap.refusal())
+            return
+        try:
+            refusal = check_rate(user, per_user=self.guards.per_user, overall=self.guards.overall)
+            if refusal:
+                await _tell(interaction, refusal)
+                return
+            await interaction.response.defer(thinking=True)
+            target = await self._target(interaction, workflow)
+            await self._submit_and_follow(interaction, target, workflow, values, extra)
+        finally:
+            self.guards.cap.release(user, ticket)
+
+    def _value_problem(self, workflow: Workflow, values: Mapping[str, Any]) -> str | None:
+        """The first problem with ``values`` found without any I/O beyond the job store."""
+        plain = {}
+        try:
+            for name, value in values.items():
+                param = workflow.manifest.params.get(name)
+                if param is not None and param.type == "image":
+                    check_image_source(name, value, runtime=self.runtime, folder=self.inputs,
+                                       max_bytes=self.settings.max_upload_bytes)
+                    plain[name] = None if value is None else PLACEHOLDER
+                else:
+                    plain[name] = value
+            resolve_values(workflow, plain)
+        except ParamError as exc:
+            return str(exc)
+        return None
+
+    async def _target(self, interaction: Interaction, workflow: Workflow) -> MessageTarget:
+        message = await interaction.original_response()
+        return MessageTarget(interaction.client, message.channel.id, message.id, interaction.created_at,
+                             interaction.guild_id, interaction, clock=self._now)
+
+    async def _submit_and_follow(self, interaction: Interaction, target: MessageTarget, workflow: Workflow,
+                                 values: dict[str, Any], extra: dict[str, Any]) -> None:
+        try:
+            images, inputs = await read_images(workflow, values, runtime=self.runtime, folder=self.inputs)
+            plain = {n: v for n, v in values.items() if n not in workflow.manifest.image_params}
+            job = await self.runtime.submit(workflow.name, plain, images=images, owner=str(interaction.user.id),
+                                            extra={**self._target_extra(target), "inputs": inputs, **extra})
+        except Exception as exc:  # the job does not exist: its message becomes the short reason
+            await target.replace(content=user_message(exc), embeds=[], attachments=[], view=None)
+            return
+        for image in images.values():  # accepted (decoded by the runtime): keep for reruns
+            self.inputs.keep(image.data)
+        await self.follow(job, target)
+
+    @staticmethod
+    def _target_extra(target: MessageTarget) -> dict[str, Any]:
+        return {"channel_id": target.channel_id, "message_id": target.message_id, "guild_id": target.guild_id,
+                "created_at": target.created_at.timestamp()}
+
+    # ---- following a job ---------------------------------------------------------------------
+    async def follow(self, job: Any, target: MessageTarget) -> None:
+        """Show ``job``'s progress in ``target``, then its result or what went wrong."""
+        workflow = job.workflow
+        await show_progress(job, target, title=self._title(workflow.name), interval=self.edit_interval,
+                            prompt_preview=_prompt_preview(workflow, job.values))
+        try:
+            result = await job.result()
+            fields = await result_fields(job.id, workflow, result, limit=target.filesize_limit(),
+                                         actions=self.actions_for(workflow))
+        except JobCancelled:
+            fields = failure_fields(job.id, workflow, "Cancelled.", cancelled=True)
+        except Exception as exc:  # EngineError, TooLargeError; anything else is logged by user_message
+            fields = failure_fields(job.id, workflow, user_message(exc))
+        message_id = target.message_id
+        try:
+            await target.replace(**fields)
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not post its outcome (%s %s)", job.id, exc.status, type(exc).__name__)
+            if fields.get("attachments"):
+                await target.replace(**failure_fields(job.id, workflow, "The result could not be uploaded to Discord."))
+        if target.message_id != message_id:  # posted anew: buttons and restarts should find the new one
+            self.runtime.store.merge_extra(job.id, {"message_id": target.message_id})
+
+    async def follow_resumed(self, client: discord.Client, job: Any) -> None:
+        """After a restart: finish ``job``'s message with the bot token (the interaction is gone)."""
+        extra = job.extra
+        if not extra.get("channel_id") or not extra.get("message_id"):
+            log.info("job %s has no message to update; following it silently", job.id)
+            await job.result()
+            return
+        created = datetime.fromtimestamp(float(extra.get("created_at") or 0), timezone.utc)
+        target = MessageTarget(client, int(extra["channel_id"]), int(extra["message_id"]), created,
+                               int(extra["guild_id"]) if extra.get("guild_id") else None, clock=self._now)
+        await self.follow(job, target)
+
+    # ---- other hooks -------------------------------------------------------------------------
+    async def cancel(self, interaction: Interaction, job_id: str) -> None:
+        """Cancel a queued or running job (its owner or an admin)."""
+        record = self.runtime.get(job_id)
+        if record is None:
+            await _tell(interaction, UNKNOWN_JOB)
+            return
+        if not self._may_manage(interaction, record.owner):
+            await _tell(interaction, NOT_OWNER)
+            return
+        job = self.runtime.job(job_id)
+        if job is None or job.finished:
+            await _tell(interaction, NOT_RUNNING)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await job.cancel()
+        done = job.state is JobState.CANCELLED
+        await interaction.followup.send("Cancelled." if done else "The job ended before it could be cancelled.",
+                                        ephemeral=True)
+
+    def _may_manage(self, interaction: Interaction, owner: str | None) -> bool:
+        user = interaction.user
+        if str(user.id) == str(owner) or user.id in self.settings.admin_user_ids:
+            return True
+        role_ids = {r.id for r in getattr(user, "roles", [])} | set(getattr(user, "_roles", ()))
+        return bool(role_ids & set(self.settings.admin_role_ids))
+
+    async def setup(self, interaction: Interaction, command: str) -> None:
+        """Open the guided setup for ``command``'s workflows (those usable here)."""
+        workflows = [wf for wf in self.catalog.commands().get(command, []) if access_refusal(interaction, wf) is None]
+        if not workflows:
+            await _tell(interaction, NOTHING_HERE)
+            return
+        view = SetupView(workflows, owner_id=interaction.user.id, run=self.run, live=self.live, command=command)
+        view.on_error = on_error
+        await interaction.response.send_message(embed=view.embed(), view=view, ephemeral=True)
+        view.message = await interaction.original_response()
+
+    def _title(self, name: str) -> str:
+        workflow = self.workflow(name)
+        return (workflow.manifest.title or name) if workflow is not None else name
+
+
+def _prompt_preview(workflow: Workflow, values: Mapping[str, Any]) -> str | None:
+    """The first text param's value (shown quoted in the progress message)."""
+    for name, param in workflow.manifest.params.items():
+        if param.type == "text" and isinstance(values.get(name), str) and values[name].strip():
+            return values[name]
+    return None

@@ -1,0 +1,172 @@
+"""Image inputs of a job: where their bytes come from, and where they are kept for reruns.
+
+An image param's value reaching ``Flow.run`` is one of:
+
+- a ``discord.Attachment`` (slash option, modal upload) — size checked before the download; the
+  runtime decodes every image (``engine.images.check_image``) when the job is submitted;
+- a ``StoredInput`` — the bytes an earlier job used, from the inputs folder (rerun, tweak, new seed);
+- an ``OutputSource`` — output #n of an earlier job, fetched again from the backend that made it
+  (action buttons); if that backend is gone the user is told so.
+
+Every input of a submitted job is written to the ``InputFolder`` (content-addressed:
+``<folder>/<sha256>``) and referenced from ``JobRecord.extra["inputs"]`` as
+``{param: {"sha256", "filename"}}``, so a job can be rerun after a restart and on any backend.
+The folder is never pruned here (a gap: an operator's cron can delete old files; a missing file
+only means the user has to upload again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import discord
+
+from engine.manifest.catalog import Workflow
+from engine.errors import ComfyError, ParamError
+from engine.comfy.outputs import OutputRef
+from engine.runtime import ImageInput
+
+__all__ = ["PLACEHOLDER", "StoredInput", "OutputSource", "InputFolder", "check_image_source", "read_images",
+           "stored_inputs"]
+
+PLACEHOLDER = "upload.png"
+NOT_KEPT = "the original image is no longer kept; please upload it again"
+UNKNOWN_RESULT = "the result it should use is no longer known"
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredInput:
+    """An input kept in the inputs folder; shown by its ``filename``."""
+
+    sha256: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class OutputSource:
+    """Output #``index`` (1-based) of job ``job_id``, to be fed into an image param."""
+
+    job_id: str
+    index: int
+
+    @property
+    def filename(self) -> str:
+        return f"result-{self.index}.png"
+
+
+class InputFolder:
+    """Content-addressed files: ``keep(data)`` → sha256, ``read(sha256)`` → bytes."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def file(self, sha256: str) -> Path:
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            raise ValueError("not a sha256 hex digest")
+        return self.path / sha256
+
+    def has(self, sha256: str) -> bool:
+        try:
+            return self.file(sha256).is_file()
+        except ValueError:
+            return False
+
+    def keep(self, data: bytes) -> str:
+        sha256 = hashlib.sha256(data).hexdigest()
+        target = self.file(sha256)
+        if not target.is_file():
+            self.path.mkdir(parents=True, exist_ok=True)
+            partial = self.path / f"{sha256}.{uuid.uuid4().hex[:8]}.part"
+            partial.write_bytes(data)
+            partial.replace(target)  # atomic: a reader never sees half a file
+        return sha256
+
+    def read(self, sha256: str) -> bytes:
+        return self.file(sha256).read_bytes()
+
+
+def stored_inputs(extra: Mapping[str, Any], workflow: Workflow) -> dict[str, StoredInput]:
+    """The ``StoredInput`` of each image param recorded in a job's ``extra``."""
+    found = {}
+    for name, kept in (extra.get("inputs") or {}).items():
+        if name in workflow.manifest.params and isinstance(kept, dict) and kept.get("sha256"):
+            found[name] = StoredInput(str(kept["sha256"]), str(kept.get("filename") or PLACEHOLDER))
+    return found
+
+
+def check_image_source(name: str, value: Any, *, runtime: Any, folder: InputFolder, max_bytes: int) -> None:
+    """Cheap checks (no download) of an image param's value; ``ParamError`` names the param."""
+    if isinstance(value, discord.Attachment):
+        if value.size > max_bytes:
+            raise ParamError(name, f"the file is larger than {_human(max_bytes)}")
+    elif isinstance(value, StoredInput):
+        if not folder.has(value.sha256):
+            raise ParamError(name, NOT_KEPT)
+    elif isinstance(value, OutputSource):
+        record = runtime.get(value.job_id)
+        if record is None or not 1 <= value.index <= len(record.outputs):
+            raise ParamError(name, UNKNOWN_RESULT)
+    elif value is not None:  # a bare server file name: it may not exist on the backend that runs the job
+        raise ParamError(name, "please upload the image again")
+
+
+def _human(size: int) -> str:
+    if size >= MIB:
+        return f"{size / MIB:.3g} MiB"
+    return f"{size / 1024:.3g} KiB" if size >= 1024 else f"{size} bytes"
+
+
+async def read_images(workflow: Workflow, values: Mapping[str, Any], *, runtime: Any, folder: InputFolder
+                      ) -> tuple[dict[str, ImageInput], dict[str, dict[str, str]]]:
+    """Bytes of every image param with a value (``runtime.submit`` checks them by decoding).
+
+    Returns the ``images`` for ``runtime.submit`` and the ``inputs`` entry for the job's extra;
+    ``folder.keep`` them once the job is accepted.
+    """
+    images, inputs = {}, {}
+    for name in workflow.manifest.image_params:
+        value = values.get(name)
+        if value is None:
+            continue
+        data = await _image_bytes(name, value, runtime, folder)
+        filename = getattr(value, "filename", None) or PLACEHOLDER
+        images[name] = ImageInput(data, filename)
+        inputs[name] = {"sha256": hashlib.sha256(data).hexdigest(), "filename": filename}
+    return images, inputs
+
+
+async def _image_bytes(name: str, value: Any, runtime: Any, folder: InputFolder) -> bytes:
+    if isinstance(value, discord.Attachment):
+        try:
+            return await value.read()
+        except discord.HTTPException:
+            raise ParamError(name, "the upload could not be downloaded from Discord") from None
+    if isinstance(value, StoredInput):
+        try:
+            return folder.read(value.sha256)
+        except (OSError, ValueError):
+            raise ParamError(name, NOT_KEPT) from None
+    if isinstance(value, OutputSource):
+        return await output_bytes(name, value, runtime)
+    raise ParamError(name, "please upload the image again")
+
+
+async def output_bytes(name: str, source: OutputSource, runtime: Any) -> bytes:
+    """Fetch a previous job's output again from the backend that made it."""
+    record = runtime.get(source.job_id)
+    if record is None or not 1 <= source.index <= len(record.outputs):
+        raise ParamError(name, UNKNOWN_RESULT)
+    ref = OutputRef.from_dict(record.outputs[source.index - 1])
+    backend = runtime.pool.get(record.backend) if record.backend else None
+    if backend is None or not backend.up:
+        raise ParamError(name, f"the server that made result #{source.index} is not available right now")
+    try:
+        data, _ = await backend.client.view(**ref.view_params())
+    except ComfyError:
+        raise ParamError(name, f"result #{source.index} could not be fetched from its server") from None
+    return data

@@ -1,0 +1,1 @@
+"""Components: persistent buttons, modals and the guided setup view."""

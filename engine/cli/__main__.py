@@ -1,0 +1,7 @@
+"""``python -m engine.cli``: the ``engine`` command."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

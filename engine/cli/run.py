@@ -1,0 +1,368 @@
+"""``engine run``: run one manifest on ComfyUI from the command line and save what it made.
+
+``engine run MANIFEST --set key=value … [--image [PARAM=]PATH …] [--out DIR] [--server URL …]
+[--timeout S] [--json]`` loads the manifest (and its workflow), checks the values before any
+network traffic, runs the job through a ``Runtime`` with an in-memory job store, shows its progress
+(a rich bar on a terminal, one line per visible change otherwise, on stderr), writes the outputs
+as ``DIR/<manifest>-<seed>-<n>.<ext>`` and prints the resolved values (the seed!) and the files.
+
+Exit codes: 0 done; 1 the job failed, was rejected or cancelled, or a value is wrong; 2 usage
+(bad arguments, unreadable manifest or image, server unavailable); 130 interrupted by Ctrl-C,
+which also cancels the job on the server. Messages are one line, without tracebacks or URLs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import mimetypes
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from ..manifest.apply import resolve_values
+from ..manifest.catalog import Catalog, Workflow, load_workflow
+from ..errors import (ComfyTimeout, ComfyUnavailable, EngineError, ExecutionFailed, JobCancelled, ManifestError,
+                     ParamError, WorkflowRejected)
+from ..manifest.help import params_help
+from ..jobs.progress import JobState, ProgressEvent
+from ..jobs.store import JobStore
+
+__all__ = ["add_parser", "run_command", "describe_event", "output_paths", "parse_assignments", "DEFAULT_SERVER"]
+
+DEFAULT_SERVER = "http://127.0.0.1:8188"
+CANCEL_GRACE = 5.0  # seconds allowed to cancel the job on the server after Ctrl-C or --timeout
+
+
+class RunUsageError(Exception):
+    """A problem with the command line or its inputs (exit 2)."""
+
+
+@dataclass
+class RunRequest:
+    workflow: Workflow
+    values: dict[str, str]
+    images: dict[str, Path]
+    servers: list[tuple[str, str]]
+    out_dir: Path
+    timeout: float | None
+
+
+@dataclass
+class RunOutcome:
+    job_id: str
+    values: dict[str, Any]
+    backend: str | None
+    files: list[Path] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """``["steps=20", "prompt=a = b"]`` → ``{"steps": "20", "prompt": "a = b"}``."""
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RunUsageError(f"--set needs key=value, got {item!r}")
+        values[key.strip()] = value
+    return values
+
+
+def parse_images(items: list[str], image_params: list[str]) -> dict[str, Path]:
+    """``[PARAM=]PATH`` items → {param: path}; a bare PATH fills the manifest's only image param."""
+    images: dict[str, Path] = {}
+    for item in items:
+        key, sep, rest = item.partition("=")
+        if sep and key in image_params:
+            images[key] = Path(rest)
+        elif len(image_params) == 1:
+            images[image_params[0]] = Path(item)
+        else:
+            wanted = ", ".join(image_params) or "none"
+            raise RunUsageError(f"--image needs PARAM=PATH (image params: {wanted})")
+    return images
+
+
+def describe_event(event: ProgressEvent) -> str:
+    """One line for a progress event: ``running 35% · KSampler · step 7/20 · ETA 12 s``."""
+    if event.state is JobState.QUEUED:
+        return f"queued (position {event.queue_position})" if event.queue_position else "queued"
+    if event.state is JobState.FAILED:
+        return f"failed: {event.error or 'error'}"
+    if event.state is not JobState.RUNNING:
+        return event.state.value
+    return " · ".join([f"running {int(event.percent)}%", *_details(event)])
+
+
+def _details(event: ProgressEvent) -> list[str]:
+    parts = [event.phase] if event.phase else []
+    if event.step is not None and event.steps:
+        parts.append(f"step {event.step}/{event.steps}")
+    if event.eta_seconds is not None:
+        parts.append(f"ETA {event.eta_seconds:.0f} s")
+    return parts
+
+
+def output_paths(out_dir: Path, manifest: str, tag: str, files: list[tuple[str, str]]) -> list[Path]:
+    """``DIR/<manifest>-<tag>-<n>.<ext>`` for (filename, mime) pairs; existing files are not overwritten."""
+    paths, taken = [], set()
+    for n, (filename, mime) in enumerate(files, 1):
+        ext = Path(filename).suffix or mimetypes.guess_extension(mime) or ".bin"
+        path, extra = out_dir / f"{manifest}-{tag}-{n}{ext}", 1
+        while path.exists() or path in taken:
+            extra += 1
+            path = out_dir / f"{manifest}-{tag}-{n}-{extra}{ext}"
+        taken.add(path)
+        paths.append(path)
+    return paths
+
+
+def seed_tag(workflow: Workflow, values: dict[str, Any], job_id: str) -> str:
+    """The first seed param's value, else the start of the job id."""
+    for name, param in workflow.manifest.params.items():
+        if param.type == "seed" and name in values:
+            return str(values[name])
+    return job_id[:8]
+
+
+# -- progress views -------------------------------------------------------------------------
+
+
+class LineView:
+    """Non-terminal output: one line per visible change, on stderr."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self._last = ""
+
+    def show(self, event: ProgressEvent) -> None:
+        line = describe_event(event)
+        if event.state in (JobState.FAILED, JobState.CANCELLED):
+            return  # the command's own error line says it
+        if line != self._last:
+            print(line, file=self.stream, flush=True)
+            self._last = line
+
+    def close(self) -> None:
+        pass
+
+
+class BarView:
+    """Terminal output: a rich progress bar (queue position, percent, phase, step, ETA)."""
+
+    def __init__(self, title: str, console: Console):
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                 TextColumn("{task.fields[detail]}"), console=console)
+        self.task = self.progress.add_task(title, total=100, detail="queued")
+        self.progress.start()
+
+    def show(self, event: ProgressEvent) -> None:
+        if event.state is JobState.QUEUED:
+            detail = describe_event(event)
+        elif event.state is JobState.RUNNING:
+            detail = " · ".join(_details(event))
+        else:
+            detail = describe_event(event)
+        self.progress.update(self.task, completed=event.percent, detail=detail)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+class QuietView:
+    def show(self, event: ProgressEvent) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_view(title: str, quiet: bool):
+    if quiet:
+        return QuietView()
+    console = Console(stderr=True)
+    return BarView(title, console) if console.is_terminal else LineView()
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def _read_images(paths: dict[str, Path]) -> dict[str, Any]:
+    from ..runtime import ImageInput
+
+    images = {}
+    for param, path in paths.items():
+        try:
+            images[param] = ImageInput(data=path.read_bytes(), filename=path.name)
+        except OSError as exc:
+            raise RunUsageError(f"cannot read image {path} ({type(exc).__name__})") from None
+    return images
+
+
+async def _follow(job: Any, view: Any, timeout: float | None) -> Any:
+    """Show the job's progress and return its result; cancel it on the server if we stop waiting."""
+    try:
+        async with asyncio.timeout(timeout):
+            async for event in job.events():
+                view.show(event)
+            return await job.result()
+    except (asyncio.CancelledError, TimeoutError) as exc:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(job.cancel(), CANCEL_GRACE)
+        if isinstance(exc, TimeoutError):
+            raise ComfyTimeout(f"timed out after {timeout:g} s; the job was cancelled") from None
+        raise
+
+
+async def execute(request: RunRequest, view: Any) -> RunOutcome:
+    """Start a runtime, run the job, write its outputs; the runtime is closed whatever happens."""
+    from ..runtime import Runtime
+
+    images = _read_images(request.images)
+    catalog = Catalog(MappingProxyType({request.workflow.name: request.workflow}))
+    store = JobStore(":memory:")
+    runtime = Runtime(catalog, backends=request.servers, store=store)
+    try:
+        await runtime.start()
+        if not any(backend.up for backend in runtime.status()):
+            raise ComfyUnavailable("no server answered")
+        job = await runtime.submit(request.workflow.name, request.values, images=images, owner="cli")
+        result = await _follow(job, view, request.timeout)
+    finally:
+        view.close()
+        await runtime.close()
+        store.close()
+    return _save(request, job.id, result)
+
+
+def _save(request: RunRequest, job_id: str, result: Any) -> RunOutcome:
+    tag = seed_tag(request.workflow, result.values, job_id)
+    outputs = list(result.outputs)
+    paths = output_paths(request.out_dir, request.workflow.name, tag, [(o.filename, o.mime) for o in outputs])
+    try:
+        request.out_dir.mkdir(parents=True, exist_ok=True)
+        for path, output in zip(paths, outputs):
+            path.write_bytes(output.data)
+    except OSError as exc:
+        raise RunUsageError(f"cannot write to {request.out_dir} ({type(exc).__name__})") from None
+    return RunOutcome(job_id, dict(result.values), result.backend, paths, list(result.texts))
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def _servers(urls: list[str] | None) -> list[tuple[str, str]]:
+    urls = urls or [os.environ.get("COMFYUI_URL") or DEFAULT_SERVER]
+    if len(urls) == 1:
+        return [("server", urls[0])]
+    return [(f"server{i}", url) for i, url in enumerate(urls, 1)]
+
+
+def _request(args: argparse.Namespace) -> RunRequest:
+    path = Path(args.manifest)
+    if not path.is_file():
+        raise RunUsageError(f"no such manifest: {path}")
+    workflow = load_workflow(path, Path(args.workflows) if args.workflows else None)
+    values = parse_assignments(args.set or [])
+    images = parse_images(args.image or [], workflow.manifest.image_params)
+    resolve_values(workflow, {**values, **{name: "pending-upload.png" for name in images}})  # ParamError early
+    if args.timeout is not None and args.timeout <= 0:
+        raise RunUsageError("--timeout must be a positive number of seconds")
+    return RunRequest(workflow, values, images, _servers(args.server), Path(args.out), args.timeout)
+
+
+def _report(outcome: RunOutcome, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"job": outcome.job_id, "values": outcome.values, "backend": outcome.backend,
+                          "outputs": [str(p) for p in outcome.files], "texts": outcome.texts},
+                         ensure_ascii=False, default=str))
+        return
+    print("values: " + " ".join(f"{k}={v}" for k, v in outcome.values.items()))
+    for text in outcome.texts:
+        print(f"text: {text}")
+    for path in outcome.files:
+        print(f"wrote {path}")
+    if not outcome.files and not outcome.texts:
+        print("the job finished without outputs")
+
+
+def _error_line(exc: EngineError) -> tuple[str, int]:
+    if isinstance(exc, ManifestError):
+        return "; ".join(str(issue) for issue in exc.issues[:5]), 2
+    if isinstance(exc, ComfyUnavailable):
+        return f"server unavailable ({exc})", 2
+    if isinstance(exc, WorkflowRejected):
+        return "rejected by the server: " + "; ".join(exc.problems or [str(exc)]), 1
+    if isinstance(exc, ExecutionFailed):
+        return f"failed: {exc}", 1
+    if isinstance(exc, JobCancelled):
+        return f"cancelled: {exc}", 1
+    return str(exc), 1  # ParamError ("steps: must be ≤ 150"), ComfyTimeout, other engine errors
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The ``engine run`` handler; returns the exit code."""
+    try:
+        request = _request(args)
+        view = make_view(request.workflow.manifest.title or request.workflow.name, args.json)
+        outcome = asyncio.run(execute(request, view))
+    except RunUsageError as exc:
+        print(f"engine run: {exc}", file=sys.stderr)
+        return 2
+    except ParamError as exc:
+        print(f"engine run: {exc.param}: {exc.problem}", file=sys.stderr)
+        return 1
+    except EngineError as exc:
+        line, code = _error_line(exc)
+        print(f"engine run: {line}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print("engine run: interrupted; the job was cancelled", file=sys.stderr)
+        return 130
+    _report(outcome, args.json)
+    return 0
+
+
+class _ManifestHelp(argparse.Action):
+    """``engine run MANIFEST --help``: the usual help plus that manifest's parameters."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        if getattr(namespace, "manifest", None):
+            try:
+                workflow = load_workflow(Path(namespace.manifest),
+                                         Path(namespace.workflows) if getattr(namespace, "workflows", None) else None)
+            except ManifestError as exc:
+                print(f"\n{exc}")
+            else:
+                print("\n" + params_help(workflow))
+        parser.exit()
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``run`` to the ``engine`` command's subparsers."""
+    run = subparsers.add_parser("run", help="run a manifest on ComfyUI and save its outputs", add_help=False)
+    run.add_argument("-h", "--help", action=_ManifestHelp, nargs=0,
+                     help="show this help, and the manifest's parameters when MANIFEST is given first")
+    run.add_argument("manifest", metavar="MANIFEST", help="manifests/NAME.yaml")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="a parameter value (repeatable)")
+    run.add_argument("--image", action="append", metavar="[PARAM=]PATH", help="an image to upload (repeatable)")
+    run.add_argument("--out", default="out", metavar="DIR", help="where to write the outputs (default: ./out)")
+    run.add_argument("--server", action="append", metavar="URL",
+                     help=f"ComfyUI server (repeatable; default: $COMFYUI_URL or {DEFAULT_SERVER})")
+    run.add_argument("--workflows", metavar="DIR", help="workflow folder (default: workflows/ next to the manifest)")
+    run.add_argument("--timeout", type=float, metavar="S", help="give up (and cancel the job) after S seconds")
+    run.add_argument("--json", action="store_true", help="print the result as JSON, no progress")
+    run.set_defaults(handler=run_command)
+    return run

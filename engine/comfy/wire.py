@@ -1,0 +1,234 @@
+"""ComfyUI wire types: the JSON payloads we send and read, and the small records parsed from them.
+
+TypedDicts describe payloads as the server sends them (PROTOCOL.md); frozen dataclasses are
+what the client hands to the rest of the engine. ``parse_binary_frame`` decodes the websocket's
+binary frames (§6.3). Pure code, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, TypedDict
+
+from ..jobs.progress import Preview
+
+__all__ = [
+    "PromptRequest",
+    "PromptAccepted",
+    "ErrorInfo",
+    "NodeError",
+    "NodeErrorEntry",
+    "PromptRejected",
+    "QueueListing",
+    "HistoryStatusData",
+    "HistoryEntry",
+    "WsMessage",
+    "StatusData",
+    "ExecutingData",
+    "ProgressData",
+    "ExecutedData",
+    "ExecutionCachedData",
+    "ExecutionErrorData",
+    "ExecutionInterruptedData",
+    "Queued",
+    "QueueSnapshot",
+    "Preview",
+    "ProgressText",
+    "parse_binary_frame",
+    "queue_snapshot",
+    "TERMINAL_EVENTS",
+]
+
+TERMINAL_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
+
+
+class PromptRequest(TypedDict):
+    prompt: dict[str, Any]
+    client_id: str
+    prompt_id: str
+    front: NotRequired[bool]
+    extra_data: NotRequired[dict[str, Any]]
+
+
+class PromptAccepted(TypedDict):
+    prompt_id: str
+    number: float
+    node_errors: dict[str, NodeErrorEntry]
+
+
+class ErrorInfo(TypedDict):
+    type: str
+    message: str
+    details: str
+    extra_info: dict[str, Any]
+
+
+class NodeError(ErrorInfo):
+    pass
+
+
+class NodeErrorEntry(TypedDict):
+    errors: list[NodeError]
+    dependent_outputs: list[str]
+    class_type: str
+
+
+class PromptRejected(TypedDict):
+    error: ErrorInfo
+    node_errors: dict[str, NodeErrorEntry]
+
+
+# [number, prompt_id, graph, extra_data, outputs_to_execute]
+QueueItem = list[Any]
+
+
+class QueueListing(TypedDict):
+    queue_running: list[QueueItem]
+    queue_pending: list[QueueItem]
+
+
+class HistoryStatusData(TypedDict):
+    status_str: Literal["success", "error"]
+    completed: bool
+    messages: list[list[Any]]  # [event, data]
+
+
+class HistoryEntry(TypedDict):
+    prompt: QueueItem
+    outputs: dict[str, dict[str, Any]]
+    status: HistoryStatusData
+    meta: dict[str, dict[str, Any]]
+
+
+class WsMessage(TypedDict):
+    type: str
+    data: dict[str, Any]
+
+
+class StatusData(TypedDict):
+    status: dict[str, dict[str, int]]  # {"exec_info": {"queue_remaining": n}}
+    sid: NotRequired[str]
+
+
+class ExecutingData(TypedDict):
+    node: str | None
+    display_node: NotRequired[str]
+    prompt_id: NotRequired[str]  # absent in the message sent to a reconnecting socket
+
+
+class ProgressData(TypedDict):
+    value: int
+    max: int
+    prompt_id: str
+    node: str
+
+
+class ExecutedData(TypedDict):
+    node: str
+    display_node: str
+    output: dict[str, Any]
+    prompt_id: str
+
+
+class ExecutionCachedData(TypedDict):
+    nodes: list[str]
+    prompt_id: str
+    timestamp: int
+
+
+class ExecutionErrorData(TypedDict):
+    prompt_id: str
+    node_id: str | None
+    node_type: str | None
+    executed: list[str]
+    exception_message: str
+    exception_type: str
+    traceback: list[str]
+    current_inputs: dict[str, Any]
+    current_outputs: list[str]
+    timestamp: int
+
+
+class ExecutionInterruptedData(TypedDict):
+    prompt_id: str
+    node_id: str
+    node_type: str
+    executed: list[str]
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class Queued:
+    """``POST /prompt`` accepted: the queue ``number`` and any errors of outputs that will not run."""
+
+    prompt_id: str
+    number: float
+    node_errors: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """``GET /queue`` as prompt ids; ``pending`` in execution order (sorted by number)."""
+
+    running: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+
+    def position(self, prompt_id: str) -> int | None:
+        """1-based place among pending prompts; None when running or not queued."""
+        return self.pending.index(prompt_id) + 1 if prompt_id in self.pending else None
+
+    def __contains__(self, prompt_id: object) -> bool:
+        return prompt_id in self.running or prompt_id in self.pending
+
+
+@dataclass(frozen=True)
+class ProgressText:
+    """A TEXT binary frame (event 3): a node's progress text, e.g. ``"step 2/5"``."""
+
+    node_id: str
+    text: str
+    prompt_id: str | None = None
+
+
+def queue_snapshot(listing: Mapping[str, Any]) -> QueueSnapshot:
+    """Parse ``GET /queue``; malformed items are skipped."""
+
+    def items(key: str) -> list[list[Any]]:
+        raw = listing.get(key) if isinstance(listing, Mapping) else None
+        return [i for i in raw or [] if isinstance(i, list) and len(i) >= 2 and isinstance(i[0], int | float)]
+
+    running = tuple(str(item[1]) for item in items("queue_running"))
+    pending = tuple(str(item[1]) for item in sorted(items("queue_pending"), key=lambda item: item[0]))
+    return QueueSnapshot(running, pending)
+
+
+_IMAGE_FORMATS = {1: "image/jpeg", 2: "image/png"}
+
+
+def parse_binary_frame(frame: bytes) -> Preview | ProgressText | None:
+    """Decode a binary websocket frame; None for unknown events or truncated frames."""
+    if len(frame) < 8:
+        return None
+    event, word = struct.unpack(">II", frame[:8])
+    body = frame[8:]
+    if event == 1 and word in _IMAGE_FORMATS:
+        return Preview(image=body, mime=_IMAGE_FORMATS[word])
+    if event == 3 and word <= len(body):
+        try:
+            return ProgressText(node_id=body[:word].decode(), text=body[word:].decode())
+        except UnicodeDecodeError:
+            return None
+    if event == 4 and word <= len(body):
+        try:
+            meta = json.loads(body[:word])
+        except ValueError:
+            return None
+        if not isinstance(meta, dict):
+            return None
+        text = lambda key: str(meta[key]) if meta.get(key) is not None else None  # noqa: E731
+        return Preview(image=body[word:], mime=text("image_type") or "image/jpeg",
+                       node_id=text("node_id"), prompt_id=text("prompt_id"))
+    return None

@@ -1,0 +1,1 @@
+"""One job from submission to its outputs: the runner, progress, and the job store."""

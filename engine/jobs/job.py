@@ -1,0 +1,392 @@
+"""One ComfyUI job from submission to its outputs: ``Job``, and what it hands back (``JobResult``).
+
+A job's task runs: pick a backend → upload image params → ``POST /prompt`` with our own prompt_id
+(subscribed to the backend's websocket first) → feed every message to a ``ProgressTracker``
+(plus ``GET /queue`` snapshots for the queue position while queued) → on DONE read ``/history``
+and download the outputs. Each state change is written to the ``JobStore``.
+
+Faults: a 5xx/unreachable server at submit is retried once on another backend; a backend that
+goes down moves the job, while still queued, to another backend (images are kept in memory until
+the job starts); a job running on a backend that stays down fails after ``down_grace`` seconds.
+The manifest's ``timeout`` cancels the job on the server and fails it with ``ComfyTimeout``.
+Every job ends DONE, FAILED with a reason, or CANCELLED — except when the process stops
+(``detach``): then it stays unfinished in the store for ``Runtime.resume``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+from ..manifest.apply import apply_params
+from ..manifest.catalog import Workflow
+from ..comfy.error_map import map_execution_error, map_rejection
+from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled, WorkflowRejected
+from .follow import BackendLost, PromptFollower, PromptLost, Signal
+from .parts import ImageInput, JobResult, JobSettings, bind_images, collect_outputs, seed_of, spawn, withdraw
+from .progress import TERMINAL_STATES, JobState, ProgressEvent
+from .store import JobRecord, JobStore
+
+__all__ = ["Job", "JobResult", "ImageInput", "JobSettings"]
+
+log = logging.getLogger(__name__)
+
+LOST = "lost during restart"
+
+
+class Job:
+    """A job in flight; ``events()`` and ``result()`` for consumers, ``cancel()`` to stop it."""
+
+    def __init__(self, workflow: Workflow, values: dict[str, Any], *, pool: Any, store: JobStore,
+                 settings: JobSettings, job_id: str | None = None, images: Mapping[str, ImageInput] | None = None,
+                 owner: str | None = None, extra: Mapping[str, Any] | None = None):
+        self.id = job_id or uuid.uuid4().hex
+        self.workflow = workflow
+        self.values = values
+        self.owner = owner
+        self.extra = dict(extra or {})
+        self._follower: PromptFollower | None = None
+        self._resumed_prompt_id: str | None = None
+        self.progress = ProgressEvent(JobState.QUEUED)
+        self.timings: dict[str, float | None] = {"created": time.time(), "queued": None, "started": None,
+                                                 "finished": None}
+        self._pool, self._store, self._settings = pool, store, settings
+        self._images = dict(images or {})
+        self._graph: dict = {}
+        self._listeners: list[asyncio.Queue] = []
+        self._cancel_requested = False
+        self._result: JobResult | None = None
+        self._error: EngineError | None = None
+        self._task: asyncio.Task | None = None
+        self._t0 = time.monotonic()
+
+    # -- creation -------------------------------------------------------------------------
+    @classmethod
+    def submit(cls, workflow: Workflow, values: Mapping[str, Any], *, pool: Any, store: JobStore,
+               settings: JobSettings, images: Mapping[str, ImageInput] | None = None,
+               live: Mapping[str, Any] | None = None, owner: str | None = None,
+               extra: Mapping[str, Any] | None = None) -> Job:
+        """Validate ``values`` (``ParamError``), record the job and start it in the background."""
+        images = dict(images or {})
+        placeholders = {name: image.filename or "upload.png" for name, image in images.items()}
+        applied = apply_params(workflow, {**values, **placeholders}, live=live)
+        job = cls(workflow, dict(applied.values), pool=pool, store=store, settings=settings, images=images,
+                  owner=owner, extra=extra)
+        job._graph = applied.graph
+        store.create(JobRecord(job.id, workflow.name, values=job.values, seed=seed_of(workflow, job.values),
+                               owner=owner, extra=job.extra, created_at=job.timings["created"]))
+        job._start(job._run_new())
+        return job
+
+    @classmethod
+    def resume(cls, workflow: Workflow, record: JobRecord, *, pool: Any, store: JobStore,
+               settings: JobSettings) -> Job:
+        """Follow (or resubmit) a job the store says is unfinished, after a restart."""
+        job = cls(workflow, dict(record.values), pool=pool, store=store, settings=settings, job_id=record.job_id,
+                  owner=record.owner, extra=record.extra)
+        job.timings.update(created=record.created_at, queued=record.queued_at, started=record.started_at)
+        job._resumed_prompt_id = record.prompt_id
+        job._start(job._run_resumed(record))
+        return job
+
+    def _start(self, coroutine: Any) -> None:
+        self._task = asyncio.create_task(coroutine, name=f"job {self.id}")
+
+    # -- consumer API ---------------------------------------------------------------------
+    @property
+    def backend(self) -> Any:
+        """The ``Backend`` the job is queued on (None before that)."""
+        return self._follower.backend if self._follower else None
+
+    @property
+    def prompt_id(self) -> str | None:
+        return self._follower.prompt_id if self._follower else self._resumed_prompt_id
+
+    @property
+    def state(self) -> JobState:
+        return self.progress.state
+
+    @property
+    def finished(self) -> bool:
+        return self.progress.finished
+
+    async def events(self) -> AsyncIterator[ProgressEvent]:
+        """The latest event, then every new one, ending after the terminal event."""
+        queue: asyncio.Queue = asyncio.Queue()
+        self._listeners.append(queue)
+        try:
+            event = self.progress
+            yield event
+            while not event.finished:
+                event = await queue.get()
+                yield event
+        finally:
+            self._listeners.remove(queue)
+
+    async def result(self) -> JobResult:
+        """Wait for the end; raise the job's error (``ExecutionFailed``, ``JobCancelled``, …) if it failed."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    async def cancel(self) -> None:
+        """Delete the job from the server's queue, or interrupt it if running; wait until it ends."""
+        if self.finished:
+            return
+        self._cancel_requested = True
+        if self._follower is not None:
+            self._follower.signal(Signal.CANCEL)
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            async with asyncio.timeout(self._settings.cancel_wait):
+                await asyncio.shield(self._task)
+
+    def add_done_callback(self, callback: Any) -> None:
+        """``callback(job)`` once the job's task ends (finished, or detached at shutdown)."""
+        self._task.add_done_callback(lambda _task: callback(self))
+
+    def backend_down(self, backend: Any) -> None:
+        """Called by the runtime when ``backend`` is marked down."""
+        if self._follower is not None and backend is self._follower.backend and not self.finished:
+            self._follower.signal(Signal.BACKEND_DOWN)
+
+    async def detach(self) -> None:
+        """Stop following without ending the job (process shutdown); the store keeps it resumable."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._unsubscribe()
+
+    # -- the job's task -------------------------------------------------------------------
+    async def _run_new(self) -> None:
+        await self._guarded(self._submit_first, self.workflow.manifest.timeout)
+
+    async def _run_resumed(self, record: JobRecord) -> None:
+        left = record.created_at + self.workflow.manifest.timeout - time.time()
+        budget = max(left, self._settings.resume_wait)
+        if record.prompt_id and record.backend:
+            await self._guarded(lambda: self._reattach(record), budget)
+        elif self.workflow.manifest.image_params:
+            self._end_failed(ComfyUnavailable(f"{LOST} (its input image is gone)"))
+        else:
+            await self._guarded(self._resubmit, budget)
+
+    async def _resubmit(self) -> None:
+        self._graph = apply_params(self.workflow, self.values).graph
+        await self._submit_first()
+
+    async def _guarded(self, start: Any, budget: float) -> None:
+        """Run ``start`` then follow to the end, turning every failure into a terminal state."""
+        deadline = asyncio.timeout(budget)
+        try:
+            async with deadline:
+                await start()
+                await self._follow()
+                if self._follower is not None and self._follower.state is JobState.DONE:
+                    self._end_done(*await self._collect())
+                else:
+                    self._end_from_tracker()
+        except TimeoutError as exc:
+            if not deadline.expired():
+                self._end_failed(exc if isinstance(exc, ComfyTimeout) else ComfyTimeout("the server took too long"))
+                return
+            if self._follower is not None:
+                await self._follower.withdraw(cancelled=False)
+            self._end_failed(ComfyTimeout(f"the job took longer than {self.workflow.manifest.timeout} s"))
+        except EngineError as exc:
+            self._end_failed(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the job hanging forever
+            log.exception("job %s crashed", self.id)
+            self._end_failed(ComfyUnavailable(f"the job crashed ({type(exc).__name__})"))
+        finally:
+            if self.finished:
+                self._images.clear()
+
+    # -- submission -----------------------------------------------------------------------
+    async def _submit_first(self) -> None:
+        """Queue on the best backend; on a 5xx/unreachable server retry once on another one."""
+        tried: set[str] = set()
+        error: ComfyUnavailable | None = None
+        for _ in range(self._settings.submit_attempts):
+            self._check_cancel()
+            try:
+                backend = self._pool.pick(self._graph, exclude=tried)
+            except ComfyUnavailable:
+                if error is None:
+                    raise
+                raise error from None
+            try:
+                return await self._queue_on(backend)
+            except ComfyUnavailable as exc:
+                error = exc
+                tried.add(backend.name)
+                if exc.__cause__ is not None:  # unreachable (not a 5xx): take it out of routing now
+                    self._pool.note_unavailable(backend)
+        raise error or ComfyUnavailable("no attempt to queue the job was allowed")
+
+    async def _queue_on(self, backend: Any) -> None:
+        graph = self._graph
+        uploaded = {name: await backend.client.upload_image(image.data, image.filename)
+                    for name, image in self._images.items()}
+        if uploaded:
+            graph = bind_images(self.workflow, graph, uploaded)
+            self.values.update(uploaded)
+        prompt_id = str(uuid.uuid4())
+        inbox = backend.events.subscribe(prompt_id)
+        self._check_cancel(backend, prompt_id)
+        try:
+            await backend.client.queue_prompt(graph, prompt_id=prompt_id)
+        except WorkflowRejected as exc:
+            backend.events.unsubscribe(prompt_id)
+            raise map_rejection(self.workflow, graph, exc) from None
+        except ComfyTimeout:
+            backend.events.unsubscribe(prompt_id)
+            spawn(withdraw(backend.client, prompt_id))  # it may have been queued after all
+            raise
+        except BaseException:
+            backend.events.unsubscribe(prompt_id)
+            raise
+        self._attach(backend, prompt_id, inbox, graph)
+        self._pool.note_submitted(backend, prompt_id)
+        self.timings["queued"] = time.time()
+        self._record(backend=backend.name, prompt_id=prompt_id, client_id=backend.client.client_id,
+                     queued_at=self.timings["queued"], values=self.values, state=JobState.QUEUED.value)
+
+    def _check_cancel(self, backend: Any = None, prompt_id: str | None = None) -> None:
+        if self._cancel_requested:
+            if backend is not None:
+                backend.events.unsubscribe(prompt_id)
+            raise JobCancelled("cancelled before it was queued")
+
+    def _attach(self, backend: Any, prompt_id: str, inbox: asyncio.Queue, graph: Mapping[str, Any], *,
+                foreign: bool = False) -> None:
+        self._follower = PromptFollower(backend, prompt_id, inbox, graph, settings=self._settings,
+                                        outputs=self.workflow.output_nodes(backend.object_info),
+                                        publish=self._publish, cancelled=lambda: self._cancel_requested,
+                                        foreign=foreign)
+        if not backend.up:
+            self._follower.signal(Signal.BACKEND_DOWN)
+        if self._cancel_requested:
+            self._follower.signal(Signal.CANCEL)
+
+    def _unsubscribe(self) -> None:
+        if self._follower is not None:
+            self._follower.unsubscribe()
+            self._pool.note_finished(self._follower.backend, self._follower.prompt_id)
+
+    async def _reattach(self, record: JobRecord) -> None:
+        """After a restart: subscribe again and settle from ``/history`` and ``/queue``."""
+        backend = self._pool.get(record.backend)
+        if backend is None:
+            raise ComfyUnavailable(f"{LOST} (its server is no longer configured)")
+        foreign = record.client_id != backend.client.client_id  # its messages go to a closed socket
+        self._attach(backend, record.prompt_id, backend.events.subscribe(record.prompt_id),
+                     self._graph_for_resume(), foreign=foreign)
+        deadline = time.monotonic() + self._settings.resume_wait
+        while True:
+            try:
+                await self._follower.settle_if_gone(missing=LOST)
+                return
+            except PromptLost:
+                raise
+            except ComfyError:
+                if time.monotonic() >= deadline:
+                    raise ComfyUnavailable(f"{LOST} (its server did not come back)") from None
+                await asyncio.sleep(self._settings.queue_poll)
+
+    def _graph_for_resume(self) -> dict:
+        try:
+            return apply_params(self.workflow, self.values).graph
+        except EngineError:
+            return dict(self.workflow.graph)
+
+    # -- following ------------------------------------------------------------------------
+    async def _follow(self) -> None:
+        """Follow the prompt to its end, moving the job while it is queued on a backend that dies."""
+        while True:
+            try:
+                await self._follower.run()
+                return
+            except BackendLost:
+                await self._failover()
+
+    async def _failover(self) -> None:
+        """Move a queued job off a dead backend: same values, new prompt_id, uploads redone."""
+        old, old_prompt = self.backend, self.prompt_id
+        self._unsubscribe()
+        spawn(withdraw(old.client, old_prompt, timeout=1.0))
+        log.info("job %s: backend %s went down while queued, moving it", self.id, old.name)
+        exclude = {old.name}
+        while True:
+            self._check_cancel()
+            try:
+                await self._queue_on(self._pool.pick(self._graph, exclude=exclude))
+                return
+            except ComfyUnavailable:
+                exclude = set()  # wait for any backend, the old one included
+                await asyncio.sleep(self._settings.queue_poll)
+
+    # -- outcome --------------------------------------------------------------------------
+    async def _collect(self) -> tuple[JobResult, list[dict]]:
+        """The result, and its output refs for the store (written with the end state: one write)."""
+        outputs, texts, refs = await collect_outputs(self.backend.client, self.prompt_id,
+                                                     self.workflow.output_nodes(self.backend.object_info))
+        result = JobResult(outputs, texts, dict(self.values), self.backend.name, self.timings)
+        return result, [ref.to_dict() for ref in refs]
+
+    def _publish(self, events: list[ProgressEvent]) -> None:
+        for event in events:
+            if event.state in TERMINAL_STATES:
+                continue  # the end is published by _end_* once outputs are in
+            if event.state is JobState.RUNNING and self.state is JobState.QUEUED:
+                self._images.clear()
+                self.timings["started"] = self.timings["started"] or time.time()  # kept across a restart
+                self._record(state=JobState.RUNNING.value, started_at=self.timings["started"])
+            self._emit(event)
+
+    def _emit(self, event: ProgressEvent) -> None:
+        self.progress = event.evolve(elapsed=time.monotonic() - self._t0)
+        for listener in self._listeners:
+            listener.put_nowait(self.progress)
+
+    def _end_from_tracker(self) -> None:
+        follower = self._follower
+        if follower is not None and follower.state is JobState.FAILED:
+            self._end_failed(map_execution_error(self.workflow, follower.graph, follower.error_data))
+        else:
+            self._end_failed(JobCancelled("cancelled" if self._cancel_requested else "interrupted on the server"))
+
+    def _end_done(self, result: JobResult, outputs: list[dict]) -> None:
+        self._result = result
+        self._end(JobState.DONE, None, outputs=outputs)
+
+    def _end_failed(self, error: EngineError) -> None:
+        self._error = error
+        state = JobState.CANCELLED if isinstance(error, JobCancelled) else JobState.FAILED
+        self._end(state, None if state is JobState.CANCELLED else str(error))
+
+    def _end(self, state: JobState, error: str | None, **record: Any) -> None:
+        self.timings["finished"] = time.time()
+        base = self._follower.tracker.current if self._follower is not None else self.progress
+        node = getattr(self._error, "node_id", None) or None
+        self._emit(replace(base, state=state, queue_position=None, error=error, failed_node=node,
+                           percent=100.0 if state is JobState.DONE else base.percent, eta_seconds=None))
+        self._record(state=state.value, error=error, finished_at=self.timings["finished"], **record)
+        self._unsubscribe()
+
+    def _record(self, **changes: Any) -> None:
+        try:
+            self._store.set(self.id, **changes)
+        except Exception as exc:  # the store must never kill a job
+            log.error("job %s: cannot update the store (%s)", self.id, type(exc).__name__)

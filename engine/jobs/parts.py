@@ -1,0 +1,134 @@
+"""The small pieces a ``Job`` is made of: its inputs, settings and result, and its server chores.
+
+- ``ImageInput``    bytes + file name of an image param; the job uploads it to the backend it runs on
+- ``JobSettings``   polling intervals and grace periods of the job runner
+- ``JobResult``     what a finished job produced
+- ``bind_images``   put uploaded server-side names into a graph (pure, copy-on-write)
+- ``seed_of``       the value of the workflow's first seed param (pure)
+- ``collect_outputs`` read ``/history`` and download every output file of the manifest's outputs
+- ``withdraw``      delete a prompt from the queue and interrupt it if running (best effort)
+- ``spawn``         run a clean-up in the background, keeping a reference until it is done
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from ..manifest.catalog import Workflow
+from ..errors import ComfyError, ComfyUnavailable
+from ..comfy.outputs import OutputFile, OutputRef, output_refs, output_texts
+
+__all__ = ["ImageInput", "JobSettings", "JobResult", "bind_images", "seed_of", "collect_outputs", "withdraw",
+           "spawn"]
+
+HISTORY_ATTEMPTS = 5
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An image for an ``image`` param: uploaded by the runtime to the backend that runs the job."""
+
+    data: bytes = field(repr=False)
+    filename: str = "image.png"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Knobs of the job runner (times in seconds)."""
+
+    queue_poll: float = 1.0  # a queued job wants a GET /queue snapshot at least this often (shared per backend)
+    down_grace: float = 30.0  # a running job's backend may come back within this
+    resume_wait: float = 30.0  # after a restart, how long to wait for a job's backend to answer
+    cancel_wait: float = 10.0  # cancel() waits this long for the job to end
+    submit_attempts: int = 2  # 1 + retries on another backend when the server is unavailable
+    want_previews: bool = True
+    max_image_bytes: int = MAX_IMAGE_BYTES  # input images: byte and pixel caps (engine.images.check_image)
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A finished job: downloaded ``outputs``, text outputs, the values used, where and when it ran."""
+
+    outputs: list[OutputFile]
+    texts: list[str]
+    values: dict[str, Any]
+    backend: str
+    timings: dict[str, float | None]
+
+    @property
+    def seconds(self) -> float | None:
+        """Seconds from queueing to the end."""
+        queued, finished = self.timings.get("queued"), self.timings.get("finished")
+        return finished - queued if queued is not None and finished is not None else None
+
+
+def bind_images(workflow: Workflow, graph: Mapping[str, Any], names: Mapping[str, str]) -> dict:
+    """``graph`` with each image param's bound inputs set to its uploaded name (nodes copied, not mutated)."""
+    result = dict(graph)
+    for param, name in names.items():
+        for target in workflow.targets.get(param, ()):
+            node = result.get(target.node_id)
+            if node is not None:
+                result[target.node_id] = {**node, "inputs": {**node["inputs"], target.input_name: name}}
+    return result
+
+
+def seed_of(workflow: Workflow, values: Mapping[str, Any]) -> int | None:
+    """The value of the first ``seed`` param (in manifest order), if any."""
+    for name, param in workflow.manifest.params.items():
+        if param.type == "seed" and isinstance(values.get(name), int):
+            return values[name]
+    return None
+
+
+async def collect_outputs(client: Any, prompt_id: str, nodes: Iterable[str]
+                          ) -> tuple[list[OutputFile], list[str], list[OutputRef]]:
+    """Files (downloaded), texts and file refs of ``nodes`` from the prompt's history entry."""
+    entry = None
+    for attempt in range(HISTORY_ATTEMPTS):
+        entry = await client.history(prompt_id)
+        if entry is not None:
+            break
+        await asyncio.sleep(0.05 * (attempt + 1))
+    if entry is None:
+        raise ComfyUnavailable("the server finished the job but has no record of its outputs")
+    nodes = list(nodes)
+    refs = output_refs(entry, nodes)
+    files = [OutputFile.from_ref(ref, *await _download(client, ref)) for ref in refs]
+    return files, [text.text for text in output_texts(entry, nodes)], refs
+
+
+async def _download(client: Any, ref: OutputRef, attempts: int = 2) -> tuple[bytes, str]:
+    for attempt in range(1, attempts + 1):
+        try:
+            return await client.view(**ref.view_params())
+        except ComfyUnavailable:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+async def withdraw(client: Any, prompt_id: str, *, timeout: float = 5.0) -> None:
+    """Remove ``prompt_id`` from the pending queue, then interrupt it if it runs (errors ignored).
+
+    Delete first: a prompt that starts between the two calls is still caught by the interrupt.
+    """
+    for call in (lambda: client.delete_queued([prompt_id]), lambda: client.interrupt(prompt_id)):
+        with contextlib.suppress(ComfyError, TimeoutError):
+            async with asyncio.timeout(timeout):
+                await call()
+
+
+def spawn(coroutine: Any) -> None:
+    """Fire and forget ``coroutine`` (a best-effort clean-up); the task is referenced until done."""
+    task = asyncio.create_task(coroutine)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
