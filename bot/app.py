@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -38,6 +39,7 @@ from engine.manifest.catalog import Catalog, load_catalog
 from engine.runtime import JobSettings, Runtime
 from engine.jobs.store import JobStore
 
+from .check import DISCORD_API, network_reason, start_gate
 from .views.buttons import install_buttons, resume_modal
 from .commands.slash import build_commands
 from .config import ConfigError, Settings, load_settings
@@ -287,8 +289,10 @@ def configure_logging(settings: Settings) -> Callable[[], None]:
     return undo
 
 
-def run_bot(config_path: str | Path | None = None) -> int:
-    """``discomfy run``: start the bot; 2 when the settings are unusable, 1 when Discord refuses the token."""
+def run_bot(config_path: str | Path | None = None, *, discord_api: str = DISCORD_API) -> int:
+    """``discomfy run``: check (``bot.check.start_gate``), then start the bot. 2 when the settings are
+    unusable, 1 for a fatal finding (token refused, Discord unreachable, storage not writable) — one
+    line each, never a traceback for an expected failure."""
     try:
         settings = load_settings(config_path)
     except ConfigError as exc:
@@ -296,11 +300,24 @@ def run_bot(config_path: str | Path | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    configure_logging(settings)
+    undo_logging = configure_logging(settings)
+    try:
+        return _checked_run(settings, discord_api)
+    finally:
+        undo_logging()
+
+
+def _checked_run(settings: Settings, discord_api: str) -> int:
+    refused = start_gate(settings, api=discord_api, log=log)
+    if refused is not None:
+        return refused
     bot = create_bot(settings)
     try:
         bot.run(settings.discord_token.get_secret_value(), log_handler=None)
     except discord.LoginFailure:
         log.error("Discord refused the token; check DISCORD_TOKEN")
+        return 1
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:  # the network went away since the check
+        log.error("cannot reach Discord (%s)", network_reason(exc))
         return 1
     return 0

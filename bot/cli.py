@@ -3,7 +3,10 @@
 - ``discomfy commands [--json] [--manifests DIR] [--workflows DIR] [--budget N]`` builds the slash commands
   offline and prints them (``--json``: exactly the body ``tree.sync()`` would PUT). Exit 1 when a
   manifest failed to load or the payload breaks a Discord limit (findings on stderr), 2 on usage.
-- ``discomfy run [--config FILE]`` starts the bot (``bot.app.run_bot``, imported only then); exit 2 when
+- ``discomfy check [--config FILE] [--quick]`` looks at the settings, the token, every backend, every
+  manifest against the live servers and the storage, and prints a table; exit 1 when anything failed
+  (``--quick``: settings, backends reachable, storage — the container healthcheck).
+- ``discomfy run [--config FILE]`` runs the same checks, then starts the bot (``bot.app.run_bot``, imported only then); exit 2 when
   the settings are unusable (every problem on stderr, never the token).
 """
 
@@ -31,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_argument("--workflows", type=Path, default=None, help="workflow folder (default: ../workflows)")
     commands.add_argument("--budget", type=int, default=MAX_COMMAND_CHARS,
                           help=f"characters allowed per command (default {MAX_COMMAND_CHARS}; older Discord docs: 4000)")
+    check = sub.add_parser("check", help="check the settings, token, servers, manifests and storage")
+    check.add_argument("--config", type=Path, default=None, help="TOML settings file (default: $DISCOMFY_CONFIG)")
+    check.add_argument("--quick", action="store_true", help="skip the token and manifest checks (healthcheck)")
     run = sub.add_parser("run", help="start the bot")
     run.add_argument("--config", type=Path, default=None, help="TOML settings file (default: $DISCOMFY_CONFIG)")
     return parser
@@ -77,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.action == "commands":
         return _commands(args)
+    if args.action == "check":
+        from .check import check_command
+
+        code, table = check_command(args.config, quick=args.quick, color=sys.stdout.isatty())
+        print(table, end="")
+        return code
     from .app import run_bot  # the bot itself; imported only here so `commands` works without it
 
     return run_bot(args.config)
