@@ -33,7 +33,6 @@ from engine.checks.discord_limits import (
     SETUP_DESCRIPTION,
     SETUP_SUBCOMMAND,
     group_description,
-    option_description,
 )
 
 from .options import PickOption, make_param_option, option_params, python_names
@@ -113,7 +112,7 @@ def _command(name: str, description: str, options: list[_Option],
 
 def _workflow_command(workflow: Workflow, name: str, hooks: CommandHooks, *, top_level: bool) -> app_commands.Command:
     manifest = workflow.manifest
-    options = [_Option(p, option_description(p, manifest.params[p]),
+    options = [_Option(p, manifest.params[p].description_for(p),
                        make_param_option(p, manifest.params[p], hooks.live_choices), manifest.params[p].required)
                for p in option_params(manifest)]
 

@@ -35,7 +35,6 @@ from engine.checks.discord_limits import (
     MAX_MODAL_TITLE_LENGTH,
     MAX_SELECT_OPTIONS,
     MAX_TEXT_INPUT_LENGTH,
-    field_label,
 )
 from engine.manifest.values import coerce_value, is_unset, live_choices
 
@@ -276,7 +275,7 @@ class ParamModal(discord.ui.Modal):
             param = workflow.manifest.params[name]
             field = _field(name, param, values.get(name), _server_list(param, live))
             self.inputs[name] = field
-            self.add_item(discord.ui.Label(text=clip(field_label(name, param), LABEL_LIMIT), component=field,
+            self.add_item(discord.ui.Label(text=clip(param.label_for(name), LABEL_LIMIT), component=field,
                                            description=clip(param.description, DESCRIPTION_LIMIT) or None))
 
     def submitted(self) -> dict[str, Any]:

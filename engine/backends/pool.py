@@ -32,7 +32,8 @@ from .backend import Backend, BackendStatus
 from ..comfy.client import ComfyClient, Timeouts
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable
 from ..comfy.events import EventStream
-from .routing import combo_options, graph_requirements, no_backend_reason, rank_backends
+from ..comfy.object_info import combo_choices
+from .routing import graph_requirements, no_backend_reason, rank_backends
 
 __all__ = ["Backend", "BackendPool", "BackendStatus", "rank_backends"]
 
@@ -136,7 +137,7 @@ class BackendPool:
         seen: dict[str, Any] = {}
         for backend in self._backends.values():
             if backend.up:
-                for value in combo_options(backend.object_info, class_type, input_name) or ():
+                for value in combo_choices(backend.object_info, class_type, input_name) or ():
                     seen.setdefault(str(value), value)
         return [seen[key] for key in sorted(seen)]
 

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..comfy.object_info import combo_choices
+
 __all__ = [
     "Candidate",
     "Requirements",
-    "combo_options",
     "graph_requirements",
     "missing_on",
     "no_backend_reason",
@@ -54,47 +55,13 @@ def graph_requirements(graph: Mapping[str, Any]) -> Requirements:
     return Requirements(frozenset(classes), tuple(literals))
 
 
-def _input_spec(object_info: Mapping[str, Any], class_type: str, input_name: str) -> Any:
-    entry = object_info.get(class_type)
-    inputs = entry.get("input") if isinstance(entry, Mapping) else None
-    for section in ("required", "optional"):
-        specs = inputs.get(section) if isinstance(inputs, Mapping) else None
-        if isinstance(specs, Mapping) and input_name in specs:
-            return specs[input_name]
-    return None
-
-
-def _is_upload(options: Mapping[str, Any]) -> bool:
-    return any(key.endswith("_upload") and bool(flag) for key, flag in options.items()) or "remote" in options
-
-
-def combo_options(object_info: Mapping[str, Any], class_type: str, input_name: str,
-                  *, include_uploads: bool = True) -> list[Any] | None:
-    """The allowed values of a combo input, or None if the input is not a (checkable) combo.
-
-    Both spellings are read: ``[[values...], {...}]`` and v3's ``["COMBO", {"options": [...]}]``.
-    With ``include_uploads=False`` upload combos (``LoadImage.image`` & co.) count as unchecked.
-    """
-    spec = _input_spec(object_info, class_type, input_name)
-    if not isinstance(spec, list) or not spec:
-        return None
-    options = spec[1] if len(spec) > 1 and isinstance(spec[1], Mapping) else {}
-    if not include_uploads and _is_upload(options):
-        return None
-    if isinstance(spec[0], list):
-        return spec[0]
-    if spec[0] == "COMBO" and isinstance(options.get("options"), list) and not options.get("multiselect"):
-        return options["options"]
-    return None
-
-
 def missing_on(object_info: Mapping[str, Any], needs: Requirements) -> str | None:
     """What ``object_info`` lacks for ``needs`` (first problem, as a short text), or None."""
     for class_type in sorted(needs.classes):
         if class_type not in object_info:
             return f"node {class_type}"
     for class_type, input_name, value in needs.literals:
-        allowed = combo_options(object_info, class_type, input_name, include_uploads=False)
+        allowed = combo_choices(object_info, class_type, input_name, include_uploads=False)
         if allowed is not None and value not in allowed:
             return f"model {value} for {input_name}" if isinstance(value, str) else f"value {value} for {input_name}"
     return None

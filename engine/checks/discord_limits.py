@@ -4,8 +4,8 @@ The numbers come from research/discord.md §2. ``engine validate`` checks manife
 before the bot builds anything, so a bad manifest fails in the terminal, not in ``tree.sync()``.
 The bot must derive its texts with the functions below, so that what is validated is what is sent:
 
-- slash option description: ``option_description(name, param)`` (description, else label, else the name)
-- modal field label: ``field_label(name, param)`` (label, else the name)
+- slash option description: ``param.description_for(name)`` (description, else label, else the name)
+- modal field label: ``param.label_for(name)`` (label, else the name)
 - settings modal title: ``modal_title(manifest_title)`` (``"<title> settings"``)
 
 Rules decided here (the bot follows them):
@@ -48,10 +48,7 @@ __all__ = [
     "RESERVED_COMMANDS",
     "SETUP_SUBCOMMAND",
     "SETUP_DESCRIPTION",
-    "humanize",
     "group_description",
-    "option_description",
-    "field_label",
     "modal_title",
 ]
 
@@ -79,22 +76,6 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 RESERVED_COMMANDS = ("help", "status", "workflows", "choices", "cancel")  # the bot's built-in commands
 SETUP_SUBCOMMAND = "setup"  # every group's guided setup subcommand
 SETUP_DESCRIPTION = "Pick a workflow and its settings step by step"
-
-
-def humanize(name: str) -> str:
-    """``lora_strength`` → ``Lora strength``."""
-    text = name.replace("_", " ").replace("-", " ").strip()
-    return text[:1].upper() + text[1:] if text else name
-
-
-def option_description(name: str, param) -> str:
-    """The slash option description: the param's description, else its label, else its name."""
-    return param.description or param.label or humanize(name)
-
-
-def field_label(name: str, param) -> str:
-    """The modal field label: the param's label, else its name."""
-    return param.label or humanize(name)
 
 
 def group_description(titles: list[str]) -> str:

@@ -49,14 +49,14 @@ def param_limit_issues(src: YamlSource, name: str, param: Param) -> list[Issue]:
     if is_option(param):
         key = "description" if param.description else "label" if param.label else None
         loc = ("params", name) + ((key,) if key else ())
-        issues += _length_issue(src, loc, name, "option description", L.option_description(name, param), 1,
+        issues += _length_issue(src, loc, name, "option description", param.description_for(name), 1,
                                 L.MAX_DESCRIPTION_LENGTH)
     else:
         if param.required:
             issues.append(src.issue(("params", name, "required"), name, "a required param must be a slash option: "
                                     "it cannot be advanced (the settings modal is optional)", "discord_limit"))
         loc = ("params", name, "label") if param.label else ("params", name)
-        issues += _length_issue(src, loc, name, "modal label", L.field_label(name, param), 1, L.MAX_LABEL_LENGTH)
+        issues += _length_issue(src, loc, name, "modal label", param.label_for(name), 1, L.MAX_LABEL_LENGTH)
         if param.type == "text" and param.max_length > L.MAX_TEXT_INPUT_LENGTH:
             issues.append(src.issue(("params", name, "max_length"), name, f"max_length {param.max_length} is too long "
                                     f"for a modal field (advanced text): Discord allows at most "
@@ -79,7 +79,7 @@ def manifest_limit_issues(src: YamlSource, manifest: Manifest) -> list[Issue]:
 
 
 def _option_size(name: str, param: Param) -> int:
-    size = len(name) + len(L.option_description(name, param))
+    size = len(name) + len(param.description_for(name))
     for choice in getattr(param, "choices", None) or []:
         size += len(choice.name) + len(str(choice.value))
     return size

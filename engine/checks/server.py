@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from ..manifest.binding import Target, is_link
+from ..comfy.object_info import combo_values, input_spec, is_optional, is_output_node, spec_options, spec_type
 from ..errors import Issue
+from ..manifest.binding import Target, is_link
 from ..manifest.model import MAX_SEED, Param
 from ..manifest.values import live_choices
 from ..manifest.source import YamlSource
 
-__all__ = ["input_spec", "spec_type", "combo_options", "graph_issues", "param_issues", "output_issues"]
+__all__ = ["graph_issues", "param_issues", "output_issues"]
 
 # Which ComfyUI input types a param type may be bound to ("*" accepts anything).
 _FITS = {
@@ -31,38 +32,6 @@ _FITS = {
     "choice": {"COMBO"},
     "image": {"COMBO"},
 }
-
-
-def input_spec(info: Mapping[str, Any] | None, input_name: str) -> list | None:
-    """The ``[type, options]`` spec of a required or optional input of a node class."""
-    inputs = (info or {}).get("input") or {}
-    for group in ("required", "optional"):
-        spec = (inputs.get(group) or {}).get(input_name)
-        if isinstance(spec, (list, tuple)) and spec:
-            return list(spec)
-    return None
-
-
-def spec_type(spec: list) -> str:
-    """``INT``, ``FLOAT``, ``STRING``, ``BOOLEAN``, ``COMBO``, ``MODEL``… (old-style combos are lists)."""
-    return "COMBO" if isinstance(spec[0], list) else str(spec[0])
-
-
-def _spec_options(spec: list) -> dict:
-    return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-
-
-def combo_options(spec: list) -> list | None:
-    """The values a combo input accepts, or ``None`` when the input is not a combo."""
-    if isinstance(spec[0], list):
-        return spec[0]
-    if spec[0] == "COMBO":
-        return list(_spec_options(spec).get("options") or [])
-    return None
-
-
-def _is_optional(info: Mapping[str, Any] | None, input_name: str) -> bool:
-    return input_name in (((info or {}).get("input") or {}).get("optional") or {})
 
 
 def _node_label(graph: Mapping, node_id: str) -> str:
@@ -85,7 +54,7 @@ def graph_issues(src: YamlSource, graph: Mapping, object_info: Mapping, overridd
             continue
         for input_name, value in node.get("inputs", {}).items():
             spec = input_spec(info, input_name)
-            options = combo_options(spec) if spec else None
+            options = combo_values(spec) if spec else None
             if options is None or is_link(value) or Target(node_id, input_name) in overridden:
                 continue
             if any(v not in options for v in (value if isinstance(value, list) else [value])):  # lists: multiselect
@@ -98,7 +67,7 @@ def output_issues(src: YamlSource, graph: Mapping, outputs: list[str], object_in
     """Declared outputs must be output nodes; without declared outputs the graph needs one."""
     def saves(node_id: str) -> bool:
         info = object_info.get(graph[node_id].get("class_type"))
-        return info is None or bool(info.get("output_node"))  # a missing class is reported elsewhere
+        return info is None or is_output_node(info)  # a missing class is reported elsewhere
 
     if not outputs:
         if not any(saves(n) for n in graph):
@@ -119,7 +88,7 @@ def _fits(param: Param, kind: str) -> bool:
 
 
 def _range_issues(src: YamlSource, name: str, param: Param, where: str, spec: list) -> list[Issue]:
-    options = _spec_options(spec)
+    options = spec_options(spec)
     low, high = options.get("min"), options.get("max")
     issues = []
 
@@ -167,7 +136,7 @@ def _target_issues(src: YamlSource, name: str, param: Param, target: Target, gra
     if not _fits(param, kind):
         return [src.issue(("params", name, "type"), name, f"type {param.type} does not fit {where}, which takes "
                           f"{kind}", "type_mismatch")]
-    options = combo_options(spec)
+    options = combo_values(spec)
     issues = _range_issues(src, name, param, where, spec)
     if options is not None:
         issues += _choice_issues(src, name, param, where, options)
@@ -181,7 +150,7 @@ def _source_issues(src: YamlSource, name: str, param: Param, object_info: Mappin
     if param.source_class not in object_info:
         return [src.issue(loc, name, f"choices_from: class {param.source_class!r} is not installed on the server",
                           "class_missing")]
-    options = combo_options(spec) if spec else None
+    options = combo_values(spec) if spec else None
     if options is None:
         what = "has no input" if spec is None else "has no list at"
         return [src.issue(loc, name, f"choices_from: {param.source_class} {what} {param.source_input!r}",
@@ -223,7 +192,7 @@ def _bypass_issues(src: YamlSource, name: str, node_id: str, graph: Mapping, obj
             if fed != wanted:
                 issues.append(src.issue(loc, name, f"bypassing {_node_label(graph, node_id)} would feed its input "
                                         f"{passthrough[slot]} ({fed}) into {consumer}, which expects {wanted}", "bypass"))
-        elif not _is_optional(object_info.get(graph[consumer_id].get("class_type")), input_name):
+        elif not is_optional(object_info.get(graph[consumer_id].get("class_type")), input_name):
             issues.append(src.issue(loc, name, f"bypassing {_node_label(graph, node_id)} would leave required input "
                                     f"{consumer} unconnected", "bypass"))
     return issues

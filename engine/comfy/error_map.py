@@ -15,13 +15,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from ..manifest.catalog import Workflow
 from ..errors import ExecutionFailed, WorkflowRejected
 from .outputs import node_title
 
-__all__ = ["map_node_errors", "map_top_error", "map_rejection", "map_execution_error", "MESSAGE_LIMIT"]
+__all__ = ["ParamLookup", "map_node_errors", "map_top_error", "map_rejection", "map_execution_error",
+           "MESSAGE_LIMIT"]
+
+
+class ParamLookup(Protocol):
+    """Which manifest params are bound where (``engine.Workflow`` is one)."""
+
+    def param_of_input(self, node_id: str, input_name: str) -> str | None: ...
+
+    def param_of_node(self, node_id: str) -> list[str]: ...
+
 
 MESSAGE_LIMIT = 200
 _VALUE_LIMIT = 40
@@ -170,7 +179,7 @@ def _node_label(graph: Mapping[str, Any], node_id: str, class_type: Any) -> str:
     return f"node {node_id} ({title})" if title else f"node {node_id}"
 
 
-def _problem(workflow: Workflow, graph: Mapping[str, Any], node_id: str, class_type: Any,
+def _problem(workflow: ParamLookup, graph: Mapping[str, Any], node_id: str, class_type: Any,
              error: Mapping[str, Any]) -> str:
     extra = error.get("extra_info") if isinstance(error.get("extra_info"), Mapping) else {}
     label = _node_label(graph, node_id, class_type)
@@ -182,7 +191,7 @@ def _problem(workflow: Workflow, graph: Mapping[str, Any], node_id: str, class_t
     return f"{label} {input_name}: {reason}" if input_name else f"{label}: {reason}"
 
 
-def map_node_errors(workflow: Workflow, graph: Mapping[str, Any], node_errors: Any) -> list[str]:
+def map_node_errors(workflow: ParamLookup, graph: Mapping[str, Any], node_errors: Any) -> list[str]:
     """One short text per distinct node error, naming the param bound to the failing input."""
     problems: list[str] = []
     for node_id, entry in (node_errors.items() if isinstance(node_errors, Mapping) else ()):
@@ -211,7 +220,7 @@ def map_top_error(error_type: str, message: str) -> str:
     return _clip(message) or "the server rejected the workflow"
 
 
-def map_rejection(workflow: Workflow, graph: Mapping[str, Any], rejected: WorkflowRejected) -> WorkflowRejected:
+def map_rejection(workflow: ParamLookup, graph: Mapping[str, Any], rejected: WorkflowRejected) -> WorkflowRejected:
     """``rejected`` (raw, from the client) with its problems mapped to params."""
     problems = map_node_errors(workflow, graph, rejected.node_errors)
     if not problems:
@@ -220,7 +229,7 @@ def map_rejection(workflow: Workflow, graph: Mapping[str, Any], rejected: Workfl
     return WorkflowRejected(problems, rejected.node_errors, rejected.error_type)
 
 
-def map_execution_error(workflow: Workflow, graph: Mapping[str, Any], data: Mapping[str, Any]) -> ExecutionFailed:
+def map_execution_error(workflow: ParamLookup, graph: Mapping[str, Any], data: Mapping[str, Any]) -> ExecutionFailed:
     """``execution_error`` data → ``ExecutionFailed``; the message names the param when the node is bound."""
     node_id = str(data.get("node_id")) if data.get("node_id") is not None else ""
     node_type = str(data.get("node_type") or "")

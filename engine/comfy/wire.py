@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict
 
-from ..jobs.progress import Preview
-
 __all__ = [
     "PromptRequest",
     "PromptAccepted",
@@ -182,6 +180,19 @@ class QueueSnapshot:
 
     def __contains__(self, prompt_id: object) -> bool:
         return prompt_id in self.running or prompt_id in self.pending
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A preview image from a binary websocket frame (event 1 or 4; SaveImageWebsocket too).
+
+    ``node_id`` and ``prompt_id`` are known only for event 4 (``PREVIEW_IMAGE_WITH_METADATA``).
+    """
+
+    image: bytes
+    mime: str
+    node_id: str | None = None
+    prompt_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..comfy.outputs import failure_text, node_title, parse_status
+from ..comfy.wire import Preview
 
 __all__ = [
     "visible_key",
     "JobState",
-    "Preview",
     "ProgressEvent",
     "ProgressTracker",
     "TERMINAL_STATES",
@@ -55,19 +55,6 @@ class JobState(enum.StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
-
-
-@dataclass(frozen=True)
-class Preview:
-    """A preview image from a binary websocket frame (event 1 or 4; SaveImageWebsocket too).
-
-    ``node_id`` and ``prompt_id`` are known only for event 4 (``PREVIEW_IMAGE_WITH_METADATA``).
-    """
-
-    image: bytes
-    mime: str
-    node_id: str | None = None
-    prompt_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +158,7 @@ class ProgressTracker:
             return []
         if isinstance(message, Mapping):
             return self._feed_text(message)
-        if hasattr(message, "image") and hasattr(message, "mime"):
+        if isinstance(message, Preview):
             return self._feed_preview(message)
         return []
 
@@ -299,8 +286,8 @@ class ProgressTracker:
 
     # -- previews -------------------------------------------------------------------------
 
-    def _feed_preview(self, preview: Any) -> list[ProgressEvent]:
-        prompt_id = getattr(preview, "prompt_id", None)
+    def _feed_preview(self, preview: Preview) -> list[ProgressEvent]:
+        prompt_id = preview.prompt_id
         if prompt_id is not None and prompt_id != self.prompt_id:
             return []
         if prompt_id is None and self.state is not JobState.RUNNING:

@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .binding import BindError, Target, is_link, resolve_bind
+from ..comfy.object_info import combo_values, input_spec, spec_options, spec_type
 from ..errors import Issue, ManifestError
-from ..checks.discord_limits import humanize
-from ..checks.server import combo_options, input_spec, spec_type
+from .binding import BindError, Target, is_link, resolve_bind
+from .model import humanize
 from .yaml_writer import yaml_comment as _comment
 from .yaml_writer import yaml_scalar as _scalar
 
@@ -147,8 +147,8 @@ class _Graph:
         info = self.info.get(self.cls(node_id))
         if known is None and info and "CONDITIONING" in (info.get("output") or []):
             known = tuple(n for n in self.graph[node_id]["inputs"]
-                          if (s := self.spec(node_id, n)) and spec_type(s) == "STRING" and len(s) > 1
-                          and isinstance(s[1], dict) and s[1].get("multiline"))
+                          if (s := self.spec(node_id, n)) and spec_type(s) == "STRING"
+                          and spec_options(s).get("multiline"))
         return tuple(n for n in known or () if isinstance(self.literal(node_id, n), str))
 
 
@@ -216,7 +216,7 @@ def _fit_range(g: _Graph, target: Target, low, high, value):
     low = min(low, value) if low is not None and value is not None else low
     high = max(high, value) if high is not None and value is not None else high
     spec = g.spec(target.node_id, target.input_name)
-    options = spec[1] if spec and len(spec) > 1 and isinstance(spec[1], dict) else {}
+    options = spec_options(spec) if spec else {}
     if isinstance(options.get("min"), (int, float)) and low is not None:
         low = max(low, options["min"])
     if isinstance(options.get("max"), (int, float)) and high is not None:
@@ -260,7 +260,7 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def _server_has(g: _Graph, target: Target, value: Any) -> bool:
     spec = g.spec(target.node_id, target.input_name)
-    options = combo_options(spec) if spec else None
+    options = combo_values(spec) if spec else None
     return not g.info or options is None or value in options
 
 

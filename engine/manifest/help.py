@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .catalog import Workflow
-from ..checks.discord_limits import option_description
 from .model import Param
 
 __all__ = ["param_rule", "params_help"]
@@ -43,6 +42,6 @@ def params_help(workflow: Workflow) -> str:
     width = max((len(name) for name in manifest.params), default=0)
     for name, param in manifest.params.items():
         advanced = " [advanced]" if param.advanced else ""
-        lines.append(f"  {name:<{width}}  {option_description(name, param)}{advanced}")
+        lines.append(f"  {name:<{width}}  {param.description_for(name)}{advanced}")
         lines.append(f"  {'':<{width}}  {param_rule(param)}")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ __all__ = [
     "ImageParam",
     "Param",
     "Manifest",
+    "humanize",
 ]
 
 NAME_PATTERN = r"^[-_a-z0-9]{1,32}$"
@@ -31,6 +32,12 @@ MAX_SEED = 2**53 - 1  # Discord's INTEGER range; ComfyUI seeds go to 2**64 - 1, 
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Bind = Union[str, list[str]]
+
+
+def humanize(name: str) -> str:
+    """``lora_strength`` → ``Lora strength``."""
+    text = name.replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:] if text else name
 
 
 class _Strict(BaseModel):
@@ -66,6 +73,14 @@ class _ParamBase(_Strict):
     @property
     def binds(self) -> tuple[str, ...]:
         return (self.bind,) if isinstance(self.bind, str) else tuple(self.bind)
+
+    def label_for(self, name: str) -> str:
+        """The param's name for people (modal field label, result field): its label, else its name."""
+        return self.label or humanize(name)
+
+    def description_for(self, name: str) -> str:
+        """What the param is for (slash option description, CLI help): description, else label, else name."""
+        return self.description or self.label_for(name)
 
     @model_validator(mode="after")
     def _bypass_needs_optional(self):

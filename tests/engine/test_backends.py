@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from engine.backends.pool import BackendPool
 from engine.comfy.client import Timeouts
 from engine.errors import ComfyUnavailable
-from engine.backends.routing import combo_options, graph_requirements, missing_on, no_backend_reason, rank_backends
+from engine.backends.routing import graph_requirements, missing_on, no_backend_reason, rank_backends
+from engine.comfy.object_info import combo_choices
 from engine.comfy.wire import QueueSnapshot
 from tests.fake_comfy import object_info_snapshot
 
@@ -248,12 +249,12 @@ def test_upload_combos_are_exempt_but_model_combos_are_checked():
     assert missing_on(info, graph_requirements(unet_graph("nope.safetensors"))) == "model nope.safetensors for unet_name"
 
 
-def test_combo_options_reads_both_spellings():
+def test_combo_choices_reads_both_spellings():
     info = FULL_INFO
-    assert "euler" in combo_options(info, "KSampler", "sampler_name")
-    assert combo_options(info, "LatentCut", "dim") == ["x", "y", "t"]  # ["COMBO", {"options": [...]}]
-    assert combo_options(info, "KSampler", "steps") is None
-    assert combo_options(info, "LoadImage", "image", include_uploads=False) is None
+    assert "euler" in combo_choices(info, "KSampler", "sampler_name")
+    assert combo_choices(info, "LatentCut", "dim") == ["x", "y", "t"]  # ["COMBO", {"options": [...]}]
+    assert combo_choices(info, "KSampler", "steps") is None
+    assert combo_choices(info, "LoadImage", "image", include_uploads=False) is None
 
 
 CLASSES = ["A", "B", "C"]

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.comfy.outputs import failure_text
+from engine.comfy.wire import Preview
 from engine.jobs.progress import (
     JobState,
-    Preview,
     ProgressEvent,
     ProgressTracker,
     visible_key,

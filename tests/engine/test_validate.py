@@ -124,8 +124,8 @@ def test_duplicate_names_and_actions_come_through(tmp_path):
 def test_derived_texts_follow_the_documented_rules():
     from engine.manifest.model import IntParam
     param = IntParam(type="int", bind="$", label="Steps to run")
-    assert limits.option_description("steps", param) == "Steps to run"
-    assert limits.field_label("max_steps", IntParam(type="int", bind="$")) == "Max steps"
+    assert param.description_for("steps") == "Steps to run"
+    assert IntParam(type="int", bind="$").label_for("max_steps") == "Max steps"
     assert limits.modal_title("Flux") == "Flux settings"
 
 
