@@ -61,11 +61,12 @@ def render_table(findings: list[Finding], *, color: bool = False) -> str:
 
 def check_command(config_path: str | Path | None, *, quick: bool = False, api: str = DISCORD_API,
                   env: Mapping[str, str] | None = None, color: bool = False) -> tuple[int, str]:
-    """``discomfy check``: (exit code, the table). 0 when nothing failed, 1 otherwise."""
+    """``discomfy check``: (exit code, the table). 0 when nothing failed, 1 otherwise; with ``quick``
+    (the container healthcheck) only fatal findings count: a ComfyUI that is down is not the bot's ill."""
     settings, findings = config_findings(config_path, env)
     if settings is not None:
         findings += asyncio.run(run_checks(settings, quick=quick, api=api))
-    failed = sum(1 for f in findings if f.status == "fail")
+    failed = sum(1 for f in findings if f.status == "fail" and (f.fatal or not quick))
     summary = f"{failed} problem(s) found" if failed else "all checks passed"
     return (1 if failed else 0), render_table(findings, color=color) + summary + "\n"
 

@@ -182,6 +182,9 @@ async def test_check_command_prints_a_table_and_exits_by_outcome(tmp_path, folde
     quick_calls = discord_rest.calls
     code, table = await asyncio.to_thread(check_command, None, quick=True, api=discord_rest.api, env=env)
     assert code == 0 and discord_rest.calls == quick_calls and "manifest " not in table  # --quick: no token, no manifests
+    code, table = await asyncio.to_thread(check_command, None, quick=True, api=discord_rest.api,
+                                          env={**env, "COMFYUI_URLS": closed_port_url()})
+    assert code == 0 and "unreachable (connection refused)" in table  # shown, but the healthcheck stays green
 
 
 async def test_start_gate_refuses_a_bad_token_in_one_line(tmp_path, folders, fake_comfy, discord_rest, capsys):
