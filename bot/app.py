@@ -35,9 +35,7 @@ import aiohttp
 import discord
 from discord import app_commands
 
-from engine.manifest.catalog import Catalog, load_catalog
-from engine.runtime import JobSettings, Runtime
-from engine.jobs.store import JobStore
+from engine import Catalog, JobSettings, JobStore, Runtime, load_catalog
 
 from .check import DISCORD_API, network_reason, start_gate
 from .views.buttons import install_buttons, resume_modal

@@ -56,7 +56,7 @@ def _outline(payload: list[dict]) -> str:
 def _commands(args: argparse.Namespace) -> int:
     from discord import app_commands
 
-    from engine.manifest.catalog import load_catalog
+    from engine import load_catalog
 
     from .commands.slash import build_commands, command_payload, inert_hooks
     from .commands.payload_limits import check_payload

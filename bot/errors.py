@@ -21,8 +21,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from engine.errors import (ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError,
-                           WorkflowRejected)
+from engine import ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError, WorkflowRejected
 
 from .delivery.fitting import TooLargeError
 from .commands.options import OptionError

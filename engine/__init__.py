@@ -1,11 +1,15 @@
 """DisComfy's engine: manifests, parameters, workflow graphs and the ComfyUI runtime.
 
-Never imports discord. The public API is re-exported here; everything else is internal.
+Never imports discord. This is the engine's public face: the bot and the CLIs use the names in
+``__all__`` and nothing else (``tests/test_layers.py`` checks it); the modules behind them are
+internal and may change. ``discord_limits`` is re-exported as a namespace of Discord's numbers
+and the rules ``engine validate`` checks, so that what is validated is what the bot builds.
 """
 
-from .manifest.apply import Applied, apply_params, resolve_values
-from .manifest.binding import Target
-from .manifest.catalog import Catalog, Workflow, load_catalog, load_workflow
+from .checks import discord_limits
+from .checks.validate import Report, validate_paths
+from .comfy.client import ComfyClient, Timeouts
+from .comfy.outputs import OutputFile, OutputRef
 from .errors import (
     ComfyError,
     ComfyTimeout,
@@ -18,39 +22,83 @@ from .errors import (
     ParamError,
     WorkflowRejected,
 )
-from .jobs.parts import ImageInput, JobResult, JobSettings
+from .images import IMAGE_FORMATS, human_size
 from .jobs.job import Job
-from .manifest.model import Manifest, Param
+from .jobs.parts import ImageInput, JobResult, JobSettings, seed_of
+from .jobs.progress import JobState, ProgressEvent
+from .jobs.store import JobRecord, JobStore
+from .manifest.apply import Applied, apply_params, resolve_values
+from .manifest.binding import Target
+from .manifest.catalog import Catalog, Workflow, load_catalog, load_workflow
+from .manifest.model import (
+    MAX_SEED,
+    BoolParam,
+    ChoiceParam,
+    FloatParam,
+    ImageParam,
+    IntParam,
+    Manifest,
+    Param,
+    SeedParam,
+    TextParam,
+)
+from .manifest.values import coerce_value, is_unset, live_choices
 from .runtime import BackendStatus, Runtime
-from .manifest.values import coerce_value, live_choices
 
 __all__ = [
-    "Applied",
-    "apply_params",
-    "resolve_values",
-    "Target",
-    "Catalog",
-    "Workflow",
-    "load_catalog",
-    "load_workflow",
-    "ComfyError",
-    "ComfyTimeout",
-    "ComfyUnavailable",
-    "EngineError",
-    "ExecutionFailed",
-    "Issue",
-    "JobCancelled",
-    "ManifestError",
-    "ParamError",
-    "WorkflowRejected",
+    # manifests and their params
     "Manifest",
     "Param",
+    "TextParam",
+    "IntParam",
+    "FloatParam",
+    "BoolParam",
+    "ChoiceParam",
+    "SeedParam",
+    "ImageParam",
+    "MAX_SEED",
+    "Workflow",
+    "Catalog",
+    "Target",
+    "load_catalog",
+    "load_workflow",
+    "coerce_value",
+    "is_unset",
+    "live_choices",
+    "resolve_values",
+    "apply_params",
+    "Applied",
+    "seed_of",
+    # checks
+    "validate_paths",
+    "Report",
+    "discord_limits",
+    # running jobs
     "Runtime",
     "Job",
     "JobResult",
     "JobSettings",
+    "JobState",
+    "ProgressEvent",
     "ImageInput",
     "BackendStatus",
-    "coerce_value",
-    "live_choices",
+    "JobStore",
+    "JobRecord",
+    "OutputFile",
+    "OutputRef",
+    "ComfyClient",
+    "Timeouts",
+    "IMAGE_FORMATS",
+    "human_size",
+    # errors
+    "EngineError",
+    "Issue",
+    "ManifestError",
+    "ParamError",
+    "ComfyError",
+    "ComfyUnavailable",
+    "ComfyTimeout",
+    "WorkflowRejected",
+    "ExecutionFailed",
+    "JobCancelled",
 ]

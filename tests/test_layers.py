@@ -3,6 +3,7 @@
 - ``engine`` never imports ``discord`` or ``bot``.
 - Inside ``engine`` imports only go down: errors/images → comfy → manifest → checks → backends
   → jobs → runtime → cli and the package's public face (``engine/__init__.py``).
+- ``bot`` uses the engine's public face only: ``from engine import …`` (names in ``engine.__all__``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,19 @@ def test_engine_imports_only_go_down(path):
     upward = [f"{path.name}:{line}: {module}" for line, module, _ in imports(path)
               if module.startswith("engine.") and _rank(module) > own]
     assert not upward
+
+
+@pytest.mark.parametrize("path", _modules("bot"), ids=lambda p: _dotted(p))
+def test_bot_uses_only_the_public_face_of_engine(path):
+    public = set(engine.__all__)
+    bad = []
+    for line, module, names in imports(path):
+        if module.startswith("engine."):
+            bad.append(f"{path.name}:{line}: from {module} import …")
+        elif module == "engine":
+            bad += [f"{path.name}:{line}: engine.{name} is not in engine.__all__" for name in names
+                    if name not in public]
+    assert not bad
 
 
 def test_the_public_face_names_only_what_exists():

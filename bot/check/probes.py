@@ -18,9 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from engine.checks.validate import validate_paths
-from engine.comfy.client import ComfyClient, Timeouts
-from engine.errors import ComfyError, ComfyTimeout
+from engine import ComfyClient, ComfyError, ComfyTimeout, Timeouts, validate_paths
 
 from ..config import BackendConfig, Settings
 

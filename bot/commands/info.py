@@ -17,10 +17,7 @@ from typing import Any, Awaitable
 import discord
 from discord import app_commands
 
-from engine.manifest.catalog import Catalog, Workflow
-from engine.manifest.model import Param
-from engine.runtime import BackendStatus, Runtime
-from engine.jobs.store import JobRecord, JobStore
+from engine import BackendStatus, Catalog, JobRecord, JobStore, Param, Runtime, Workflow
 
 from ..config import Settings
 from .options import option_params

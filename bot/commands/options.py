@@ -6,8 +6,8 @@ approach B). Which params become options is decided by :func:`option_params`: th
 (non-``advanced``) params plus every image param (an attachment option). Everything else lives in
 the Settings modal.
 
-The rule and the derived texts come from the engine (``engine.limit_checks.is_option``,
-``engine.limits.option_description``), so what ``engine validate`` checks is what is sent.
+The rule and the derived texts come from the engine (``engine.discord_limits.is_option``,
+``Param.description_for``), so what ``engine validate`` checks is what is sent.
 
 Autocomplete answers are ranked by :func:`rank_choices`: case-insensitive substring match, prefix
 matches first, at most 25 suggestions, each name and value ≤ 100 characters (Discord's limits).
@@ -24,11 +24,7 @@ import discord
 from discord import app_commands
 from discord.enums import AppCommandOptionType
 
-from engine.errors import ParamError
-from engine.checks.discord_payloads import is_option
-from engine.checks.discord_limits import MAX_CHOICE_VALUE_LENGTH, MAX_CHOICES, MAX_INTEGER
-from engine.manifest.model import MAX_SEED, Manifest, Param
-from engine.manifest.values import coerce_value, live_choices
+from engine import MAX_SEED, Manifest, Param, ParamError, coerce_value, discord_limits as limits, live_choices
 
 __all__ = [
     "MAX_STATIC_CHOICES",
@@ -43,9 +39,9 @@ __all__ = [
     "rank_choices",
 ]
 
-MAX_STATIC_CHOICES = MAX_CHOICES  # more static choices than this are offered through autocomplete
+MAX_STATIC_CHOICES = limits.MAX_CHOICES  # more static choices than this are offered through autocomplete
 MAX_SUGGESTIONS = 25  # Discord: an autocomplete answer holds at most 25 choices
-MAX_CHOICE_CHARS = MAX_CHOICE_VALUE_LENGTH  # choice names and string values
+MAX_CHOICE_CHARS = limits.MAX_CHOICE_VALUE_LENGTH  # choice names and string values
 
 LiveChoices = Callable[[str], Sequence[str]]
 
@@ -74,7 +70,7 @@ class OptionError(app_commands.TransformerError):
 
 def option_params(manifest: Manifest) -> list[str]:
     """Names of the params offered as slash options, in manifest order (the rest go to the modal)."""
-    return [name for name, p in manifest.params.items() if is_option(p)]
+    return [name for name, p in manifest.params.items() if limits.is_option(p)]
 
 
 def python_names(names: Iterable[str]) -> dict[str, str]:
@@ -193,7 +189,7 @@ class AutocompleteParamOption(ParamOption):
 
 def _discord_bound(bound: int | float | None) -> int | float | None:
     """A bound Discord can carry (finite, within ±(2**53 - 1)); others are left to ``transform``."""
-    if bound is None or not math.isfinite(bound) or abs(bound) > MAX_INTEGER:
+    if bound is None or not math.isfinite(bound) or abs(bound) > limits.MAX_INTEGER:
         return None
     return bound
 

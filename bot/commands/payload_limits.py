@@ -5,7 +5,7 @@ choices or sizes (research/discord.md §1–2); Discord answers a bad ``tree.syn
 for the whole batch. :func:`check_payload` takes the JSON list ``tree.sync()`` PUTs and returns
 one finding per broken rule (empty when Discord would accept it), each naming the command path
 and option, e.g. ``"/generate flux: option 'steps': min_value 2**60 is outside the INTEGER range"``.
-The numbers come from ``engine.checks.discord_limits`` (the same ones ``engine validate`` applies to manifests).
+The numbers come from ``engine.discord_limits`` (the same ones ``engine validate`` applies to manifests).
 """
 
 from __future__ import annotations
@@ -13,19 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from engine.checks.discord_limits import (
-    MAX_CHOICE_NAME_LENGTH,
-    MAX_CHOICE_VALUE_LENGTH,
-    MAX_CHOICES,
-    MAX_COMMAND_SIZE,
-    MAX_COMMANDS,
-    MAX_DESCRIPTION_LENGTH,
-    MAX_INTEGER,
-    MAX_NAME_LENGTH,
-    MAX_OPTIONS,
-    MAX_STRING_OPTION_LENGTH,
-    MAX_SUBCOMMANDS,
-)
+from engine import discord_limits as L
 
 __all__ = [
     "MAX_COMMAND_CHARS",
@@ -33,7 +21,7 @@ __all__ = [
     "command_chars",
 ]
 
-MAX_COMMAND_CHARS = MAX_COMMAND_SIZE  # the engine's figure (Discord's docs: 8000; older ones: 4000)
+MAX_COMMAND_CHARS = L.MAX_COMMAND_SIZE  # the engine's figure (Discord's docs: 8000; older ones: 4000)
 
 SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, NUMBER, ATTACHMENT = 1, 2, 3, 4, 5, 10, 11
 _VALUE_TYPES = {STRING, INTEGER, BOOLEAN, 6, 7, 8, 9, NUMBER, ATTACHMENT}
@@ -48,8 +36,8 @@ def check_payload(commands: list[dict], *, size_budget: int = MAX_COMMAND_CHARS)
     docs allow 8000, older docs and libraries 4000.
     """
     findings = []
-    if len(commands) > MAX_COMMANDS:
-        findings.append(f"{len(commands)} top-level commands (at most {MAX_COMMANDS})")
+    if len(commands) > L.MAX_COMMANDS:
+        findings.append(f"{len(commands)} top-level commands (at most {L.MAX_COMMANDS})")
     findings += _duplicates((c.get("name") for c in commands), "top level", "command")
     for command in commands:
         where = f"/{command.get('name')}"
@@ -75,14 +63,14 @@ def _check_command(command: dict, where: str) -> list[str]:
     if subcommands and len(subcommands) != len(options):
         findings.append(f"{where}: mixes subcommands with plain options")
     if subcommands:
-        if len(subcommands) > MAX_SUBCOMMANDS:
-            findings.append(f"{where}: {len(subcommands)} subcommands (at most {MAX_SUBCOMMANDS})")
+        if len(subcommands) > L.MAX_SUBCOMMANDS:
+            findings.append(f"{where}: {len(subcommands)} subcommands (at most {L.MAX_SUBCOMMANDS})")
         findings += _duplicates((s.get("name") for s in subcommands), where, "subcommand")
         for sub in subcommands:
             findings += _check_command(sub, f"{where} {sub.get('name')}")
         return findings
-    if len(options) > MAX_OPTIONS:
-        findings.append(f"{where}: {len(options)} options (at most {MAX_OPTIONS})")
+    if len(options) > L.MAX_OPTIONS:
+        findings.append(f"{where}: {len(options)} options (at most {L.MAX_OPTIONS})")
     findings += _duplicates((o.get("name") for o in options), where, "option")
     required = [bool(o.get("required")) for o in options]
     if required != sorted(required, reverse=True):
@@ -96,11 +84,11 @@ def _name_and_description(item: dict, where: str, what: str) -> list[str]:
     findings = []
     name, description = str(item.get("name", "")), str(item.get("description", ""))
     if not _NAME.match(name):
-        findings.append(f"{where}:{what} name {name[:40]!r} must be 1–{MAX_NAME_LENGTH} letters, digits, - or _")
+        findings.append(f"{where}:{what} name {name[:40]!r} must be 1–{L.MAX_NAME_LENGTH} letters, digits, - or _")
     elif name != name.lower():
         findings.append(f"{where}:{what} name {name!r} must be lowercase")
-    if not 1 <= len(description) <= MAX_DESCRIPTION_LENGTH:
-        findings.append(f"{where}:{what} description has {len(description)} characters (1–{MAX_DESCRIPTION_LENGTH})")
+    if not 1 <= len(description) <= L.MAX_DESCRIPTION_LENGTH:
+        findings.append(f"{where}:{what} description has {len(description)} characters (1–{L.MAX_DESCRIPTION_LENGTH})")
     return findings
 
 
@@ -121,14 +109,14 @@ def _check_option(option: dict, where: str) -> list[str]:
 
 
 def _choice_problems(choices: list[dict], kind: int) -> Iterable[str]:
-    if len(choices) > MAX_CHOICES:
-        yield f"{len(choices)} choices (at most {MAX_CHOICES})"
+    if len(choices) > L.MAX_CHOICES:
+        yield f"{len(choices)} choices (at most {L.MAX_CHOICES})"
     for choice in choices:
         name, value = str(choice.get("name", "")), choice.get("value")
-        if not 1 <= len(name) <= MAX_CHOICE_NAME_LENGTH:
-            yield f"choice name has {len(name)} characters (1–{MAX_CHOICE_NAME_LENGTH})"
-        if kind == STRING and (not isinstance(value, str) or len(value) > MAX_CHOICE_VALUE_LENGTH):
-            yield f"choice {name[:40]!r}: string value must be text of at most {MAX_CHOICE_VALUE_LENGTH} characters"
+        if not 1 <= len(name) <= L.MAX_CHOICE_NAME_LENGTH:
+            yield f"choice name has {len(name)} characters (1–{L.MAX_CHOICE_NAME_LENGTH})"
+        if kind == STRING and (not isinstance(value, str) or len(value) > L.MAX_CHOICE_VALUE_LENGTH):
+            yield f"choice {name[:40]!r}: string value must be text of at most {L.MAX_CHOICE_VALUE_LENGTH} characters"
         elif kind in (INTEGER, NUMBER) and not _in_number_range(value, integer=kind == INTEGER):
             yield f"choice {name[:40]!r}: value {value!r} is outside the {'INTEGER' if kind == INTEGER else 'NUMBER'} range"
 
@@ -143,10 +131,10 @@ def _bound_problems(option: dict, kind: int) -> Iterable[str]:
             yield f"min_value {low} is bigger than max_value {high}"
     elif kind == STRING:
         low, high = option.get("min_length"), option.get("max_length")
-        if low is not None and not (isinstance(low, int) and 0 <= low <= MAX_STRING_OPTION_LENGTH):
-            yield f"min_length {low!r} is outside 0–{MAX_STRING_OPTION_LENGTH}"
-        if high is not None and not (isinstance(high, int) and 1 <= high <= MAX_STRING_OPTION_LENGTH):
-            yield f"max_length {high!r} is outside 1–{MAX_STRING_OPTION_LENGTH}"
+        if low is not None and not (isinstance(low, int) and 0 <= low <= L.MAX_STRING_OPTION_LENGTH):
+            yield f"min_length {low!r} is outside 0–{L.MAX_STRING_OPTION_LENGTH}"
+        if high is not None and not (isinstance(high, int) and 1 <= high <= L.MAX_STRING_OPTION_LENGTH):
+            yield f"max_length {high!r} is outside 1–{L.MAX_STRING_OPTION_LENGTH}"
         if isinstance(low, int) and isinstance(high, int) and low > high:
             yield f"min_length {low} is bigger than max_length {high}"
 
@@ -158,7 +146,7 @@ def _is_number(value: Any) -> bool:
 def _in_number_range(value: Any, *, integer: bool) -> bool:
     if not _is_number(value) or (integer and not isinstance(value, int)):
         return False
-    return -MAX_INTEGER <= value <= MAX_INTEGER
+    return -L.MAX_INTEGER <= value <= L.MAX_INTEGER
 
 
 def _duplicates(names: Iterable[Any], where: str, what: str) -> list[str]:

@@ -9,7 +9,7 @@ Shape (one entry per ``command`` in ``Catalog.commands()``):
 
 Options come from :mod:`bot.commands.options` (one transformer per param). ``nsfw`` is set on top-level
 commands of NSFW manifests, and on groups whose members are all NSFW; runtime checks stay in the
-guards. The names, the setup subcommand and the group description come from ``engine.checks.discord_limits``,
+guards. The names, the setup subcommand and the group description come from ``engine.discord_limits``,
 so ``engine validate`` checks exactly this shape. Should an unvalidated catalog still break it,
 commands named like a static one, a manifest named ``setup`` inside a group, workflows beyond a
 group's 24 and commands beyond Discord's 100 are skipped with a warning instead of failing. :func:`command_payload` returns exactly what ``tree.sync()`` PUTs.
@@ -25,22 +25,13 @@ from typing import Any, Awaitable, Callable, Sequence
 import discord
 from discord import app_commands
 
-from engine.manifest.catalog import Catalog, Workflow
-from engine.checks.discord_limits import (
-    MAX_COMMANDS,
-    MAX_SUBCOMMANDS,
-    RESERVED_COMMANDS,
-    SETUP_DESCRIPTION,
-    SETUP_SUBCOMMAND,
-    group_description,
-)
+from engine import Catalog, Workflow, discord_limits as limits
 
 from .options import PickOption, make_param_option, option_params, python_names
 
 __all__ = [
     "CommandHooks",
     "STATIC_COMMANDS",
-    "SETUP_SUBCOMMAND",
     "build_commands",
     "command_payload",
     "inert_hooks",
@@ -48,7 +39,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATIC_COMMANDS = RESERVED_COMMANDS  # engine validate refuses manifests that take these names
+STATIC_COMMANDS = limits.RESERVED_COMMANDS  # engine validate refuses manifests that take these names
 
 Interaction = discord.Interaction
 AppCommand = app_commands.Command | app_commands.Group
@@ -124,22 +115,23 @@ def _workflow_command(workflow: Workflow, name: str, hooks: CommandHooks, *, top
 
 
 def _group(command: str, workflows: list[Workflow], hooks: CommandHooks) -> app_commands.Group:
-    members = [wf for wf in workflows if wf.name != SETUP_SUBCOMMAND]
+    members = [wf for wf in workflows if wf.name != limits.SETUP_SUBCOMMAND]
     for wf in workflows:
-        if wf.name == SETUP_SUBCOMMAND:
+        if wf.name == limits.SETUP_SUBCOMMAND:
             log.warning("/%s: manifest %r is skipped, %r is the guided setup subcommand", command, wf.name, wf.name)
-    if len(members) > MAX_SUBCOMMANDS - 1:
+    room = limits.MAX_SUBCOMMANDS - 1  # next to setup
+    if len(members) > room:
         log.warning("/%s: %d workflows, Discord allows %d subcommands next to setup; skipping %s", command,
-                    len(members), MAX_SUBCOMMANDS - 1, ", ".join(wf.name for wf in members[MAX_SUBCOMMANDS - 1:]))
-        members = members[: MAX_SUBCOMMANDS - 1]
-    description = group_description([wf.manifest.title or wf.name for wf in members])
+                    len(members), room, ", ".join(wf.name for wf in members[room:]))
+        members = members[:room]
+    description = limits.group_description([wf.manifest.title or wf.name for wf in members])
     group = app_commands.Group(name=command, description=description,
                                nsfw=all(wf.manifest.nsfw for wf in members), extras={"command": command})
 
     async def setup(interaction: Interaction, _: dict[str, Any]) -> None:
         await hooks.setup(interaction, command)
 
-    group.add_command(_command(SETUP_SUBCOMMAND, SETUP_DESCRIPTION, [], setup,
+    group.add_command(_command(limits.SETUP_SUBCOMMAND, limits.SETUP_DESCRIPTION, [], setup,
                                extras={"command": command}))
     for wf in members:
         group.add_command(_workflow_command(wf, wf.name, hooks, top_level=False))
@@ -180,10 +172,10 @@ def build_commands(catalog: Catalog, hooks: CommandHooks) -> list[AppCommand]:
             commands.append(_workflow_command(workflows[0], command, hooks, top_level=True))
         else:
             commands.append(_group(command, workflows, hooks))
-    if len(commands) > MAX_COMMANDS:
-        log.warning("%d commands, Discord allows %d; skipping %s", len(commands), MAX_COMMANDS,
-                    ", ".join(c.name for c in commands[MAX_COMMANDS:]))
-    return commands[:MAX_COMMANDS]
+    if len(commands) > limits.MAX_COMMANDS:
+        log.warning("%d commands, Discord allows %d; skipping %s", len(commands), limits.MAX_COMMANDS,
+                    ", ".join(c.name for c in commands[limits.MAX_COMMANDS:]))
+    return commands[:limits.MAX_COMMANDS]
 
 
 def command_payload(commands: Sequence[AppCommand]) -> list[dict]:

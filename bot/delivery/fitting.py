@@ -24,7 +24,7 @@ from pathlib import Path, PurePath
 
 from PIL import Image, ImageSequence
 
-from engine.images import IMAGE_FORMATS, human_size
+from engine import IMAGE_FORMATS, human_size
 
 __all__ = [
     "FittedFile",

@@ -26,10 +26,7 @@ from typing import Any, Callable, Sequence
 
 import discord
 
-from engine.manifest.catalog import Workflow
-from engine.jobs.parts import JobResult, seed_of
-from engine.comfy.outputs import OutputFile
-from engine.jobs.progress import JobState
+from engine import JobResult, JobState, OutputFile, Workflow, seed_of
 
 from ..views.buttons import result_view
 from .fitting import FittedFile, TooLargeError, fit_file_async, make_grid

@@ -18,7 +18,7 @@ from typing import AsyncIterator, Callable
 
 import discord
 
-from engine.jobs.progress import ProgressEvent
+from engine import ProgressEvent
 
 from ..views.buttons import progress_view
 from .message import MessageTarget

@@ -14,8 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import discord
 
-from engine.manifest.catalog import Workflow
-from engine.jobs.progress import JobState, ProgressEvent
+from engine import JobState, ProgressEvent, Workflow
 
 __all__ = [
     "BAR_BLOCKS",

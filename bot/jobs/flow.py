@@ -31,10 +31,7 @@ from typing import Any, Callable, Mapping
 
 import discord
 
-from engine.manifest.apply import resolve_values
-from engine.manifest.catalog import Catalog, Workflow
-from engine.errors import JobCancelled, ParamError
-from engine.jobs.progress import JobState
+from engine import Catalog, JobCancelled, JobState, ParamError, Workflow, resolve_values
 
 from ..views.buttons import NOT_OWNER, UNKNOWN_JOB, ButtonHooks, JobInfo
 from ..commands.slash import CommandHooks

@@ -25,10 +25,7 @@ from typing import Any, Mapping
 
 import discord
 
-from engine.manifest.catalog import Workflow
-from engine.errors import ComfyError, ParamError
-from engine.comfy.outputs import OutputRef
-from engine.runtime import ImageInput
+from engine import ComfyError, ImageInput, OutputRef, ParamError, Workflow
 
 __all__ = ["PLACEHOLDER", "StoredInput", "OutputSource", "InputFolder", "check_image_source", "read_images",
            "stored_inputs"]

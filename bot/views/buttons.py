@@ -19,8 +19,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import discord
 
-from engine.checks.discord_limits import MAX_BUTTON_LABEL_LENGTH
-from engine.manifest.catalog import Workflow
+from engine import Workflow, discord_limits as limits
 
 from .modals import (FIELDS_PER_MODAL, LiveChoices, ModalId, ParamModal, from_earlier_run, new_nonce, page_title,
                      parse_modal_custom_id, raw_modal_values)
@@ -49,7 +48,7 @@ __all__ = [
 
 HOOKS_ATTRIBUTE = "discomfy_buttons"
 MAX_BUTTONS = 5 * 5  # five action rows of five buttons
-LABEL_LIMIT = MAX_BUTTON_LABEL_LENGTH
+LABEL_LIMIT = limits.MAX_BUTTON_LABEL_LENGTH
 _JOB = r"(?P<job>[-_a-z0-9]{1,40})"
 NOT_OWNER = "Only the person who started this job can do that."
 UNKNOWN_JOB = "I no longer know this job, so this button cannot work."

@@ -4,7 +4,7 @@ Each param becomes a ``discord.ui.Label`` (text ≤ 45, description ≤ 100) aro
 text/int/float/seed → ``TextInput`` (placeholder shows the range or the choices), bool and short
 choice lists → ``Select``, image → ``FileUpload``. Fields are prefilled with the current values.
 
-On submit every field goes through ``engine.values.coerce_value`` and ALL problems are answered
+On submit every field goes through ``engine.coerce_value`` and ALL problems are answered
 in one ephemeral message ("steps: must be ≤ 150"); only clean values reach the ``on_values``
 hook, ``await on_values(interaction, values)``. In ``values`` an unset field is ``None`` (the
 engine then uses the default; an emptied optional text stays ``""``) and an image param holds
@@ -24,19 +24,9 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import discord
 
-from engine.manifest.catalog import Workflow
-from engine.errors import ParamError
-from engine.manifest.model import ChoiceParam, Param
-from engine.checks.discord_limits import (
-    MAX_CHOICE_NAME_LENGTH,
-    MAX_DESCRIPTION_LENGTH,
-    MAX_LABEL_LENGTH,
-    MAX_MODAL_COMPONENTS,
-    MAX_MODAL_TITLE_LENGTH,
-    MAX_SELECT_OPTIONS,
-    MAX_TEXT_INPUT_LENGTH,
+from engine import (
+    ChoiceParam, Param, ParamError, Workflow, coerce_value, discord_limits as limits, is_unset, live_choices,
 )
-from engine.manifest.values import coerce_value, is_unset, live_choices
 
 from ..delivery.render import clip
 
@@ -59,10 +49,12 @@ __all__ = [
     "page_title",
 ]
 
-FIELDS_PER_MODAL = MAX_MODAL_COMPONENTS
-TITLE_LIMIT, LABEL_LIMIT, DESCRIPTION_LIMIT = MAX_MODAL_TITLE_LENGTH, MAX_LABEL_LENGTH, MAX_DESCRIPTION_LENGTH
+FIELDS_PER_MODAL = limits.MAX_MODAL_COMPONENTS
+TITLE_LIMIT, LABEL_LIMIT = limits.MAX_MODAL_TITLE_LENGTH, limits.MAX_LABEL_LENGTH
+DESCRIPTION_LIMIT = limits.MAX_DESCRIPTION_LENGTH
 PLACEHOLDER_LIMIT = 100  # TextInput / Select placeholder
-TEXT_INPUT_LIMIT, OPTION_LIMIT, SELECT_OPTIONS = MAX_TEXT_INPUT_LENGTH, MAX_CHOICE_NAME_LENGTH, MAX_SELECT_OPTIONS
+TEXT_INPUT_LIMIT, OPTION_LIMIT = limits.MAX_TEXT_INPUT_LENGTH, limits.MAX_CHOICE_NAME_LENGTH
+SELECT_OPTIONS = limits.MAX_SELECT_OPTIONS
 NONE_VALUE = "__none__"
 MODAL_TIMEOUT = 3600.0  # users may write a long prompt; the submit is a fresh interaction
 

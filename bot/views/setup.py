@@ -21,10 +21,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import discord
 
-from engine.checks.discord_limits import modal_title
-from engine.manifest.catalog import Workflow
-from engine.errors import ParamError
-from engine.manifest.values import coerce_value
+from engine import ParamError, Workflow, coerce_value, discord_limits as limits
 
 from .modals import NONE_VALUE, LiveChoices, ParamModal, choice_options, settings_modals
 from ..delivery.render import clip, format_value
@@ -176,7 +173,7 @@ class SetupView(discord.ui.View):
 
     def _modal(self, purpose: str, number: int, *, generate_after: bool = False) -> ParamModal:
         pages = self.layout.options_pages if purpose == "setup" else self.layout.settings_pages
-        title = "Prompt & options" if purpose == "setup" else modal_title(self.workflow.manifest.title)
+        title = "Prompt & options" if purpose == "setup" else limits.modal_title(self.workflow.manifest.title)
         names = [n for page in pages for n in page]
         modals = settings_modals(self.workflow, names, self.values, on_values=self._on_values(generate_after),
                                  key=self.workflow.name, purpose=purpose, title_prefix=title, live=self.live)

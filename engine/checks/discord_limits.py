@@ -24,6 +24,8 @@ Rules decided here (the bot follows them):
 
 from __future__ import annotations
 
+from ..manifest.model import Param
+
 __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_DESCRIPTION_LENGTH",
@@ -50,6 +52,7 @@ __all__ = [
     "SETUP_DESCRIPTION",
     "group_description",
     "modal_title",
+    "is_option",
 ]
 
 MAX_NAME_LENGTH = 32             # command, subcommand and option names: ^[-_a-z0-9]{1,32}$ here
@@ -76,6 +79,11 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 RESERVED_COMMANDS = ("help", "status", "workflows", "choices", "cancel")  # the bot's built-in commands
 SETUP_SUBCOMMAND = "setup"  # every group's guided setup subcommand
 SETUP_DESCRIPTION = "Pick a workflow and its settings step by step"
+
+
+def is_option(param: Param) -> bool:
+    """Basic params and every image param (an attachment) are slash options."""
+    return not param.advanced or param.type == "image"
 
 
 def group_description(titles: list[str]) -> str:

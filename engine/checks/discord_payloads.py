@@ -15,12 +15,7 @@ from ..errors import Issue
 from ..manifest.model import Manifest, Param
 from ..manifest.source import YamlSource
 
-__all__ = ["param_limit_issues", "manifest_limit_issues", "command_limit_issues", "is_option"]
-
-
-def is_option(param: Param) -> bool:
-    """Basic params and every image param (an attachment) are slash options."""
-    return not param.advanced or param.type == "image"
+__all__ = ["param_limit_issues", "manifest_limit_issues", "command_limit_issues"]
 
 
 def _length_issue(src: YamlSource, loc: tuple, name: str, what: str, text: str, low: int, high: int) -> list[Issue]:
@@ -46,7 +41,7 @@ def _choice_issues(src: YamlSource, name: str, param: Param) -> list[Issue]:
 def param_limit_issues(src: YamlSource, name: str, param: Param) -> list[Issue]:
     """Limits on one param's derived option or modal field."""
     issues = []
-    if is_option(param):
+    if L.is_option(param):
         key = "description" if param.description else "label" if param.label else None
         loc = ("params", name) + ((key,) if key else ())
         issues += _length_issue(src, loc, name, "option description", param.description_for(name), 1,
@@ -67,7 +62,7 @@ def param_limit_issues(src: YamlSource, name: str, param: Param) -> list[Issue]:
 def manifest_limit_issues(src: YamlSource, manifest: Manifest) -> list[Issue]:
     """Options per (sub)command and the settings modal title."""
     issues = []
-    options = [n for n, p in manifest.params.items() if is_option(p)]
+    options = [n for n, p in manifest.params.items() if L.is_option(p)]
     if len(options) > L.MAX_OPTIONS:
         issues.append(src.issue(("params",), "", f"{len(options)} slash options (basic params and images); Discord "
                                 f"allows at most {L.MAX_OPTIONS}: make some params advanced", "discord_limit"))
@@ -93,7 +88,7 @@ def _command_size(command: str, members: list[Manifest]) -> int:
         size += len(L.SETUP_SUBCOMMAND) + len(L.SETUP_DESCRIPTION)
         size += sum(len(m.name) + len(m.description) for m in members)
     for manifest in members:
-        size += sum(_option_size(n, p) for n, p in manifest.params.items() if is_option(p))
+        size += sum(_option_size(n, p) for n, p in manifest.params.items() if L.is_option(p))
     return size
 
 
