@@ -15,7 +15,8 @@ ENV PYTHONUNBUFFERED=1 \
     IMAGEIO_FFMPEG_EXE=/usr/bin/ffmpeg \
     DISCOMFY_DB_PATH=/data/discomfy.sqlite3 \
     DISCOMFY_MANIFESTS_DIR=/app/manifests \
-    DISCOMFY_WORKFLOWS_DIR=/app/workflows
+    DISCOMFY_WORKFLOWS_DIR=/app/workflows \
+    DISCOMFY_METRICS_HOST=0.0.0.0
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -35,12 +35,14 @@ import aiohttp
 import discord
 from discord import app_commands
 
-from engine import Catalog, JobSettings, JobStore, Runtime, load_catalog
+from engine import Catalog, JobSettings, JobStore, Runtime, load_catalog, set_user_salt
 
 from .check import DISCORD_API, network_reason, start_gate
 from .views.buttons import install_buttons, resume_modal
 from .commands.slash import build_commands
 from .config import ConfigError, Settings, load_settings
+from .logs import formatter_for
+from .metrics import Metrics, activate
 from .errors import install_error_handlers, reply_error
 from .jobs.flow import Flow
 from .commands.info import InfoCommands
@@ -143,6 +145,7 @@ class _DisComfy:
         self._runtime_options = dict(runtime_options or {})
         self._flow_options = dict(flow_options or {})
         self._followers: set[asyncio.Task] = set()
+        self.metrics: Metrics | None = None
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -152,7 +155,9 @@ class _DisComfy:
         caps = JobSettings(max_image_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_input_pixels)
         options = {"client_id": client_id_for(settings.db_path), "settings": caps, **self._runtime_options}
         self.runtime = Runtime(self.catalog, backends, self.store, **options)
+        set_user_salt(self.runtime.client_id)  # log lines hash user ids with a key of this install
         await self.runtime.start()
+        await self._start_metrics()
         self.flow = Flow(self.runtime, settings, self.catalog, **self._flow_options)
         info = InfoCommands(catalog=self.catalog, runtime=self.runtime, store=self.store, settings=settings,
                             cancel=self.flow.cancel, commands=self.tree.get_commands)
@@ -165,6 +170,14 @@ class _DisComfy:
         await sync_if_changed(self.tree, sync_marker(settings.db_path), settings.guild_ids)
         for job in await self.runtime.resume():
             self._follow_resumed(job)
+
+    async def _start_metrics(self) -> None:
+        if self.settings.metrics_port is None:
+            return
+        self.metrics = Metrics(lambda: self.runtime)
+        port = await self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
+        activate(self.metrics)
+        log.info("metrics on port %d (/metrics, /healthz)", port)
 
     def _follow_resumed(self, job: Any) -> None:
         log.info("resuming job %s (%s)", job.id, job.workflow.name)
@@ -191,6 +204,10 @@ class _DisComfy:
         for task in list(self._followers):
             task.cancel()
         await asyncio.gather(*self._followers, return_exceptions=True)
+        if self.metrics is not None:
+            activate(None)
+            await self.metrics.close()
+            self.metrics = None
         if self.runtime is not None:
             await self.runtime.close()
             self.runtime = None
@@ -273,7 +290,7 @@ def install_redaction(redactor: Redactor) -> Callable[[], None]:
 def configure_logging(settings: Settings) -> Callable[[], None]:
     """Log to stderr at ``settings.log_level`` with secrets redacted; returns the uninstaller."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(formatter_for(settings.log_format))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(settings.log_level)

@@ -47,6 +47,8 @@ SPECIAL_ENV_NAMES = {  # tried in order, before DISCOMFY_<SETTING>; the singular
     "discord_token": ("DISCORD_TOKEN",),
     "guild_ids": ("DISCORD_GUILD_IDS", "DISCORD_GUILD_ID"),
     "backends": ("COMFYUI_URLS", "COMFYUI_URL"),
+    "log_format": ("LOG_FORMAT",),
+    "metrics_port": ("METRICS_PORT",),
 }
 OTHER_ENV_NAMES = {"DISCOMFY_CONFIG"}
 
@@ -125,6 +127,9 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(36_000_000, gt=0, le=PILLOW_PIXEL_CEILING)
     progress_interval: float = Field(2.0, ge=1.5)  # Discord throttles message edits
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with the job's fields
+    metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus /metrics and /healthz; off when unset
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container
     # one gateway connection suffices below ~1000 guilds; sharded (or shard_count > 1) runs every
     # shard in this process (discord.AutoShardedClient; no shard_count: Discord's recommendation)
     sharded: bool = False

@@ -24,6 +24,7 @@ from .errors import (
 )
 from .images import IMAGE_FORMATS, human_size
 from .jobs.job import Job
+from .jobs.log_context import bind_job, current_job_fields, set_user_salt, user_hash
 from .jobs.parts import ImageInput, JobResult, JobSettings, seed_of
 from .jobs.progress import JobState, ProgressEvent
 from .jobs.store import JobRecord, JobStore
@@ -101,4 +102,9 @@ __all__ = [
     "WorkflowRejected",
     "ExecutionFailed",
     "JobCancelled",
+    # log lines of a job
+    "bind_job",
+    "current_job_fields",
+    "set_user_salt",
+    "user_hash",
 ]

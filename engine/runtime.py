@@ -94,6 +94,10 @@ class Runtime:
         """The live job, while it is in flight in this process."""
         return self._jobs.get(job_id)
 
+    def jobs_in_flight(self) -> list[Job]:
+        """Every live job of this process (for metrics and status)."""
+        return list(self._jobs.values())
+
     async def resume(self) -> list[Job]:
         """Follow again every unfinished job of the store (after a restart); returns the resumed jobs."""
         resumed = []

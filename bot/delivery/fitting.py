@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -25,6 +26,8 @@ from pathlib import Path, PurePath
 from PIL import Image, ImageSequence
 
 from engine import IMAGE_FORMATS, human_size
+
+from ..metrics import observe_fitting
 
 __all__ = [
     "FittedFile",
@@ -107,7 +110,11 @@ def fit_file(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile
 
 async def fit_file_async(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile:
     """:func:`fit_file` in a worker thread, so the event loop keeps running."""
-    return await asyncio.to_thread(fit_file, data, filename=filename, mime=mime, limit=limit)
+    started = time.perf_counter()
+    try:
+        return await asyncio.to_thread(fit_file, data, filename=filename, mime=mime, limit=limit)
+    finally:
+        observe_fitting(mime.partition("/")[0] or "other", time.perf_counter() - started)
 
 
 def make_grid(images: list[bytes], *, limit: int) -> bytes:

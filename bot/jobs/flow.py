@@ -31,12 +31,13 @@ from typing import Any, Callable, Mapping
 
 import discord
 
-from engine import Catalog, JobCancelled, JobState, ParamError, Workflow, resolve_values
+from engine import Catalog, JobCancelled, JobState, ParamError, Workflow, bind_job, resolve_values
 
 from ..views.buttons import NOT_OWNER, UNKNOWN_JOB, ButtonHooks, JobInfo
 from ..commands.slash import CommandHooks
 from ..config import Settings
 from ..delivery.message import MessageTarget, failure_fields, result_fields
+from ..metrics import observe_delivered
 from ..errors import on_error, user_message
 from .guards import ConcurrencyCap, RateLimiter, check_access, check_rate
 from .inputs import PLACEHOLDER, InputFolder, OutputSource, check_image_source, read_images, stored_inputs
@@ -205,6 +206,7 @@ class Flow:
     # ---- following a job ---------------------------------------------------------------------
     async def follow(self, job: Any, target: MessageTarget) -> None:
         """Show ``job``'s progress in ``target``, then its result or what went wrong."""
+        bind_job(job.log_fields)  # this task's log lines are the job's
         workflow = job.workflow
         await show_progress(job, target, title=self._title(workflow.name), interval=self.edit_interval,
                             prompt_preview=_prompt_preview(workflow, job.values))
@@ -219,6 +221,7 @@ class Flow:
         message_id = target.message_id
         try:
             await target.replace(**fields)
+            observe_delivered(job)
         except discord.HTTPException as exc:
             log.warning("job %s: could not post its outcome (%s %s)", job.id, exc.status, type(exc).__name__)
             if fields.get("attachments"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -28,6 +29,7 @@ from ..manifest.apply import apply_params
 from ..manifest.catalog import Workflow
 from ..comfy.error_map import map_execution_error, map_rejection
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled, WorkflowRejected
+from .log_context import bind_job, job_fields
 from .follow import BackendLost, PromptFollower, PromptLost, Signal
 from .parts import ImageInput, JobResult, JobSettings, bind_images, collect_outputs, seed_of, spawn, withdraw
 from .progress import TERMINAL_STATES, JobState, ProgressEvent
@@ -65,6 +67,7 @@ class Job:
         self._error: EngineError | None = None
         self._task: asyncio.Task | None = None
         self._t0 = time.monotonic()
+        self.log_fields = job_fields(self.id, workflow.name, owner)  # the job's log lines carry these
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
@@ -96,7 +99,9 @@ class Job:
         return job
 
     def _start(self, coroutine: Any) -> None:
-        self._task = asyncio.create_task(coroutine, name=f"job {self.id}")
+        context = contextvars.copy_context()
+        context.run(bind_job, self.log_fields)
+        self._task = asyncio.create_task(coroutine, name=f"job {self.id}", context=context)
 
     # -- consumer API ---------------------------------------------------------------------
     @property
@@ -260,6 +265,7 @@ class Job:
         self._attach(backend, prompt_id, inbox, graph)
         self._pool.note_submitted(backend, prompt_id)
         self.timings["queued"] = time.time()
+        log.info("job %s queued on backend %s", self.id, backend.name)
         self._record(backend=backend.name, prompt_id=prompt_id, client_id=backend.client.client_id,
                      queued_at=self.timings["queued"], values=self.values, state=JobState.QUEUED.value)
 
@@ -271,6 +277,7 @@ class Job:
 
     def _attach(self, backend: Any, prompt_id: str, inbox: asyncio.Queue, graph: Mapping[str, Any], *,
                 foreign: bool = False) -> None:
+        self.log_fields["backend"] = backend.name
         self._follower = PromptFollower(backend, prompt_id, inbox, graph, settings=self._settings,
                                         outputs=self.workflow.output_nodes(backend.object_info),
                                         publish=self._publish, cancelled=lambda: self._cancel_requested,
@@ -352,6 +359,7 @@ class Job:
             if event.state is JobState.RUNNING and self.state is JobState.QUEUED:
                 self._images.clear()
                 self.timings["started"] = self.timings["started"] or time.time()  # kept across a restart
+                log.info("job %s started", self.id)
                 self._record(state=JobState.RUNNING.value, started_at=self.timings["started"])
             self._emit(event)
 
@@ -378,6 +386,7 @@ class Job:
 
     def _end(self, state: JobState, error: str | None, **record: Any) -> None:
         self.timings["finished"] = time.time()
+        log.info("job %s %s%s", self.id, state.value, f" ({error})" if error else "")
         base = self._follower.tracker.current if self._follower is not None else self.progress
         node = getattr(self._error, "node_id", None) or None
         self._emit(replace(base, state=state, queue_position=None, error=error, failed_node=node,
