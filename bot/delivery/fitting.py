@@ -4,7 +4,8 @@ Discord refuses any file above the interaction's ``filesize_limit`` (10 MiB unle
 every output goes through :func:`fit_file` before upload. Stills are re-compressed losslessly,
 then re-encoded lossy (JPEG, or WebP when they have transparency), then downscaled. Animated
 images stay animated (animated WebP). Videos are transcoded to H.264 MP4 with a bitrate computed
-from their duration; a video that cannot fit is replaced by its first frame. Anything that still
+from their duration; a video that cannot fit is replaced by its first frame. Audio is re-encoded
+to MP3 or Opus at the bitrate its duration allows (``audio.fit_audio``). Anything that still
 cannot fit raises :class:`TooLargeError`, whose message is safe to show to users.
 
 (Uploaded images are checked by the engine: ``engine.images.check_image``.)
@@ -28,6 +29,8 @@ from PIL import Image, ImageSequence
 from engine import IMAGE_FORMATS, human_size
 
 from ..metrics import observe_fitting
+
+from .audio import AudioError, fit_audio
 
 __all__ = [
     "FittedFile",
@@ -96,6 +99,8 @@ def fit_file(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile
                 if getattr(image, "is_animated", False):
                     return _fit_animated(image, filename=filename, limit=limit)
                 return _fit_still_file(image, filename=filename, source_size=len(data), limit=limit)
+        if _looks_like_audio(data, mime):
+            return _fit_audio(data, filename=filename, limit=limit)
         if _looks_like_video(data, mime):
             return _fit_video(data, filename=filename, limit=limit)
     except (OSError, ValueError, EOFError, SyntaxError, KeyError, IndexError, AttributeError) as exc:
@@ -235,6 +240,20 @@ def _fit_animated(image: Image.Image, *, filename: str, limit: int) -> FittedFil
         )
     notice = _describe(encoded, image.size, "animation", limit)
     return FittedFile(encoded.data, _renamed(filename, ".webp"), "image/webp", True, notice)
+
+
+def _looks_like_audio(data: bytes, mime: str) -> bool:
+    # FLAC, MP3 with an ID3 tag, Ogg (Opus/Vorbis), WAV; a video's sound track stays with the video
+    return mime.startswith("audio/") or data[:4] in (b"fLaC", b"OggS") or data[:3] == b"ID3" \
+        or (data[:4] == b"RIFF" and data[8:12] == b"WAVE")
+
+
+def _fit_audio(data: bytes, *, filename: str, limit: int) -> FittedFile:
+    try:
+        fitted = fit_audio(data, filename=filename, limit=limit)
+    except AudioError as exc:
+        raise TooLargeError(f"This audio does not fit Discord's {human_size(limit)} limit ({exc}).") from None
+    return FittedFile(fitted.data, fitted.filename, fitted.mime, True, fitted.notice)
 
 
 def _looks_like_video(data: bytes, mime: str) -> bool:

@@ -11,7 +11,8 @@ restart still land. If the message is gone (deleted by a user), the result is po
 Files: every output is fitted to the upload limit (``fit_file_async``: the interaction's
 ``filesize_limit`` on the token path, the guild's on the bot-token path, 10 MiB by default). A
 batch of several images gets one grid image first, then as many originals as fit in 10 files and
-the request size; what was changed or left out is said in the embed's notes.
+the request size; what was changed or left out is said in the embed's notes. Audio results get a
+waveform picture of their first track as the embed's image (the tracks play as attachments).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import discord
 from engine import JobResult, JobState, OutputFile, Workflow, seed_of
 
 from ..views.buttons import result_view
+from .audio import AudioError, waveform_png
 from .fitting import FittedFile, TooLargeError, fit_file_async, make_grid
 from .render import DESCRIPTION_LIMIT, STATE_COLOURS, TOTAL_LIMIT, clip, embed_size, result_embed
 from .throttle import token_alive
@@ -51,6 +53,7 @@ MAX_FILES = 10  # attachments per message
 REQUEST_LIMIT = 25 * MIB  # Discord's documented cap on one message request
 TEXT_OUTPUT_LIMIT = 1500
 GRID_NAME = "grid.jpg"
+WAVEFORM_NAME = "waveform.png"
 
 
 EDIT_LIMIT_REACHED = 30046  # "Maximum number of edits to messages older than 1 hour reached"
@@ -151,6 +154,18 @@ async def fit_outputs(outputs: Sequence[OutputFile], *, limit: int, request_limi
     return files, notices
 
 
+async def _waveform(outputs: Sequence[OutputFile]) -> bytes | None:
+    """A waveform picture of the first audio output (None without audio, or when it cannot be read)."""
+    audio = next((o for o in outputs if o.kind == "audio"), None)
+    if audio is None:
+        return None
+    try:
+        return await asyncio.to_thread(waveform_png, audio.data)
+    except AudioError as exc:  # the track itself is still delivered (or its own notice says why not)
+        log.warning("no waveform for %s: %s", audio.filename, exc)
+        return None
+
+
 def _with_texts(embed: discord.Embed, texts: Sequence[str]) -> discord.Embed:
     if not texts:
         return embed
@@ -173,6 +188,9 @@ async def result_fields(job_id: str, workflow: Workflow, result: JobResult, *, l
     embed = _with_texts(embed, result.texts)
     if files and fitted[0].mime.startswith("image/"):
         embed.set_image(url=f"attachment://{files[0].filename}")
+    elif len(files) < MAX_FILES and (picture := await _waveform(result.outputs)) is not None:
+        files.append(discord.File(io.BytesIO(picture), filename=_safe_name(WAVEFORM_NAME, taken)))
+        embed.set_image(url=f"attachment://{files[-1].filename}")
     if not result.outputs and not result.texts:
         embed.description = clip((embed.description or "") + "\n*The workflow produced no output.*", DESCRIPTION_LIMIT)
     view = result_view(job_id, workflow, len(result.outputs), actions)

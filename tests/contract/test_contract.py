@@ -150,3 +150,16 @@ async def test_history_and_queue_shapes(stream, client):
     snapshot = await client.queue()
     assert prompt_id not in snapshot
     assert await client.history(str(uuid.uuid4())) is None
+
+
+async def test_model_free_audio_graph_saves_an_mp3_under_audio(stream, client):
+    graph = {"1": {"class_type": "EmptyAudio", "inputs": {"duration": 1.0, "sample_rate": 44100, "channels": 2}},
+             "2": {"class_type": "AudioAdjustVolume", "inputs": {"audio": ["1", 0], "volume": random.randrange(-20, 0)}},
+             "3": {"class_type": "SaveAudioMP3", "inputs": {"audio": ["2", 0], "quality": "128k",
+                                                             "filename_prefix": "contract/audio"}}}
+    prompt_id, seen = await run(stream, client, graph)
+    assert "execution_success" in types(seen)
+    [ref] = (await client.history(prompt_id))["outputs"]["3"]["audio"]
+    assert ref["filename"].endswith(".mp3") and (ref["subfolder"], ref["type"]) == ("contract", "output")
+    data, mime = await client.view(ref["filename"], ref["subfolder"], ref["type"])
+    assert mime == "audio/mpeg" and data[:3] == b"ID3"

@@ -27,7 +27,9 @@ UPLOADED = "example.png"  # a name in the recorded LoadImage list, so combo chec
 TXT2IMG = {"flux", "flux-krea", "hidream", "qwen-image", "z-image-turbo"}
 EDITS = {"edit-flux", "edit-qwen"}
 MODEL_FREE = {"invert", "canvas", "resize", "slow-canvas", "fail"}
-EXPECTED = TXT2IMG | EDITS | MODEL_FREE | {"upscale", "animate"}
+AUDIO = {"music", "sound"}
+WAN22 = {"wan22-i2v", "wan22-t2v"}
+EXPECTED = TXT2IMG | EDITS | MODEL_FREE | AUDIO | WAN22 | {"upscale", "animate"}
 
 
 def _input_spec(class_type: str, name: str):
@@ -98,17 +100,20 @@ def test_commands_group_workflows_like_the_old_bot():
     assert commands["upscale"] == {"upscale"}
     assert commands["animate"] == {"animate"}
     assert commands["test"] == {"slow-canvas", "fail"}
+    assert commands["video"] == WAN22
+    assert commands["music"] == {"music"} and commands["sound"] == {"sound"}
 
 
 @pytest.mark.parametrize("name", sorted(TXT2IMG | EDITS))
 def test_image_results_chain_to_upscale_edits_and_animate(name):
-    assert CATALOG[name].manifest.actions == ["upscale", "edit-flux", "edit-qwen", "animate"]
+    assert CATALOG[name].manifest.actions == ["upscale", "edit-flux", "edit-qwen", "animate", "wan22-i2v"]
 
 
 def test_upscale_chains_to_edits_and_animate_and_video_to_nothing():
-    assert CATALOG["upscale"].manifest.actions == ["edit-flux", "edit-qwen", "animate"]
-    assert CATALOG["animate"].manifest.kind == "video"
-    assert CATALOG["animate"].manifest.actions == []
+    assert CATALOG["upscale"].manifest.actions == ["edit-flux", "edit-qwen", "animate", "wan22-i2v"]
+    for name in ("animate", *WAN22):
+        assert CATALOG[name].manifest.kind == "video"
+        assert CATALOG[name].manifest.actions == []
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

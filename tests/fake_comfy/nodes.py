@@ -18,6 +18,8 @@ from typing import Protocol
 
 from PIL import Image, ImageOps
 
+from .audio import AUDIO_NODES, Audio, placeholder_audio
+
 __all__ = [
     "Latent", "Video", "UpscaleModel", "Opaque", "NodeFailure", "NodeContext", "NodeResult",
     "IMPLEMENTED", "run_generic", "png_bytes",
@@ -33,6 +35,7 @@ class Latent:
     width: int
     height: int
     batch: int = 1
+    seconds: float | None = None  # audio latents (EmptyLatentAudio, EmptyAceStepLatentAudio)
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,7 @@ IMPLEMENTED: dict[str, NodeFn] = {
     "SlowProgress": slow_progress, "FailOnPurpose": fail_on_purpose, "TextOutput": text_output,
     "SaveImageWebsocket": save_image_websocket, "CreateVideo": create_video, "SaveVideo": save_video,
     "SaveWEBM": save_webm, "SaveAnimatedWEBP": save_animated_webp, "SaveAnimatedPNG": save_animated_png,
+    **AUDIO_NODES,
 }
 
 
@@ -269,7 +273,12 @@ def _placeholder(kind: str, inputs: dict) -> object:
         if latent is not None:
             return latent
         size = size or (images[0].size if images else (64, 64))
-        return Latent(size[0], size[1], len(images) if images else batch)
+        seconds = inputs.get("seconds")
+        seconds = float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
+        return Latent(size[0], size[1], len(images) if images else batch, seconds)
+    if kind == "AUDIO":
+        audio = _first(inputs, Audio)
+        return audio if audio is not None else placeholder_audio(latent.seconds if latent and latent.seconds else 1.0)
     if kind == "MASK":
         return [Image.new("L", size or (64, 64), 0)]
     if kind == "VIDEO":

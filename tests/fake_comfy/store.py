@@ -17,7 +17,8 @@ from PIL import Image
 __all__ = ["Files", "History", "FOLDER_TYPES", "ViewError"]
 
 FOLDER_TYPES = ("input", "output", "temp")
-_EXTRA_MIME = {".webp": "image/webp", ".webm": "video/webm", ".mp4": "video/mp4", ".png": "image/png"}
+_EXTRA_MIME = {".webp": "image/webp", ".webm": "video/webm", ".mp4": "video/mp4", ".png": "image/png",
+               ".flac": "audio/flac", ".mp3": "audio/mpeg"}  # as recorded (captures/audio_k.json)
 
 
 class ViewError(Exception):
