@@ -108,32 +108,51 @@ class Settings(BaseSettings):
 
     # Only explicit values: load_settings merges the file and the environment itself, so that
     # both sources are injectable in tests and every problem is reported together.
-    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     discord_token: SecretStr | None = None
+    """The bot token from the Discord developer portal (required to run)."""
     guild_ids: list[int] = []
+    """Guilds whose commands sync instantly (for testing); empty: global commands."""
     backends: list[BackendConfig] = Field(
         default_factory=lambda: [BackendConfig(name="local", url="http://127.0.0.1:8188")], min_length=1
     )
+    """ComfyUI servers, `url` or `name=url`, comma-separated; each job goes to the least busy one that has
+    what its workflow needs."""
     manifests_dir: Path = Path("manifests")
+    """Folder of workflow manifests (`NAME.yaml`)."""
     workflows_dir: Path = Path("workflows")
+    """Folder of ComfyUI API-format graphs (`NAME.json`) the manifests name."""
     db_path: Path = Path("discomfy.sqlite3")
+    """The job database (SQLite); kept inputs and the sync marker live next to it."""
     admin_user_ids: list[int] = []
+    """Users allowed to administer the bot (/admin, other users' jobs)."""
     admin_role_ids: list[int] = []
+    """Roles whose members are admins."""
     rate_per_user: RateLimit = RateLimit(count=5, per_seconds=60)
+    """Jobs one user may start per period, written `COUNT/SECONDS`."""
     rate_global: RateLimit = RateLimit(count=20, per_seconds=60)
+    """Jobs everyone together may start per period."""
     max_concurrent_per_user: int = Field(2, gt=0)
+    """Jobs one user may have unfinished at a time."""
     max_upload_bytes: int = Field(25 * MIB, gt=0)
+    """Largest image a user may upload as a job input, in bytes."""
     max_input_pixels: int = Field(36_000_000, gt=0, le=PILLOW_PIXEL_CEILING)
-    progress_interval: float = Field(2.0, ge=1.5)  # Discord throttles message edits
+    """Largest input image in pixels (width × height), checked before decoding."""
+    progress_interval: float = Field(2.0, ge=1.5)
+    """Seconds between two edits of a job's progress message (Discord throttles edits)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"  # json: one object per line, with the job's fields
-    metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus /metrics and /healthz; off when unset
-    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container
-    # one gateway connection suffices below ~1000 guilds; sharded (or shard_count > 1) runs every
-    # shard in this process (discord.AutoShardedClient; no shard_count: Discord's recommendation)
+    """DEBUG, INFO, WARNING or ERROR."""
+    log_format: Literal["text", "json"] = "text"
+    """`text`, or `json`: one JSON object per line, with the job's id, workflow, user hash and backend."""
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    """Port of the Prometheus `/metrics` and `/healthz` endpoint; unset: off."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics endpoint listens on (`0.0.0.0` in a container)."""
     sharded: bool = False
+    """Run every gateway shard in this process (one connection suffices below about 1000 guilds)."""
     shard_count: int | None = Field(None, ge=1)
+    """Number of shards; unset: Discord's recommendation."""
 
     @classmethod
     def settings_customise_sources(
