@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -109,7 +110,7 @@ def object_info_without(model: str) -> dict:
 
 async def test_a_manifest_needing_a_missing_model_names_it(tmp_path, folders, make_fake_comfy, discord_rest):
     text = (REPO / "manifests" / "upscale.yaml").read_text()  # default model 4x-UltraSharp.pth
-    (folders / "upscale.yaml").write_text(text.replace("actions: [edit-flux, edit-qwen, animate]", "actions: []"))
+    (folders / "upscale.yaml").write_text(re.sub(r"(?m)^actions: .*$", "actions: []", text))
     lacking = await make_fake_comfy(object_info=object_info_without("4x-UltraSharp.pth"))
     found = rows(await run_checks(settings_for(tmp_path, folders, lacking.url), api=discord_rest.api))
     assert found["manifest upscale"] == ("fail", "no server can run it; gpu1 lacks: default '4x-UltraSharp.pth' is "
