@@ -22,7 +22,7 @@ from pathlib import Path, PurePath
 import numpy as np
 from PIL import Image, ImageDraw
 
-from engine.images import human_size
+from engine import human_size
 
 __all__ = ["AudioError", "AudioFit", "MP3_BITRATES", "audio_duration", "fit_audio", "plan_bitrate", "waveform_png"]
 
