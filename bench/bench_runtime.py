@@ -164,7 +164,7 @@ async def with_runtime(backends: int, body):
     with tempfile.TemporaryDirectory() as tmp:
         fakes = await start_fakes(backends, Path(tmp))
         catalog = bench_catalog(Path(tmp))
-        store = JobStore(":memory:")
+        store = await JobStore.open(":memory:")
         urls = [(f"b{i + 1}", str(server.make_url("")).rstrip("/")) for i, (_, server, _) in enumerate(fakes)]
         runtime = Runtime(catalog, backends=urls, store=store)
         await runtime.start()
@@ -175,7 +175,7 @@ async def with_runtime(backends: int, body):
             return result
         finally:
             await runtime.close()
-            store.close()
+            await store.close()
             for _, server, _ in fakes:
                 await server.close()
 
@@ -226,7 +226,7 @@ async def throughput_separate(backends: int, jobs: int) -> tuple[float, int]:
     try:
         urls = json.loads(await proc.stdout.readline())["urls"]
         with tempfile.TemporaryDirectory() as tmp:
-            store = JobStore(":memory:")
+            store = await JobStore.open(":memory:")
             runtime = Runtime(bench_catalog(Path(tmp)), backends=[(f"b{i + 1}", u) for i, u in enumerate(urls)],
                               store=store)
             await runtime.start()
@@ -240,7 +240,7 @@ async def throughput_separate(backends: int, jobs: int) -> tuple[float, int]:
                 assert sockets == [1] * backends, f"websockets per backend: {sockets}"
             finally:
                 await runtime.close()
-                store.close()
+                await store.close()
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if failures:
             print(f"  {len(failures)} jobs failed, e.g. {type(failures[0]).__name__}: {failures[0]}")

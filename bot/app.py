@@ -4,7 +4,7 @@
 
 1. load the catalog from ``manifests_dir``/``workflows_dir``; a broken manifest is logged with its
    ``file:line`` and skipped, the bot starts with the rest;
-2. open the ``JobStore`` (``db_path``) and start the ``Runtime`` on the configured backends, with a
+2. open the ``JobStore`` (``db_path``; already opened by ``login``, before Discord is contacted) and start the ``Runtime`` on the configured backends, with a
    websocket client id kept next to the database so that resumed jobs still get their progress;
 3. build the commands (``Flow`` for jobs, ``InfoCommands`` for the static ones), register the
    persistent buttons and the error funnel;
@@ -35,7 +35,7 @@ import aiohttp
 import discord
 from discord import app_commands
 
-from engine import Catalog, JobSettings, JobStore, Runtime, load_catalog, set_user_salt
+from engine import Catalog, JobSettings, JobStore, Runtime, StoreError, load_catalog, set_user_salt
 
 from .check import DISCORD_API, network_reason, start_gate
 from .views.buttons import install_buttons, resume_modal
@@ -150,7 +150,7 @@ class _DisComfy:
     async def setup_hook(self) -> None:
         settings = self.settings
         self.catalog = load_logged_catalog(settings)
-        self.store = JobStore(str(settings.db_path))
+        await self.open_store()
         backends = [(backend.name, backend.url) for backend in settings.backends]
         caps = JobSettings(max_image_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_input_pixels)
         options = {"client_id": client_id_for(settings.db_path), "settings": caps, **self._runtime_options}
@@ -178,6 +178,17 @@ class _DisComfy:
         port = await self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         activate(self.metrics)
         log.info("metrics on port %d (/metrics, /healthz)", port)
+
+    async def login(self, token: str) -> None:
+        """Open the job store before talking to Discord: a locked or damaged database stops the start
+        (``StoreError``, one line from ``run_bot``) before anything else happens."""
+        await self.open_store()
+        await super().login(token)
+
+    async def open_store(self) -> JobStore:
+        if self.store is None:
+            self.store = await JobStore.open(str(self.settings.db_path))
+        return self.store
 
     def _follow_resumed(self, job: Any) -> None:
         log.info("resuming job %s (%s)", job.id, job.workflow.name)
@@ -212,7 +223,7 @@ class _DisComfy:
             await self.runtime.close()
             self.runtime = None
         if self.store is not None:
-            self.store.close()
+            await self.store.close()
             self.store = None
         await super().close()
 
@@ -334,5 +345,8 @@ def _checked_run(settings: Settings, discord_api: str) -> int:
         return 1
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:  # the network went away since the check
         log.error("cannot reach Discord (%s)", network_reason(exc))
+        return 1
+    except StoreError as exc:  # locked by another program, damaged, or newer than this program
+        log.error("cannot open the job database %s: %s", settings.db_path.name, exc)
         return 1
     return 0

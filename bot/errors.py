@@ -21,17 +21,20 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from engine import ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError, WorkflowRejected
+from engine import ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError, StoreError,
+                    WorkflowRejected
 
 from .delivery.fitting import TooLargeError
 from .commands.options import OptionError
 
-__all__ = ["GENERIC", "UNAVAILABLE", "user_message", "reply_error", "on_error", "install_error_handlers"]
+__all__ = ["GENERIC", "UNAVAILABLE", "STORE_DOWN", "ANSWER_WAIT", "user_message", "reply_error", "on_error", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
 GENERIC = "Something went wrong."
 UNAVAILABLE = "No ComfyUI server is available right now — try again later."
+STORE_DOWN = "The bot's job database is not available right now — try again in a moment."
+ANSWER_WAIT = 2.0  # seconds a job-database read may take before an interaction's first answer (Discord: 3 s)
 MESSAGE_LIMIT = 2000
 _SECONDS = re.compile(r"(\d+(?:\.\d+)?) ?s\b")
 
@@ -86,6 +89,9 @@ def user_message(exc: BaseException) -> str:
         case ComfyUnavailable():
             log.warning("no ComfyUI server for a request: %s", exc)
             text = UNAVAILABLE
+        case StoreError():
+            log.warning("job database unavailable for a request: %s", exc)
+            text = STORE_DOWN
         case _:
             text = _discord_text(exc)
             if text is None:

@@ -20,6 +20,9 @@ from .errors import (
     JobCancelled,
     ManifestError,
     ParamError,
+    StoreBusy,
+    StoreCorrupt,
+    StoreError,
     WorkflowRejected,
 )
 from .images import IMAGE_FORMATS, human_size
@@ -93,6 +96,9 @@ __all__ = [
     "human_size",
     # errors
     "EngineError",
+    "StoreError",
+    "StoreBusy",
+    "StoreCorrupt",
     "Issue",
     "ManifestError",
     "ParamError",

@@ -9,6 +9,9 @@
     - ``WorkflowRejected``   400 from ``POST /prompt``; ``problems`` are mapped to params
     - ``ExecutionFailed``    ``execution_error`` while running
     - ``JobCancelled``       interrupted or removed from the queue
+  - ``StoreError``      the job database cannot be used (cannot open, a write failed)
+    - ``StoreBusy``          locked by another program past the retries
+    - ``StoreCorrupt``       not a database, or damaged
 
 No aiohttp, pydantic or ruamel exception escapes ``engine``: they are translated at the boundary.
 Messages never contain server URLs, tokens or raw user input beyond the parameter name.
@@ -29,6 +32,9 @@ __all__ = [
     "WorkflowRejected",
     "ExecutionFailed",
     "JobCancelled",
+    "StoreError",
+    "StoreBusy",
+    "StoreCorrupt",
 ]
 
 
@@ -116,3 +122,15 @@ class ExecutionFailed(ComfyError):
 
 class JobCancelled(ComfyError):
     """The job was interrupted while running or removed from the queue."""
+
+
+class StoreError(EngineError):
+    """The job database cannot be used: it cannot be opened, is newer than this program, or a call failed."""
+
+
+class StoreBusy(StoreError):
+    """The job database stayed locked by another program past the retries."""
+
+
+class StoreCorrupt(StoreError):
+    """The job database file is not a database, or is damaged."""

@@ -81,14 +81,15 @@ class Runtime:
         live = {p.choices_from: self.pool.choices(p.choices_from) for p in wf.manifest.params.values()
                 if getattr(p, "choices_from", None)}
         live = {source: choices for source, choices in live.items() if choices}
-        job = Job.submit(wf, values, pool=self.pool, store=self.store, settings=self.settings, images=images,
+        job = await Job.submit(wf, values, pool=self.pool, store=self.store, settings=self.settings, images=images,
                          live=live, owner=owner, extra=extra)
         self._track(job)
         return job
 
-    def get(self, job_id: str) -> JobRecord | None:
-        """The stored record of a job (also of finished jobs and after a restart)."""
-        return self.store.get(job_id)
+    async def get(self, job_id: str, *, timeout: float | None = None) -> JobRecord | None:
+        """The stored record of a job (also of finished jobs and after a restart); ``timeout`` bounds
+        the wait on a locked database (``StoreBusy`` past it)."""
+        return await self.store.get(job_id, timeout=timeout)
 
     def job(self, job_id: str) -> Job | None:
         """The live job, while it is in flight in this process."""
@@ -101,11 +102,11 @@ class Runtime:
     async def resume(self) -> list[Job]:
         """Follow again every unfinished job of the store (after a restart); returns the resumed jobs."""
         resumed = []
-        for record in self.store.unfinished():
+        for record in await self.store.unfinished():
             if record.job_id in self._jobs:
                 continue
             if record.manifest not in self.catalog:
-                self.store.update(record.job_id, state=JobState.FAILED.value, finished_at=time.time(),
+                await self.store.set(record.job_id, state=JobState.FAILED.value, finished_at=time.time(),
                                   error=f"lost during restart (workflow {record.manifest} no longer exists)")
                 continue
             job = Job.resume(self.catalog[record.manifest], record, pool=self.pool, store=self.store,

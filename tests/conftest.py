@@ -38,3 +38,6 @@ async def make_fake_comfy(aiohttp_server, tmp_path):
 async def fake_comfy(make_fake_comfy) -> FakeServer:
     """One fake ComfyUI; SlowProgress steps take 5 % of their stated time."""
     return await make_fake_comfy()
+
+
+from tests.storekit import postgres_server, store_url  # noqa: E402,F401  (fixtures for every test folder)

@@ -10,6 +10,7 @@ only admins see those names.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Awaitable
@@ -17,9 +18,10 @@ from typing import Any, Awaitable
 import discord
 from discord import app_commands
 
-from engine import BackendStatus, Catalog, JobRecord, JobStore, Param, Runtime, Workflow
+from engine import BackendStatus, Catalog, JobRecord, JobStore, Param, Runtime, StoreError, Workflow
 
 from ..config import Settings
+from ..errors import ANSWER_WAIT
 from .options import option_params
 from ..delivery.render import DESCRIPTION_LIMIT, clip, format_duration
 
@@ -36,6 +38,8 @@ __all__ = [
 ]
 
 AppCommand = app_commands.Command | app_commands.Group
+log = logging.getLogger(__name__)
+
 PAGE_LIMIT = DESCRIPTION_LIMIT - 96  # room for a "page 2/3" line and clipping slack
 MAX_PAGES = 5  # one response + four followups, then the user is pointed elsewhere
 LABEL_LIMIT = 100  # autocomplete choice names
@@ -228,7 +232,7 @@ class InfoCommands:
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     async def cancel(self, interaction: discord.Interaction, job_id: str) -> None:
-        record = self._runtime.get(job_id)
+        record = await self._runtime.get(job_id, timeout=ANSWER_WAIT)
         if record is None or record.owner != str(interaction.user.id):
             await interaction.response.send_message("You have no job with that id.", ephemeral=True)
         elif record.finished:
@@ -236,10 +240,15 @@ class InfoCommands:
         else:
             await self._cancel(interaction, job_id)
 
-    def user_jobs(self, user_id: int) -> list[tuple[str, str]]:
-        """``(job_id, label)`` of the user's queued and running jobs, newest first."""
+    async def user_jobs(self, user_id: int) -> list[tuple[str, str]]:
+        """``(job_id, label)`` of the user's queued and running jobs, newest first (none while the
+        job database is unavailable: autocomplete must answer within 3 s)."""
         now = time.time()
-        records = self._store.recent(owner=str(user_id), limit=RECENT_JOBS)
+        try:
+            records = await self._store.recent(owner=str(user_id), limit=RECENT_JOBS, timeout=ANSWER_WAIT)
+        except StoreError as exc:
+            log.warning("cannot list the jobs of a user for autocomplete (%s)", exc)
+            return []
         return [(r.job_id, job_label(r, self._catalog, now)) for r in records
                 if not r.finished]
 

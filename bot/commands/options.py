@@ -15,10 +15,11 @@ matches first, at most 25 suggestions, each name and value ≤ 100 characters (D
 
 from __future__ import annotations
 
+import inspect
 import keyword
 import math
 import re
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import discord
 from discord import app_commands
@@ -44,6 +45,7 @@ MAX_SUGGESTIONS = 25  # Discord: an autocomplete answer holds at most 25 choices
 MAX_CHOICE_CHARS = limits.MAX_CHOICE_VALUE_LENGTH  # choice names and string values
 
 LiveChoices = Callable[[str], Sequence[str]]
+Candidates = Sequence[tuple[str, str]] | Awaitable[Sequence[tuple[str, str]]]
 
 _OPTION_TYPES = {
     "text": AppCommandOptionType.string,
@@ -214,7 +216,7 @@ class PickOption(app_commands.Transformer):
     With ``strict``, ``transform`` refuses a value that is not one of the candidates' values.
     """
 
-    def __init__(self, name: str, candidates: Callable[[discord.Interaction], Sequence[tuple[str, str]]],
+    def __init__(self, name: str, candidates: Callable[[discord.Interaction], Candidates],
                  *, strict: bool, problem: str = "is not one of the offered values"):
         self.name = name
         self._candidates = candidates
@@ -233,10 +235,14 @@ class PickOption(app_commands.Transformer):
     def _error_display_name(self) -> str:
         return self.name
 
+    async def _offered(self, interaction: discord.Interaction) -> Sequence[tuple[str, str]]:
+        candidates = self._candidates(interaction)
+        return await candidates if inspect.isawaitable(candidates) else candidates
+
     async def transform(self, interaction: discord.Interaction, value: Any, /) -> str:
-        if self._strict and value not in {v for _, v in self._candidates(interaction)}:
+        if self._strict and value not in {v for _, v in await self._offered(interaction)}:
             raise OptionError(value, self, ParamError(self.name, self._problem))
         return value
 
     async def autocomplete(self, interaction: discord.Interaction, value: str, /) -> list[app_commands.Choice]:
-        return rank_choices(self._candidates(interaction), value)
+        return rank_choices(await self._offered(interaction), value)

@@ -58,7 +58,7 @@ class CommandHooks:
     choices: Callable[[Interaction, str, str | None], Awaitable[None]]
     cancel: Callable[[Interaction, str], Awaitable[None]]
     live_choices: Callable[[str], Sequence[str]]
-    user_jobs: Callable[[int], Sequence[tuple[str, str]]]
+    user_jobs: Callable[[int], Awaitable[Sequence[tuple[str, str]]]]
 
 
 def inert_hooks() -> CommandHooks:
@@ -67,8 +67,11 @@ def inert_hooks() -> CommandHooks:
     async def nothing(*_: Any) -> None:
         return None
 
+    async def no_jobs(_: int) -> list[tuple[str, str]]:
+        return []
+
     return CommandHooks(run=nothing, setup=nothing, help=nothing, status=nothing, workflows=nothing,
-                        choices=nothing, cancel=nothing, live_choices=lambda _: [], user_jobs=lambda _: [])
+                        choices=nothing, cancel=nothing, live_choices=lambda _: [], user_jobs=no_jobs)
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,10 @@ def _static_commands(catalog: Catalog, hooks: CommandHooks) -> list[app_commands
                       if getattr(p, "choices_from", None)})
     source = PickOption("source", lambda _: [(s, s) for s in sources], strict=True,
                         problem="is not a list any workflow uses")
-    job = PickOption("job", lambda i: [(label, job_id) for job_id, label in hooks.user_jobs(i.user.id)], strict=False)
+    async def user_jobs(interaction: Interaction) -> list[tuple[str, str]]:
+        return [(label, job_id) for job_id, label in await hooks.user_jobs(interaction.user.id)]
+
+    job = PickOption("job", user_jobs, strict=False)
 
     def call(hook: Callable[[Interaction], Awaitable[None]]):
         return lambda interaction, _: hook(interaction)

@@ -31,14 +31,14 @@ from typing import Any, Callable, Mapping
 
 import discord
 
-from engine import Catalog, JobCancelled, JobState, ParamError, Workflow, bind_job, resolve_values
+from engine import Catalog, JobCancelled, JobState, ParamError, StoreError, Workflow, bind_job, resolve_values
 
 from ..views.buttons import NOT_OWNER, UNKNOWN_JOB, ButtonHooks, JobInfo
 from ..commands.slash import CommandHooks
 from ..config import Settings
 from ..delivery.message import MessageTarget, failure_fields, result_fields
 from ..metrics import observe_delivered
-from ..errors import on_error, user_message
+from ..errors import ANSWER_WAIT, on_error, user_message
 from .guards import ConcurrencyCap, RateLimiter, check_access, check_rate
 from .inputs import PLACEHOLDER, InputFolder, OutputSource, check_image_source, read_images, stored_inputs
 from ..delivery.progress import show_progress
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 Interaction = discord.Interaction
 NOT_RUNNING = "This job is not running any more."
 NOTHING_HERE = "None of these workflows is available here."
+NOT_SAVED = "⚠️ This job could not be saved in the bot's job database; its buttons may not work after a restart."
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class Flow:
 
     async def job_info(self, job_id: str) -> JobInfo | None:
         """A stored job as buttons see it: image params hold their ``StoredInput``."""
-        record = self.runtime.get(job_id)
+        record = await self.runtime.get(job_id, timeout=ANSWER_WAIT)
         workflow = self.workflow(record.manifest) if record is not None else None
         if workflow is None:
             return None
@@ -143,7 +144,7 @@ class Flow:
 
     async def _start(self, interaction: Interaction, workflow: Workflow, values: dict[str, Any],
                      extra: dict[str, Any]) -> None:
-        refusal = access_refusal(interaction, workflow) or self._value_problem(workflow, values)
+        refusal = access_refusal(interaction, workflow) or await self._value_problem(workflow, values)
         if refusal:
             await _tell(interaction, refusal)
             return
@@ -162,21 +163,21 @@ class Flow:
         finally:
             self.guards.cap.release(user, ticket)
 
-    def _value_problem(self, workflow: Workflow, values: Mapping[str, Any]) -> str | None:
+    async def _value_problem(self, workflow: Workflow, values: Mapping[str, Any]) -> str | None:
         """The first problem with ``values`` found without any I/O beyond the job store."""
         plain = {}
         try:
             for name, value in values.items():
                 param = workflow.manifest.params.get(name)
                 if param is not None and param.type == "image":
-                    check_image_source(name, value, runtime=self.runtime, folder=self.inputs,
-                                       max_bytes=self.settings.max_upload_bytes)
+                    await check_image_source(name, value, runtime=self.runtime, folder=self.inputs,
+                                             max_bytes=self.settings.max_upload_bytes, wait=ANSWER_WAIT)
                     plain[name] = None if value is None else PLACEHOLDER
                 else:
                     plain[name] = value
             resolve_values(workflow, plain)
-        except ParamError as exc:
-            return str(exc)
+        except (ParamError, StoreError) as exc:
+            return user_message(exc)
         return None
 
     async def _target(self, interaction: Interaction, workflow: Workflow) -> MessageTarget:
@@ -198,6 +199,12 @@ class Flow:
             self.inputs.keep(image.data)
         await self.follow(job, target)
 
+    async def _remember_message(self, job_id: str, message_id: int) -> None:
+        try:
+            await self.runtime.store.merge_extra(job_id, {"message_id": message_id})
+        except Exception as exc:  # the outcome is posted: its buttons still work, a restart may not find it
+            log.error("job %s: cannot save its new message id (%s: %s)", job_id, type(exc).__name__, exc)
+
     @staticmethod
     def _target_extra(target: MessageTarget) -> dict[str, Any]:
         return {"channel_id": target.channel_id, "message_id": target.message_id, "guild_id": target.guild_id,
@@ -218,6 +225,8 @@ class Flow:
             fields = failure_fields(job.id, workflow, "Cancelled.", cancelled=True)
         except Exception as exc:  # EngineError, TooLargeError; anything else is logged by user_message
             fields = failure_fields(job.id, workflow, user_message(exc))
+        if getattr(job, "unsaved", None):
+            fields["content"] = NOT_SAVED
         message_id = target.message_id
         try:
             await target.replace(**fields)
@@ -227,7 +236,7 @@ class Flow:
             if fields.get("attachments"):
                 await target.replace(**failure_fields(job.id, workflow, "The result could not be uploaded to Discord."))
         if target.message_id != message_id:  # posted anew: buttons and restarts should find the new one
-            self.runtime.store.merge_extra(job.id, {"message_id": target.message_id})
+            await self._remember_message(job.id, target.message_id)
 
     async def follow_resumed(self, client: discord.Client, job: Any) -> None:
         """After a restart: finish ``job``'s message with the bot token (the interaction is gone)."""
@@ -244,7 +253,7 @@ class Flow:
     # ---- other hooks -------------------------------------------------------------------------
     async def cancel(self, interaction: Interaction, job_id: str) -> None:
         """Cancel a queued or running job (its owner or an admin)."""
-        record = self.runtime.get(job_id)
+        record = await self.runtime.get(job_id, timeout=ANSWER_WAIT)
         if record is None:
             await _tell(interaction, UNKNOWN_JOB)
             return

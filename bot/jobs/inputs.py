@@ -96,7 +96,8 @@ def stored_inputs(extra: Mapping[str, Any], workflow: Workflow) -> dict[str, Sto
     return found
 
 
-def check_image_source(name: str, value: Any, *, runtime: Any, folder: InputFolder, max_bytes: int) -> None:
+async def check_image_source(name: str, value: Any, *, runtime: Any, folder: InputFolder, max_bytes: int,
+                             wait: float | None = None) -> None:
     """Cheap checks (no download) of an image param's value; ``ParamError`` names the param."""
     if isinstance(value, discord.Attachment):
         if value.size > max_bytes:
@@ -105,7 +106,7 @@ def check_image_source(name: str, value: Any, *, runtime: Any, folder: InputFold
         if not folder.has(value.sha256):
             raise ParamError(name, NOT_KEPT)
     elif isinstance(value, OutputSource):
-        record = runtime.get(value.job_id)
+        record = await runtime.get(value.job_id, timeout=wait)
         if record is None or not 1 <= value.index <= len(record.outputs):
             raise ParamError(name, UNKNOWN_RESULT)
     elif value is not None:  # a bare server file name: it may not exist on the backend that runs the job
@@ -155,7 +156,7 @@ async def _image_bytes(name: str, value: Any, runtime: Any, folder: InputFolder)
 
 async def output_bytes(name: str, source: OutputSource, runtime: Any) -> bytes:
     """Fetch a previous job's output again from the backend that made it."""
-    record = runtime.get(source.job_id)
+    record = await runtime.get(source.job_id)
     if record is None or not 1 <= source.index <= len(record.outputs):
         raise ParamError(name, UNKNOWN_RESULT)
     ref = OutputRef.from_dict(record.outputs[source.index - 1])

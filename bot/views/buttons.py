@@ -19,8 +19,9 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import discord
 
-from engine import Workflow, discord_limits as limits
+from engine import StoreError, Workflow, discord_limits as limits
 
+from ..errors import STORE_DOWN
 from .modals import (FIELDS_PER_MODAL, LiveChoices, ModalId, ParamModal, from_earlier_run, new_nonce, page_title,
                      parse_modal_custom_id, raw_modal_values)
 
@@ -107,7 +108,11 @@ async def _context(interaction: discord.Interaction, job_id: str, *, owner_only:
     if hooks is None:
         await _tell(interaction, UNAVAILABLE)
         return None
-    job = await hooks.job(job_id)
+    try:
+        job = await hooks.job(job_id)
+    except StoreError:
+        await _tell(interaction, STORE_DOWN)
+        return None
     if job is None:
         await _tell(interaction, UNKNOWN_JOB)
         return None

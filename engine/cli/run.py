@@ -231,7 +231,7 @@ async def execute(request: RunRequest, view: Any) -> RunOutcome:
 
     images = _read_images(request.images)
     catalog = Catalog(MappingProxyType({request.workflow.name: request.workflow}))
-    store = JobStore(":memory:")
+    store = await JobStore.open(":memory:")
     runtime = Runtime(catalog, backends=request.servers, store=store)
     try:
         await runtime.start()
@@ -242,7 +242,7 @@ async def execute(request: RunRequest, view: Any) -> RunOutcome:
     finally:
         view.close()
         await runtime.close()
-        store.close()
+        await store.close()
     return _save(request, job.id, result)
 
 

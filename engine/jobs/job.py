@@ -3,7 +3,8 @@
 A job's task runs: pick a backend → upload image params → ``POST /prompt`` with our own prompt_id
 (subscribed to the backend's websocket first) → feed every message to a ``ProgressTracker``
 (plus ``GET /queue`` snapshots for the queue position while queued) → on DONE read ``/history``
-and download the outputs. Each state change is written to the ``JobStore``.
+and download the outputs. Each state change is written to the ``JobStore`` (``Journal``: a write
+that fails is logged and shown as ``unsaved``, never the end of the job).
 
 Faults: a 5xx/unreachable server at submit is retried once on another backend; a backend that
 goes down moves the job, while still queued, to another backend (images are kept in memory until
@@ -33,7 +34,8 @@ from .log_context import bind_job, job_fields
 from .follow import BackendLost, PromptFollower, PromptLost, Signal
 from .parts import ImageInput, JobResult, JobSettings, bind_images, collect_outputs, seed_of, spawn, withdraw
 from .progress import TERMINAL_STATES, JobState, ProgressEvent
-from .store import JobRecord, JobStore
+from .journal import Journal
+from .records import JobRecord
 
 __all__ = ["Job", "JobResult", "ImageInput", "JobSettings"]
 
@@ -45,7 +47,7 @@ LOST = "lost during restart"
 class Job:
     """A job in flight; ``events()`` and ``result()`` for consumers, ``cancel()`` to stop it."""
 
-    def __init__(self, workflow: Workflow, values: dict[str, Any], *, pool: Any, store: JobStore,
+    def __init__(self, workflow: Workflow, values: dict[str, Any], *, pool: Any, store: Any,
                  settings: JobSettings, job_id: str | None = None, images: Mapping[str, ImageInput] | None = None,
                  owner: str | None = None, extra: Mapping[str, Any] | None = None):
         self.id = job_id or uuid.uuid4().hex
@@ -58,7 +60,8 @@ class Job:
         self.progress = ProgressEvent(JobState.QUEUED)
         self.timings: dict[str, float | None] = {"created": time.time(), "queued": None, "started": None,
                                                  "finished": None}
-        self._pool, self._store, self._settings = pool, store, settings
+        self._pool, self._settings = pool, settings
+        self._journal = Journal(store, self.id)
         self._images = dict(images or {})
         self._graph: dict = {}
         self._listeners: list[asyncio.Queue] = []
@@ -71,7 +74,7 @@ class Job:
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
-    def submit(cls, workflow: Workflow, values: Mapping[str, Any], *, pool: Any, store: JobStore,
+    async def submit(cls, workflow: Workflow, values: Mapping[str, Any], *, pool: Any, store: Any,
                settings: JobSettings, images: Mapping[str, ImageInput] | None = None,
                live: Mapping[str, Any] | None = None, owner: str | None = None,
                extra: Mapping[str, Any] | None = None) -> Job:
@@ -82,13 +85,13 @@ class Job:
         job = cls(workflow, dict(applied.values), pool=pool, store=store, settings=settings, images=images,
                   owner=owner, extra=extra)
         job._graph = applied.graph
-        store.create(JobRecord(job.id, workflow.name, values=job.values, seed=seed_of(workflow, job.values),
-                               owner=owner, extra=job.extra, created_at=job.timings["created"]))
+        job._journal.create(JobRecord(job.id, workflow.name, values=job.values, owner=owner, extra=job.extra,
+                                            seed=seed_of(workflow, job.values), created_at=job.timings["created"]))
         job._start(job._run_new())
         return job
 
     @classmethod
-    def resume(cls, workflow: Workflow, record: JobRecord, *, pool: Any, store: JobStore,
+    def resume(cls, workflow: Workflow, record: JobRecord, *, pool: Any, store: Any,
                settings: JobSettings) -> Job:
         """Follow (or resubmit) a job the store says is unfinished, after a restart."""
         job = cls(workflow, dict(record.values), pool=pool, store=store, settings=settings, job_id=record.job_id,
@@ -120,6 +123,11 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.progress.finished
+
+    @property
+    def unsaved(self) -> str | None:
+        """Why the job store is behind this job (a write failed), or None."""
+        return self._journal.unsaved
 
     async def events(self) -> AsyncIterator[ProgressEvent]:
         """The latest event, then every new one, ending after the terminal event."""
@@ -181,7 +189,7 @@ class Job:
         if record.prompt_id and record.backend:
             await self._guarded(lambda: self._reattach(record), budget)
         elif self.workflow.manifest.image_params:
-            self._end_failed(ComfyUnavailable(f"{LOST} (its input image is gone)"))
+            await self._end_failed(ComfyUnavailable(f"{LOST} (its input image is gone)"))
         else:
             await self._guarded(self._resubmit, budget)
 
@@ -197,23 +205,23 @@ class Job:
                 await start()
                 await self._follow()
                 if self._follower is not None and self._follower.state is JobState.DONE:
-                    self._end_done(*await self._collect())
+                    await self._end_done(*await self._collect())
                 else:
-                    self._end_from_tracker()
+                    await self._end_from_tracker()
         except TimeoutError as exc:
             if not deadline.expired():
-                self._end_failed(exc if isinstance(exc, ComfyTimeout) else ComfyTimeout("the server took too long"))
+                await self._end_failed(exc if isinstance(exc, ComfyTimeout) else ComfyTimeout("the server took too long"))
                 return
             if self._follower is not None:
                 await self._follower.withdraw(cancelled=False)
-            self._end_failed(ComfyTimeout(f"the job took longer than {self.workflow.manifest.timeout} s"))
+            await self._end_failed(ComfyTimeout(f"the job took longer than {self.workflow.manifest.timeout} s"))
         except EngineError as exc:
-            self._end_failed(exc)
+            await self._end_failed(exc)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave the job hanging forever
             log.exception("job %s crashed", self.id)
-            self._end_failed(ComfyUnavailable(f"the job crashed ({type(exc).__name__})"))
+            await self._end_failed(ComfyUnavailable(f"the job crashed ({type(exc).__name__})"))
         finally:
             if self.finished:
                 self._images.clear()
@@ -266,7 +274,7 @@ class Job:
         self._pool.note_submitted(backend, prompt_id)
         self.timings["queued"] = time.time()
         log.info("job %s queued on backend %s", self.id, backend.name)
-        self._record(backend=backend.name, prompt_id=prompt_id, client_id=backend.client.client_id,
+        self._journal.post(backend=backend.name, prompt_id=prompt_id, client_id=backend.client.client_id,
                      queued_at=self.timings["queued"], values=self.values, state=JobState.QUEUED.value)
 
     def _check_cancel(self, backend: Any = None, prompt_id: str | None = None) -> None:
@@ -360,7 +368,7 @@ class Job:
                 self._images.clear()
                 self.timings["started"] = self.timings["started"] or time.time()  # kept across a restart
                 log.info("job %s started", self.id)
-                self._record(state=JobState.RUNNING.value, started_at=self.timings["started"])
+                self._journal.post(state=JobState.RUNNING.value, started_at=self.timings["started"])
             self._emit(event)
 
     def _emit(self, event: ProgressEvent) -> None:
@@ -368,34 +376,29 @@ class Job:
         for listener in self._listeners:
             listener.put_nowait(self.progress)
 
-    def _end_from_tracker(self) -> None:
+    async def _end_from_tracker(self) -> None:
         follower = self._follower
         if follower is not None and follower.state is JobState.FAILED:
-            self._end_failed(map_execution_error(self.workflow, follower.graph, follower.error_data))
+            await self._end_failed(map_execution_error(self.workflow, follower.graph, follower.error_data))
         else:
-            self._end_failed(JobCancelled("cancelled" if self._cancel_requested else "interrupted on the server"))
+            await self._end_failed(JobCancelled("cancelled" if self._cancel_requested else "interrupted on the server"))
 
-    def _end_done(self, result: JobResult, outputs: list[dict]) -> None:
+    async def _end_done(self, result: JobResult, outputs: list[dict]) -> None:
         self._result = result
-        self._end(JobState.DONE, None, outputs=outputs)
+        await self._end(JobState.DONE, None, outputs=outputs)
 
-    def _end_failed(self, error: EngineError) -> None:
+    async def _end_failed(self, error: EngineError) -> None:
         self._error = error
         state = JobState.CANCELLED if isinstance(error, JobCancelled) else JobState.FAILED
-        self._end(state, None if state is JobState.CANCELLED else str(error))
+        await self._end(state, None if state is JobState.CANCELLED else str(error))
 
-    def _end(self, state: JobState, error: str | None, **record: Any) -> None:
+    async def _end(self, state: JobState, error: str | None, **record: Any) -> None:
+        """Record the end (before anyone hears of it: ``unsaved`` is known then), then publish it."""
         self.timings["finished"] = time.time()
         log.info("job %s %s%s", self.id, state.value, f" ({error})" if error else "")
+        await self._journal.finish(state=state.value, error=error, finished_at=self.timings["finished"], **record)
         base = self._follower.tracker.current if self._follower is not None else self.progress
         node = getattr(self._error, "node_id", None) or None
         self._emit(replace(base, state=state, queue_position=None, error=error, failed_node=node,
                            percent=100.0 if state is JobState.DONE else base.percent, eta_seconds=None))
-        self._record(state=state.value, error=error, finished_at=self.timings["finished"], **record)
         self._unsubscribe()
-
-    def _record(self, **changes: Any) -> None:
-        try:
-            self._store.set(self.id, **changes)
-        except Exception as exc:  # the store must never kill a job
-            log.error("job %s: cannot update the store (%s)", self.id, type(exc).__name__)

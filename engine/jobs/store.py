@@ -1,260 +1,175 @@
-"""The job store: every job, its values, backend, prompt_id, outcome and the bot's extras, in SQLite.
+"""The job store: every job, its values, backend, prompt_id, outcome and the bot's extras.
 
-Embedded (stdlib ``sqlite3``), WAL mode, one row per job. Calls take well under a millisecond to a
-few milliseconds, so the methods are synchronous; run them in ``asyncio.to_thread`` if ever needed
-(a lock makes one ``JobStore`` safe to share between threads). Several ``JobStore`` objects (or
-processes) may open the same file: SQLite serialises the writers, ``merge_extra`` is atomic.
+Async: every method is a coroutine and the database works off the event loop (SQLite on its own
+threads, see ``sqlite_db``), so a slow or locked database delays only the callers that need it.
+``await JobStore.open(url)`` opens (and migrates) the database ``url`` names: a file path or
+``":memory:"`` for SQLite, the zero-setup default. Several stores (or processes) may share one
+database: writes are single statements, and ``merge_extra`` is a compare-and-swap, so no writer's
+keys are lost. The job runner's hot path posts its writes (``post_create``, ``post_set``: queued in
+order with every other call, nobody waits, a failure is reported to ``on_failure``) and awaits only
+the last one (``set``), so a job pays one wait on the database, at its end.
 
-JSON columns never crash a read: a value that does not decode comes back as ``{}`` / ``[]``.
-The schema version lives in ``PRAGMA user_version``; ``MIGRATIONS[i]`` upgrades version ``i`` to
-``i + 1``. To change the schema append a migration, never edit an old one. The bot keeps its own
-data (channel, message ids, interaction info) in ``extra``.
+What a row holds and how a damaged one reads is ``records``' business; the schema and its one
+migration path are in ``schema``. Every failure is a ``StoreError`` (``StoreBusy`` when the
+database stayed locked past the retries, ``StoreCorrupt`` when it is damaged), except
+``ValueError`` for a taken job id and ``TypeError`` for a field that cannot be set.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict
+from typing import Any, Protocol
 
-from .progress import TERMINAL_STATES, JobState
+from ..errors import StoreBusy, StoreCorrupt, StoreError
+from .records import COLUMNS, FINISHED_STATES, JobRecord, check_changes, from_row, to_row
+from .schema import MIGRATIONS, Migration
 
-__all__ = ["JobRecord", "JobStore", "MIGRATIONS", "StoreError"]
+__all__ = ["JobRecord", "JobStore", "Database", "MIGRATIONS", "StoreError", "StoreBusy", "StoreCorrupt"]
 
 log = logging.getLogger(__name__)
 
-Migration = Callable[[sqlite3.Connection], None]
+Rows = list[dict[str, Any]]
+OnFailure = Callable[[BaseException], None]
+_CAS_ATTEMPTS = 50
 
 
-class StoreError(RuntimeError):
-    """The database cannot be used (e.g. it was written by a newer version)."""
+class Database(Protocol):
+    """What the store needs of a database: single statements with ``?`` placeholders, off the loop."""
+
+    dialect: str
+
+    async def migrate(self, migrations: Sequence[Migration]) -> None: ...
+
+    async def fetch(self, sql: str, params: Sequence[Any] = (), *, timeout: float | None = None,
+                    write: bool = False) -> Rows: ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = (), *, timeout: float | None = None) -> int: ...
+
+    def post(self, sql: str, params: Sequence[Any], on_failure: OnFailure) -> None: ...
+
+    async def close(self) -> None: ...
 
 
-@dataclass
-class JobRecord:
-    """One job as stored. Times are Unix seconds; ``state`` is a ``JobState`` value or a runner's own."""
+def database_for(url: str, *, retry_for: float = 20.0) -> Database:
+    """The database ``url`` names: ``postgresql://…`` (or ``postgres://…``), else an SQLite path."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres_db import PostgresDatabase
 
-    job_id: str
-    manifest: str
-    values: dict[str, Any] = field(default_factory=dict)
-    seed: int | None = None
-    backend: str | None = None
-    prompt_id: str | None = None
-    client_id: str | None = None
-    state: str = JobState.QUEUED.value
-    error: str | None = None
-    created_at: float = field(default_factory=time.time)
-    queued_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    owner: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+        return PostgresDatabase(url, retry_for=retry_for)
+    from .sqlite_db import SqliteDatabase
 
-    @property
-    def finished(self) -> bool:
-        return self.state in TERMINAL_STATES
-
-
-_FIELDS = tuple(f.name for f in fields(JobRecord))
-_JSON_FIELDS = {"values": dict, "outputs": list, "extra": dict}
-_COLUMNS = {name: f"{name}_json" if name in _JSON_FIELDS else name for name in _FIELDS}
-_FINISHED = tuple(sorted(str(state) for state in TERMINAL_STATES))
-
-
-def _create_v1(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE jobs (
-            job_id TEXT PRIMARY KEY,
-            manifest TEXT NOT NULL,
-            values_json TEXT NOT NULL DEFAULT '{}',
-            seed TEXT,                      -- TEXT: ComfyUI seeds go up to 2**64 - 1
-            backend TEXT,
-            prompt_id TEXT,
-            client_id TEXT,
-            state TEXT NOT NULL,
-            error TEXT,
-            created_at REAL NOT NULL,
-            queued_at REAL,
-            started_at REAL,
-            finished_at REAL,
-            outputs_json TEXT NOT NULL DEFAULT '[]',
-            owner TEXT,
-            extra_json TEXT NOT NULL DEFAULT '{}'
-        )"""
-    )
-    db.execute("CREATE INDEX jobs_state ON jobs (state)")
-    db.execute("CREATE INDEX jobs_owner_created ON jobs (owner, created_at)")
-    db.execute("CREATE INDEX jobs_created ON jobs (created_at)")
-
-
-MIGRATIONS: tuple[Migration, ...] = (_create_v1,)
+    return SqliteDatabase(url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url,
+                          retry_for=retry_for)
 
 
 class JobStore:
-    """Jobs in one SQLite file (or ``":memory:"``)."""
+    """Jobs in one database; build it with ``await JobStore.open(url)``."""
 
-    def __init__(self, path: str, *, migrations: Sequence[Migration] = MIGRATIONS, timeout: float = 10.0):
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
+    def __init__(self, db: Database):
+        self.db = db
+
+    @classmethod
+    async def open(cls, url: str = ":memory:", *, migrations: Sequence[Migration] = MIGRATIONS,
+                   retry_for: float = 20.0) -> JobStore:
+        """Open and migrate; ``StoreError`` (busy, corrupt, too new, unreachable) in one clear line."""
+        db = database_for(url, retry_for=retry_for)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            _migrate(self._db, migrations)
+            await db.migrate(migrations)
         except BaseException:
-            self._db.close()
+            await db.close()
             raise
+        return cls(db)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    async def close(self) -> None:
+        await self.db.close()
 
-    def __enter__(self) -> JobStore:
+    async def __aenter__(self) -> JobStore:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
-    def create(self, record: JobRecord) -> None:
+    # -- writing ----------------------------------------------------------------------------
+    async def create(self, record: JobRecord) -> None:
         """Store a new job; raises ``ValueError`` if ``job_id`` is taken."""
-        row = _to_row(asdict(record))
-        columns = ", ".join(row)
+        row = to_row(asdict(record))
         marks = ", ".join("?" for _ in row)
         try:
-            with self._lock:
-                self._db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", tuple(row.values()))
-        except sqlite3.IntegrityError as exc:
-            raise ValueError(f"job {record.job_id!r} already exists") from exc
+            await self.db.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({marks})", tuple(row.values()))
+        except ValueError:
+            raise ValueError(f"job {record.job_id!r} already exists") from None
 
-    def update(self, job_id: str, **changes: Any) -> JobRecord | None:
-        """Set fields of a job; returns the updated record, or None when there is no such job."""
-        unknown = set(changes) - set(_FIELDS) | ({"job_id"} & set(changes))
-        if unknown:
-            raise TypeError(f"cannot update {', '.join(sorted(unknown))}")
-        with self._lock, _transaction(self._db):
-            if changes:
-                row = _to_row(changes)
-                assignments = ", ".join(f"{column} = ?" for column in row)
-                self._db.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*row.values(), job_id))
-            return self._select_one(job_id)
+    def post_create(self, record: JobRecord, on_failure: OnFailure) -> None:
+        """``create`` without waiting: ``on_failure(error)`` (from any thread) if it fails. Never blocks."""
+        row = to_row(asdict(record))
+        marks = ", ".join("?" for _ in row)
+        self.db.post(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({marks})", tuple(row.values()), on_failure)
 
-    def set(self, job_id: str, **changes: Any) -> None:
-        """``update`` without reading the record back (the job runner's hot path)."""
-        unknown = set(changes) - set(_FIELDS) | ({"job_id"} & set(changes))
-        if unknown:
-            raise TypeError(f"cannot update {', '.join(sorted(unknown))}")
+    def post_set(self, job_id: str, changes: Mapping[str, Any], on_failure: OnFailure) -> None:
+        """``set`` without waiting, in order with every call made before and after it. Never blocks."""
+        check_changes(changes)
         if changes:
-            row = _to_row(changes)
-            assignments = ", ".join(f"{column} = ?" for column in row)
-            with self._lock:
-                self._db.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*row.values(), job_id))
+            self.db.post(*_update_sql(changes, job_id), on_failure)
 
-    def merge_extra(self, job_id: str, patch: Mapping[str, Any]) -> JobRecord | None:
+    async def update(self, job_id: str, **changes: Any) -> JobRecord | None:
+        """Set fields of a job; returns the updated record, or None when there is no such job."""
+        check_changes(changes)
+        if not changes:
+            return await self.get(job_id)
+        sql, params = _update_sql(changes, job_id)
+        rows = await self.db.fetch(sql + " RETURNING *", params, write=True)
+        return from_row(rows[0]) if rows else None
+
+    async def set(self, job_id: str, **changes: Any) -> None:
+        """``update`` without reading the record back (the job runner's hot path)."""
+        check_changes(changes)
+        if changes:
+            await self.db.execute(*_update_sql(changes, job_id))
+
+    async def merge_extra(self, job_id: str, patch: Mapping[str, Any]) -> JobRecord | None:
         """Add or replace keys of ``extra`` atomically (other writers' keys survive)."""
-        with self._lock, _transaction(self._db):
-            record = self._select_one(job_id)
-            if record is None:
+        for _ in range(_CAS_ATTEMPTS):
+            rows = await self.db.fetch("SELECT * FROM jobs WHERE job_id = ?", (job_id,), write=True)
+            if not rows:
                 return None
-            extra = {**record.extra, **patch}
-            self._db.execute("UPDATE jobs SET extra_json = ? WHERE job_id = ?", (_dump(extra), job_id))
-            record.extra = extra
-            return record
+            record = from_row(rows[0])
+            record.extra = {**record.extra, **patch}
+            column = COLUMNS["extra"]
+            new = to_row({"extra": record.extra})[column]
+            changed = await self.db.execute(f"UPDATE jobs SET {column} = ? WHERE job_id = ? AND {column} = ?",
+                                            (new, job_id, rows[0][column]))
+            if changed:
+                return record
+        raise StoreBusy(f"job {job_id}: extra kept changing under another writer")
 
-    def get(self, job_id: str) -> JobRecord | None:
-        with self._lock:
-            return self._select_one(job_id)
+    # -- reading ----------------------------------------------------------------------------
+    async def get(self, job_id: str, *, timeout: float | None = None) -> JobRecord | None:
+        """The job, or None; ``timeout`` bounds the wait on a locked database (``StoreBusy`` past it)."""
+        rows = await self.db.fetch("SELECT * FROM jobs WHERE job_id = ?", (job_id,), timeout=timeout)
+        return from_row(rows[0]) if rows else None
 
-    def unfinished(self) -> list[JobRecord]:
+    async def unfinished(self) -> list[JobRecord]:
         """Jobs not yet done, failed or cancelled, oldest first (to resume after a restart)."""
-        marks = ", ".join("?" for _ in _FINISHED)
-        return self._select(f"WHERE state NOT IN ({marks}) ORDER BY created_at, rowid", _FINISHED)
+        marks = ", ".join("?" for _ in FINISHED_STATES)
+        records = await self._select(f"WHERE state NOT IN ({marks}) ORDER BY created_at, job_id", FINISHED_STATES)
+        return [record for record in records if not record.finished]  # a damaged state reads as failed
 
-    def recent(self, owner: str | None = None, limit: int = 20) -> list[JobRecord]:
+    async def recent(self, owner: str | None = None, limit: int = 20, *,
+                     timeout: float | None = None) -> list[JobRecord]:
         """The newest jobs first, all or one owner's."""
         if owner is None:
-            return self._select("ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))
-        return self._select("WHERE owner = ? ORDER BY created_at DESC, rowid DESC LIMIT ?", (owner, limit))
+            return await self._select("ORDER BY created_at DESC, job_id DESC LIMIT ?", (limit,), timeout)
+        return await self._select("WHERE owner = ? ORDER BY created_at DESC, job_id DESC LIMIT ?", (owner, limit),
+                                  timeout)
 
-    def _select(self, clause: str, params: Sequence[Any]) -> list[JobRecord]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT * FROM jobs {clause}", tuple(params)).fetchall()
-        return [_from_row(row) for row in rows]
-
-    def _select_one(self, job_id: str) -> JobRecord | None:
-        row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return _from_row(row) if row is not None else None
+    async def _select(self, clause: str, params: Sequence[Any], timeout: float | None = None) -> list[JobRecord]:
+        rows = await self.db.fetch(f"SELECT * FROM jobs {clause}", params, timeout=timeout)
+        return [from_row(row) for row in rows]
 
 
-class _transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``: takes the write lock up front so read-modify-write is atomic."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _migrate(db: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
-    with _transaction(db):
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(migrations):
-            raise StoreError(f"job database is at schema version {version}; this program knows {len(migrations)}")
-        for number in range(version, len(migrations)):
-            migrations[number](db)
-        db.execute(f"PRAGMA user_version = {len(migrations)}")
-
-
-def _to_row(values: Mapping[str, Any]) -> dict[str, Any]:
-    row = {}
-    for name, value in values.items():
-        if name in _JSON_FIELDS:
-            value = _dump(value)
-        elif name == "seed":
-            value = None if value is None else str(int(value))
-        elif name == "state":
-            value = str(value)
-        row[_COLUMNS[name]] = value
-    return row
-
-
-def _from_row(row: sqlite3.Row) -> JobRecord:
-    keys = set(row.keys())
-    values = {name: row[_COLUMNS[name]] for name in _FIELDS if _COLUMNS[name] in keys}
-    for name, kind in _JSON_FIELDS.items():
-        values[name] = _load(values.get(name), kind, row["job_id"], name)
-    values["seed"] = _seed(values.get("seed"))
-    return JobRecord(**values)
-
-
-def _dump(value: Any) -> str:
-    # default=str: an odd value (a Path, a datetime) is stored as text rather than failing the job
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _load(text: Any, kind: type, job_id: str, name: str) -> Any:
-    try:
-        value = json.loads(text) if isinstance(text, (str, bytes)) else None
-    except ValueError:
-        value = None
-    if not isinstance(value, kind):
-        if text is not None:
-            log.warning("job %s: unreadable %s column, using an empty value", job_id, name)
-        return kind()
-    return value
-
-
-def _seed(text: Any) -> int | None:
-    try:
-        return None if text is None else int(text)
-    except (TypeError, ValueError):
-        return None
+def _update_sql(changes: Mapping[str, Any], job_id: str) -> tuple[str, tuple[Any, ...]]:
+    row = to_row(changes)
+    assignments = ", ".join(f"{column} = ?" for column in row)
+    return f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*row.values(), job_id)

@@ -39,7 +39,10 @@ class RecordingHooks:
                             status=recorder("status"), workflows=recorder("workflows"),
                             choices=recorder("choices"), cancel=recorder("cancel"),
                             live_choices=lambda source: self.live.get(source, []),
-                            user_jobs=lambda user_id: self.jobs.get(user_id, []))
+                            user_jobs=self.user_jobs)
+
+    async def user_jobs(self, user_id: int) -> list[tuple[str, str]]:
+        return self.jobs.get(user_id, [])
 
 
 @pytest.fixture(scope="session")

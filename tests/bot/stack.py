@@ -113,8 +113,8 @@ class Stack:
     async def slash(self, command: str, /, **options: Any) -> None:
         await self.dispatch(self.fake.slash_payload(command, options))
 
-    def jobs(self) -> list[JobRecord]:
-        return self.store.recent(limit=100)
+    async def jobs(self) -> list[JobRecord]:
+        return await self.store.recent(limit=100)
 
     def webhook_edits(self) -> list[Request]:
         return [r for r in self.fake.requests if r.via == "webhook" and r.method == "PATCH"]
@@ -144,12 +144,16 @@ async def _inert(*_: Any) -> None:
     return None
 
 
+async def _no_jobs(_: int) -> list[tuple[str, str]]:
+    return []
+
+
 @asynccontextmanager
 async def running_stack(comfy_url: str, db_path: Path, catalog: Catalog, *, edit_interval: float = 0.01,
                         **settings: Any) -> AsyncIterator[Stack]:
     """Everything started; closed (runtime detached, store closed) on exit, like a process ending."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    store = JobStore(str(db_path))
+    store = await JobStore.open(str(db_path))
     runtime = Runtime(catalog, backends=[("local", comfy_url)], store=store, health_interval=0.5,
                       settings=JobSettings(queue_poll=0.05, cancel_wait=2.0, resume_wait=2.0))
     await runtime.start()
@@ -157,11 +161,11 @@ async def running_stack(comfy_url: str, db_path: Path, catalog: Catalog, *, edit
     client = discord.Client(intents=discord.Intents.default())
     tree = app_commands.CommandTree(client)
     install_error_handlers(tree)
-    hooks = flow.command_hooks(help=_inert, status=_inert, workflows=_inert, choices=_inert, user_jobs=lambda _: [])
+    hooks = flow.command_hooks(help=_inert, status=_inert, workflows=_inert, choices=_inert, user_jobs=_no_jobs)
     try:
         async with fake_discord(build_commands(catalog, hooks), client=client, tree=tree) as fake:
             install_buttons(client, flow.button_hooks())
             yield Stack(fake, flow, runtime, store, catalog)
     finally:
         await runtime.close()
-        store.close()
+        await store.close()

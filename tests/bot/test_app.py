@@ -5,6 +5,7 @@ payloads and logs, start-up config errors, and a job that survives a restart of 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import shutil
@@ -79,17 +80,21 @@ async def answered(fake: FakeDiscord, payload: dict) -> None:
     await asyncio.wait_for(asyncio.gather(*start(fake, payload)), 5.0)
 
 
+async def _maybe(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
 async def eventually(condition, timeout: float = 8.0) -> Any:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not (value := condition()):
+    while not (value := await _maybe(condition())):
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
     return value
 
 
-def running_job(fake: FakeDiscord, state: str = "running") -> Any:
-    return next((r for r in fake.client.store.recent() if r.state == state), None)
+async def running_job(fake: FakeDiscord, state: str = "running") -> Any:
+    return next((r for r in (await fake.client.store.recent()) if r.state == state), None)
 
 
 def last_embed(fake: FakeDiscord) -> dict:
@@ -218,7 +223,10 @@ async def test_cancel_stops_the_users_running_job(tmp_path, manifests, fake_comf
         await answered(fake, fake.slash_payload("cancel", {"job": record.job_id}, user_id=USER_ID + 1))
         assert "no job" in fake.callbacks()[-1]["data"]["content"]
         await answered(fake, fake.slash_payload("cancel", {"job": record.job_id}))
-        await eventually(lambda: fake.client.store.get(record.job_id).state == "cancelled")
+        async def cancelled() -> bool:
+            return (await fake.client.store.get(record.job_id)).state == "cancelled"
+
+        await eventually(cancelled)
         followups = [r.payload.get("content") for r in fake.requests if r.method == "POST"
                      and r.path.startswith("/webhooks/")]
         assert "Cancelled." in followups
@@ -271,7 +279,7 @@ async def test_a_job_survives_a_restart_and_buttons_from_before_still_work(tmp_p
     settings = make_settings(tmp_path, manifests, fake_comfy)
     async with booted(settings) as first:
         await first.dispatch(slow_job(first, steps=2, seconds=0.1))
-        done = running_job(first, "done")
+        done = await running_job(first, "done")
         assert done is not None and done.outputs
         interaction_tasks = start(first, slow_job(first, steps=20, seconds=1.0))
         slow = await eventually(lambda: running_job(first))
@@ -285,7 +293,7 @@ async def test_a_job_survives_a_restart_and_buttons_from_before_still_work(tmp_p
         message = f"/channels/{CHANNEL_ID}/messages/{slow.extra['message_id']}"
         result = await eventually(lambda: next((r for r in second.requests if r.via == "http"
                                                 and r.method == "PATCH" and r.path == message and r.files), None))
-        assert second.client.store.get(slow.job_id).state == "done"
+        assert (await second.client.store.get(slow.job_id)).state == "done"
         assert second.client.runtime.client_id == client_id  # so the server's messages for the job reach us
         progress = [r.payload["embeds"][0] for r in second.requests if r.method == "PATCH" and r.path == message
                     and not r.files]
@@ -298,7 +306,7 @@ async def test_a_job_survives_a_restart_and_buttons_from_before_still_work(tmp_p
 
         posted = len(fake_comfy.state.posted)
         await answered(second, second.component_payload(f"dc:act:{done.job_id}:1:invert"))
-        chained = running_job(second, "done")
+        chained = await running_job(second, "done")
         assert chained.manifest == "invert" and chained.extra["source"] == {"job": done.job_id, "output": 1}
         assert len(fake_comfy.state.posted) == posted + 1
         final = [r for r in second.requests if r.via == "webhook" and r.method == "PATCH" and r.files]
@@ -308,6 +316,6 @@ async def test_a_job_survives_a_restart_and_buttons_from_before_still_work(tmp_p
         stale_form = f"dc:tweak:{done.job_id}:1~{'0' if not BOOT.startswith('0') else '1'}{BOOT[1:]}beef"
         await answered(second, second.modal_payload(stale_form, {"steps": "3", "seconds_per_step": "0.1",
                                                                  "nonce": "7"}))
-        tweaked = running_job(second, "done")
+        tweaked = await running_job(second, "done")
         assert tweaked.manifest == "slow-canvas" and tweaked.values["steps"] == 3 and tweaked.values["nonce"] == 7
 

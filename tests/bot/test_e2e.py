@@ -41,7 +41,7 @@ async def test_slash_command_to_result_with_progress_files_and_buttons(fake_comf
         await stack.slash("seeded", steps=4)
 
         assert stack.fake.callbacks()[0] == {"type": 5}  # deferred first, publicly
-        (job,) = stack.jobs()
+        (job,) = (await stack.jobs())
         assert job.state == JobState.DONE
         edits = stack.webhook_edits()
         assert all(e.path.endswith("/messages/@original") for e in edits)
@@ -69,14 +69,14 @@ def _pixel(data: bytes) -> tuple[int, int, int]:
 async def test_action_button_after_restart_runs_a_chained_job_on_the_result(fake_comfy, db_path, catalog):
     async with running_stack(fake_comfy.url, db_path, catalog) as first:
         await first.slash("canvas", color="16711680", width=48, height=40)
-        (source,) = first.jobs()
+        (source,) = (await first.jobs())
         assert source.state == JobState.DONE
 
     async with running_stack(fake_comfy.url, db_path, catalog) as second:  # new client, runtime, same store
         await second.dispatch(second.fake.component_payload(f"dc:act:{source.job_id}:1:invert"))
 
         assert second.fake.callbacks() == [{"type": 5}]
-        chained = next(r for r in second.jobs() if r.manifest == "invert")
+        chained = next(r for r in (await second.jobs()) if r.manifest == "invert")
         assert chained.state == JobState.DONE
         assert chained.extra["source"] == {"job": source.job_id, "output": 1}
         assert (db_path.parent / "inputs" / chained.extra["inputs"]["image"]["sha256"]).is_file()
@@ -91,12 +91,12 @@ async def test_rerun_after_restart_reuses_the_kept_upload(fake_comfy, db_path, c
 
     async with running_stack(fake_comfy.url, db_path, catalog) as first:
         await first.slash("invert", image=Upload("in.png", png(20, 10, (10, 20, 30))))
-        (source,) = first.jobs()
+        (source,) = (await first.jobs())
         assert source.state == JobState.DONE
 
     async with running_stack(fake_comfy.url, db_path, catalog) as second:
         await second.dispatch(second.fake.component_payload(f"dc:rerun:{source.job_id}"))
-        rerun = next(r for r in second.jobs() if r.job_id != source.job_id)
+        rerun = next(r for r in (await second.jobs()) if r.job_id != source.job_id)
         assert rerun.state == JobState.DONE
         assert rerun.extra["inputs"] == source.extra["inputs"]
         (_, data), = second.webhook_edits()[-1].files
@@ -106,14 +106,14 @@ async def test_rerun_after_restart_reuses_the_kept_upload(fake_comfy, db_path, c
 async def test_tweak_modal_with_bad_values_lists_the_param_and_starts_nothing(fake_comfy, db_path, catalog):
     async with running_stack(fake_comfy.url, db_path, catalog) as stack:
         await stack.slash("seeded", steps=2)
-        (job,) = stack.jobs()
+        (job,) = (await stack.jobs())
         await stack.dispatch(stack.fake.component_payload(f"dc:tweak:{job.job_id}:1"))
         modal = stack.fake.callbacks()[-1]
         assert modal["type"] == 9
         await stack.dispatch(stack.fake.modal_payload(modal["data"]["custom_id"], {"steps": "999"}))
 
         assert stack.ephemeral_texts()[-1] == "steps: must be ≤ 20"
-        assert len(stack.jobs()) == 1
+        assert len((await stack.jobs())) == 1
 
 
 async def test_oversize_output_is_fitted_under_the_interaction_limit_with_a_notice(fake_comfy, db_path, catalog):
@@ -121,7 +121,7 @@ async def test_oversize_output_is_fitted_under_the_interaction_limit_with_a_noti
     async with running_stack(fake_comfy.url, db_path, catalog) as stack:
         payload = stack.fake.slash_payload("canvas", {"width": 1024, "height": 1024}, size_limit=limit)
         await stack.dispatch(payload)
-        (job,) = stack.jobs()
+        (job,) = (await stack.jobs())
         final = stack.webhook_edits()[-1]
         (name, data), = final.files
         assert len(data) <= limit
@@ -135,17 +135,17 @@ async def test_refusals_are_ephemeral_and_start_nothing(fake_comfy, db_path, cat
     async with running_stack(fake_comfy.url, db_path, catalog, rate_per_user="1/60") as stack:
         await stack.dispatch(stack.fake.slash_payload("spicy", {"width": 32}, nsfw=False))
         assert stack.ephemeral_texts() == ["This workflow is only available in NSFW channels."]
-        assert stack.jobs() == []
+        assert (await stack.jobs()) == []
 
         await stack.dispatch(stack.fake.slash_payload("spicy", {"width": 32}, nsfw=True))
-        (job,) = stack.jobs()
+        (job,) = (await stack.jobs())
         assert job.state == JobState.DONE
 
         await stack.dispatch(stack.fake.component_payload(f"dc:rerun:{job.job_id}", nsfw=False))
         assert stack.ephemeral_texts()[-1] == "This workflow is only available in NSFW channels."
         await stack.dispatch(stack.fake.component_payload(f"dc:rerun:{job.job_id}", nsfw=True))
         assert stack.ephemeral_texts()[-1].startswith("Slow down: try again in ")
-        assert len(stack.jobs()) == 1
+        assert len((await stack.jobs())) == 1
 
 
 async def test_past_the_token_life_progress_and_result_use_the_bot_token(fake_comfy, db_path, catalog):
@@ -153,7 +153,7 @@ async def test_past_the_token_life_progress_and_result_use_the_bot_token(fake_co
         payload = stack.fake.slash_payload("seeded", {"steps": 3}, created=older_than(16))
         await stack.dispatch(payload)
 
-        (job,) = stack.jobs()
+        (job,) = (await stack.jobs())
         assert job.state == JobState.DONE
         assert stack.webhook_edits() == []
         path = f"/channels/{job.extra['channel_id']}/messages/{job.extra['message_id']}"

@@ -37,12 +37,12 @@ def db_path(tmp_path):
 
 async def _until(predicate, timeout: float = 3.0) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not await predicate():
             await asyncio.sleep(0.01)
 
 
-def _running(stack) -> bool:
-    return any(r.state == JobState.RUNNING for r in stack.jobs())
+async def _running(stack) -> bool:
+    return any(r.state == JobState.RUNNING for r in (await stack.jobs()))
 
 
 async def _start_slow(stack, **context) -> asyncio.Task:
@@ -56,14 +56,14 @@ async def test_owner_cancels_a_running_job_and_its_message_turns_grey(fake_comfy
     fake_comfy.state.time_scale = SLOW_SCALE
     async with running_stack(fake_comfy.url, db_path, catalog) as stack:
         background = await _start_slow(stack)
-        (job,) = stack.jobs()
+        (job,) = (await stack.jobs())
         await stack.dispatch(stack.fake.slash_payload("cancel", {"job": job.job_id}, user_id=USER_ID + 1))
         assert stack.ephemeral_texts() == [NOT_OWNER]
 
         await stack.dispatch(stack.fake.component_payload(f"dc:cancel:{job.job_id}"))
         await background
 
-        assert stack.store.get(job.job_id).state == JobState.CANCELLED
+        assert (await stack.store.get(job.job_id)).state == JobState.CANCELLED
         followups = [r.payload for r in stack.fake.requests if r.method == "POST" and "/webhooks/" in r.path]
         assert {"content": "Cancelled.", "flags": 64}.items() <= followups[-1].items()
         final = stack.webhook_edits()[-1].payload["embeds"][0]
@@ -79,7 +79,7 @@ async def test_a_failing_workflow_ends_in_a_red_card_with_the_mapped_message(fak
         assert embed["title"] == "❌ Fail on purpose: failed" and embed["color"] == discord.Colour.red().value
         assert embed["description"].startswith("The workflow failed: ") and "kaboom here" in embed["description"]
         assert "Traceback" not in embed["description"] and "http" not in embed["description"]
-        assert stack.jobs()[0].state == JobState.FAILED
+        assert (await stack.jobs())[0].state == JobState.FAILED
 
 
 async def test_an_upload_that_is_not_an_image_replaces_the_thinking_message_and_starts_nothing(
@@ -89,7 +89,7 @@ async def test_an_upload_that_is_not_an_image_replaces_the_thinking_message_and_
         assert stack.fake.callbacks() == [{"type": 5}]
         final = stack.webhook_edits()[-1].payload
         assert final["content"] == "image: could not be read as a PNG, JPEG or WebP image"
-        assert final["embeds"] == [] and stack.jobs() == []
+        assert final["embeds"] == [] and (await stack.jobs()) == []
 
 
 async def test_a_too_large_upload_is_refused_before_any_download(fake_comfy, db_path, catalog):
@@ -97,7 +97,7 @@ async def test_a_too_large_upload_is_refused_before_any_download(fake_comfy, db_
         await stack.slash("invert", image=Upload("big.png", bytes(4096)))
         assert stack.ephemeral_texts() == ["image: the file is larger than 2 KiB"]
         assert not [r for r in stack.fake.requests if r.path.startswith("https://")]  # no CDN download
-        assert stack.jobs() == []
+        assert (await stack.jobs()) == []
 
 
 async def test_the_per_user_cap_refuses_a_second_job_while_one_runs(fake_comfy, db_path, catalog):
@@ -109,7 +109,7 @@ async def test_the_per_user_cap_refuses_a_second_job_while_one_runs(fake_comfy, 
         await background
         assert stack.flow.guards.cap.running(USER_ID) == 0
         await stack.slash("canvas", width=32, height=32)
-        assert len(stack.jobs()) == 2
+        assert len((await stack.jobs())) == 2
 
 
 async def test_setup_opens_an_ephemeral_guided_view(fake_comfy, db_path, catalog):
@@ -126,13 +126,13 @@ async def test_a_job_resumed_after_a_restart_finishes_its_message_with_the_bot_t
     async with running_stack(fake_comfy.url, db_path, catalog) as first:
         background = await _start_slow(first)
         background.cancel()  # the process stops: runtime.close() detaches the job
-        (record,) = first.jobs()
+        (record,) = (await first.jobs())
 
     async with running_stack(fake_comfy.url, db_path, catalog) as second:
         (job,) = await second.runtime.resume()
         await second.flow.follow_resumed(second.fake.client, job)
 
-        assert second.store.get(record.job_id).state == JobState.DONE
+        assert (await second.store.get(record.job_id)).state == JobState.DONE
         edits = second.bot_edits()
         assert edits and all(e.path == f"/channels/{record.extra['channel_id']}/messages/"
                                        f"{record.extra['message_id']}" for e in edits)
@@ -142,19 +142,19 @@ async def test_a_job_resumed_after_a_restart_finishes_its_message_with_the_bot_t
 async def test_an_action_whose_backend_is_gone_says_so(fake_comfy, db_path, catalog):
     async with running_stack(fake_comfy.url, db_path, catalog) as stack:
         await stack.slash("canvas", width=32, height=32)
-        (source,) = stack.jobs()
-        stack.store.update(source.job_id, backend="retired")
+        (source,) = (await stack.jobs())
+        (await stack.store.update(source.job_id, backend="retired"))
         await stack.dispatch(stack.fake.component_payload(f"dc:act:{source.job_id}:1:invert"))
         final = stack.webhook_edits()[-1].payload
         assert final["content"] == "image: the server that made result #1 is not available right now"
-        assert len(stack.jobs()) == 1
+        assert len((await stack.jobs())) == 1
 
 
 async def test_job_info_offers_the_kept_upload_and_only_known_params(fake_comfy, db_path, catalog):
     async with running_stack(fake_comfy.url, db_path, catalog) as stack:
         await stack.slash("invert", image=Upload("in.png", png()))
-        (record,) = stack.jobs()
-        stack.store.update(record.job_id, values={**record.values, "gone": 1})
+        (record,) = (await stack.jobs())
+        (await stack.store.update(record.job_id, values={**record.values, "gone": 1}))
         info = await stack.flow.job_info(record.job_id)
         assert info.owner_id == str(USER_ID) and set(info.values) == {"image"}
         assert info.values["image"] == StoredInput(record.extra["inputs"]["image"]["sha256"], "in.png")
@@ -222,7 +222,7 @@ async def test_a_deleted_job_message_gets_the_result_posted_anew(fake_comfy, db_
         stack.fake.http.responders[("PATCH", "/channels/{channel_id}/messages/{message_id}")] = gone
         await stack.dispatch(stack.fake.slash_payload("canvas", {"width": 32}, created=older_than(16)))
 
-        (job,) = stack.jobs()
+        (job,) = (await stack.jobs())
         (posted,) = [r for r in stack.fake.requests if r.via == "http" and r.method == "POST"]
         assert posted.path == f"/channels/{job.extra['channel_id']}/messages" and posted.files
         assert posted.payload["embeds"][0]["title"] == "✅ Canvas"

@@ -23,10 +23,10 @@ from .test_contract import comfy_url  # noqa: F401  (the fake always, a real ser
 @pytest.fixture
 async def runtime(comfy_url, tmp_path):
     catalog = write_catalog(tmp_path / "lib")
-    store = JobStore(str(tmp_path / "jobs.db"))
+    store = await JobStore.open(str(tmp_path / "jobs.db"))
     async with Runtime(catalog, [("contract", comfy_url)], store, health_interval=0.5) as runtime:
         yield runtime
-    store.close()
+    await store.close()
 
 
 async def test_bound_width_changes_the_output_size(runtime):
@@ -34,7 +34,7 @@ async def test_bound_width_changes_the_output_size(runtime):
     result = await job.result()
     image = Image.open(io.BytesIO(result.outputs[0].data))
     assert image.size == (77, 32)
-    assert runtime.get(job.id).state == "done"
+    assert (await runtime.get(job.id)).state == "done"
 
 
 async def test_server_rejection_is_mapped_to_the_param(runtime):

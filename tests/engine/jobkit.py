@@ -139,7 +139,7 @@ async def start_runtime(tmp_path, catalog):
 
     async def start(*servers, catalog=catalog, store_path=None, settings=SETTINGS, timeouts=TIMEOUTS,
                     wait_up=True) -> Runtime:
-        store = JobStore(str(store_path or tmp_path / "jobs.db"))
+        store = await JobStore.open(str(store_path or tmp_path / "jobs.db"))
         stores.append(store)
         runtime = Runtime(catalog, [(f"b{i + 1}", s.url) for i, s in enumerate(servers)], store,
                           health_interval=0.05, health_timeout=0.5, timeouts=timeouts, settings=settings)
@@ -153,4 +153,4 @@ async def start_runtime(tmp_path, catalog):
     for runtime in runtimes:
         await runtime.close()
     for store in stores:
-        store.close()
+        await store.close()

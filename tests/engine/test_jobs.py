@@ -29,7 +29,7 @@ async def test_job_runs_to_done_with_progress_outputs_and_store_row(fakes, start
     assert [f.mime for f in result.outputs] == ["image/png"] and pixel(result.outputs[0].data) == (0, 0, 255)
     assert result.backend == "b1" and result.values["steps"] == 4
 
-    row = runtime.get(job.id)
+    row = (await runtime.get(job.id))
     assert row.state == "done" and row.error is None
     assert (row.manifest, row.owner, row.extra, row.backend) == ("slow", "42", {"channel_id": 7}, "b1")
     assert row.prompt_id == job.prompt_id and row.client_id == runtime.client_id
@@ -58,7 +58,7 @@ async def test_image_param_is_uploaded_and_bound(fakes, start_runtime):
     assert pixel(result.outputs[0].data) == (245, 55, 225)
     server_name = fake.state.posted[0]["prompt"]["1"]["inputs"]["image"]
     assert server_name.endswith(".png") and job.values["image"] == server_name
-    assert runtime.get(job.id).values["image"] == server_name
+    assert (await runtime.get(job.id)).values["image"] == server_name
 
 
 async def test_bad_values_raise_param_error_before_anything_is_stored(fakes, start_runtime):
@@ -67,7 +67,7 @@ async def test_bad_values_raise_param_error_before_anything_is_stored(fakes, sta
     with pytest.raises(ParamError) as caught:
         await runtime.submit("slow", {"steps": 5000})
     assert caught.value.param == "steps"
-    assert runtime.store.recent() == [] and fake.state.posted == []
+    assert (await runtime.store.recent()) == [] and fake.state.posted == []
 
 
 async def test_queue_position_while_queued(fakes, start_runtime):
@@ -77,7 +77,7 @@ async def test_queue_position_while_queued(fakes, start_runtime):
     first = await runtime.submit("slow", {"steps": 2})
     second = await runtime.submit("slow", {"steps": 3})
     await eventually(lambda: second.progress.queue_position == 2 and first.progress.queue_position == 1)
-    assert runtime.get(second.id).state == "queued" and runtime.get(second.id).prompt_id
+    assert (await runtime.get(second.id)).state == "queued" and (await runtime.get(second.id)).prompt_id
     fake.state.resume()
     await asyncio.gather(first.result(), second.result())
     assert second.progress.state is JobState.DONE and second.progress.queue_position is None
@@ -89,7 +89,7 @@ async def test_websocket_drop_mid_job_still_completes(fakes, start_runtime):
     fake.state.drop_websockets_after(6)
     job = await runtime.submit("slow", {"steps": 8})
     result = await job.result()
-    assert len(result.outputs) == 1 and runtime.get(job.id).state == "done"
+    assert len(result.outputs) == 1 and (await runtime.get(job.id)).state == "done"
     assert runtime.pool.get("b1").events.reconnects >= 1
 
 
@@ -101,7 +101,7 @@ async def test_http_500_on_prompt_is_retried_on_another_backend(fakes, start_run
     result = await job.result()
     assert result.texts == ["hello"] and result.backend == "b2"
     assert (len(one.state.posted), len(two.state.posted)) == (0, 1)
-    assert runtime.get(job.id).backend == "b2"
+    assert (await runtime.get(job.id)).backend == "b2"
 
 
 async def test_http_500_with_no_other_backend_fails_clearly(fakes, start_runtime):
@@ -112,7 +112,7 @@ async def test_http_500_with_no_other_backend_fails_clearly(fakes, start_runtime
     with pytest.raises(ComfyUnavailable) as caught:
         await job.result()
     assert "HTTP 500" in str(caught.value) and "127.0.0.1" not in str(caught.value)
-    row = runtime.get(job.id)
+    row = (await runtime.get(job.id))
     assert row.state == "failed" and row.error == str(caught.value) and row.prompt_id is None
     assert job.progress.state is JobState.FAILED and job.progress.error == row.error
 
@@ -134,7 +134,7 @@ async def test_slow_prompt_answer_beyond_the_request_timeout_fails_with_timeout(
     job = await runtime.submit("text", {"nonce": 4})
     with pytest.raises(ComfyTimeout):
         await job.result()
-    assert runtime.get(job.id).state == "failed"
+    assert (await runtime.get(job.id)).state == "failed"
 
 
 async def test_400_node_errors_are_mapped_to_params(fakes, start_runtime):
@@ -144,7 +144,7 @@ async def test_400_node_errors_are_mapped_to_params(fakes, start_runtime):
     with pytest.raises(WorkflowRejected) as caught:
         await job.result()
     assert caught.value.problems == ["width: value 99999 bigger than max 16384"]
-    assert runtime.get(job.id).error == "width: value 99999 bigger than max 16384"
+    assert (await runtime.get(job.id)).error == "width: value 99999 bigger than max 16384"
     assert job.progress.state is JobState.FAILED and fake.state.posted == []
 
 
@@ -167,7 +167,7 @@ async def test_execution_error_fails_naming_the_param(fakes, start_runtime):
     assert (caught.value.param, caught.value.node_id, caught.value.node_type) == ("message", "2", "FailOnPurpose")
     assert events[-1].state is JobState.FAILED and events[-1].error == "message: kaput"
     assert events[-1].failed_node == "2"
-    assert runtime.get(job.id).error == "message: kaput"
+    assert (await runtime.get(job.id)).error == "message: kaput"
 
 
 async def test_cancel_while_running_interrupts_on_the_server(fakes, start_runtime):
@@ -181,7 +181,7 @@ async def test_cancel_while_running_interrupts_on_the_server(fakes, start_runtim
         await job.result()
     entry = fake.state.history.get(job.prompt_id)[job.prompt_id]
     assert entry["status"]["messages"][-1][0] == "execution_interrupted"
-    assert runtime.get(job.id).state == "cancelled"
+    assert (await runtime.get(job.id)).state == "cancelled"
 
 
 async def test_cancel_while_queued_deletes_from_the_queue(fakes, start_runtime):
@@ -195,7 +195,7 @@ async def test_cancel_while_queued_deletes_from_the_queue(fakes, start_runtime):
     fake.state.resume()
     await asyncio.sleep(0.1)
     assert fake.state.history.get(job.prompt_id) == {}
-    assert runtime.get(job.id).state == "cancelled"
+    assert (await runtime.get(job.id)).state == "cancelled"
 
 
 async def test_manifest_timeout_cancels_on_the_server(tmp_path, fakes, start_runtime):
@@ -208,7 +208,7 @@ async def test_manifest_timeout_cancels_on_the_server(tmp_path, fakes, start_run
     await eventually(lambda: fake.state.history.get(job.prompt_id) != {})
     entry = fake.state.history.get(job.prompt_id)[job.prompt_id]
     assert entry["status"]["messages"][-1][0] == "execution_interrupted"
-    row = runtime.get(job.id)
+    row = (await runtime.get(job.id))
     assert row.state == "failed" and row.error == "the job took longer than 1 s"
 
 
@@ -237,7 +237,7 @@ async def test_backend_dying_with_queued_jobs_moves_them_to_another_backend(fake
     assert {body["prompt_id"] for body in two.state.posted} == {plain.prompt_id, image.prompt_id}
     assert set(first_ids).isdisjoint({plain.prompt_id, image.prompt_id})
     for job in (plain, image):
-        row = runtime.get(job.id)
+        row = (await runtime.get(job.id))
         assert (row.state, row.backend, row.prompt_id) == ("done", "b2", job.prompt_id)
     assert plain.values["steps"] == 2 and two.state.posted[0]["prompt"]["2"]["inputs"]["steps"] == 2
 
@@ -247,11 +247,11 @@ async def test_backend_dying_with_a_running_job_fails_it_clearly(fakes, start_ru
     runtime = await start_runtime(one, two)
     job = await runtime.submit("slow", {"steps": 1000})
     await eventually(lambda: job.progress.state is JobState.RUNNING)
-    dead = runtime.get(job.id).backend
+    dead = (await runtime.get(job.id)).backend
     await (one if dead == "b1" else two).state.die()
     with pytest.raises(ComfyUnavailable, match="the server running this job went away"):
         await job.result()
-    row = runtime.get(job.id)
+    row = (await runtime.get(job.id))
     assert row.state == "failed" and row.error == "the server running this job went away"
     assert job.progress.state is JobState.FAILED
 
@@ -267,7 +267,7 @@ async def test_running_job_recovers_when_its_backend_comes_back_in_time(fakes, s
     await eventually(lambda: not runtime.pool.get("b1").up)
     await fake.state.revive()
     result = await job.result()
-    assert len(result.outputs) == 1 and runtime.get(job.id).state == "done"
+    assert len(result.outputs) == 1 and (await runtime.get(job.id)).state == "done"
 
 
 async def test_running_job_on_a_hung_backend_is_settled_from_history_when_it_answers_again(fakes, start_runtime):
@@ -284,7 +284,7 @@ async def test_running_job_on_a_hung_backend_is_settled_from_history_when_it_ans
     await eventually(lambda: fake.state.history.get(job.prompt_id) != {})
     await fake.state.revive()
     result = await job.result()
-    assert len(result.outputs) == 1 and runtime.get(job.id).state == "done"
+    assert len(result.outputs) == 1 and (await runtime.get(job.id)).state == "done"
     assert runtime.pool.get("b1").events.reconnects == 0
 
 
@@ -303,7 +303,7 @@ async def test_outputs_that_cannot_be_downloaded_fail_the_job(fakes, start_runti
     job = await runtime.submit("slow", {"steps": 1})
     with pytest.raises(ComfyUnavailable, match="downloading an output"):
         await job.result()
-    assert runtime.get(job.id).state == "failed"
+    assert (await runtime.get(job.id)).state == "failed"
 
 
 async def test_no_backend_up_fails_the_job_clearly(fakes, start_runtime):
@@ -314,7 +314,7 @@ async def test_no_backend_up_fails_the_job_clearly(fakes, start_runtime):
     job = await runtime.submit("text", {"nonce": 5})
     with pytest.raises(ComfyUnavailable, match="no server is up"):
         await job.result()
-    assert runtime.get(job.id).error == "no server is up"
+    assert (await runtime.get(job.id)).error == "no server is up"
 
 
 async def test_cancel_during_upload_never_queues(fakes, start_runtime):
@@ -324,7 +324,7 @@ async def test_cancel_during_upload_never_queues(fakes, start_runtime):
     job = await runtime.submit("invert", {}, images={"image": ImageInput(png(), "in.png")})
     await asyncio.sleep(0.05)
     await job.cancel()
-    assert job.progress.state is JobState.CANCELLED and runtime.get(job.id).state == "cancelled"
+    assert job.progress.state is JobState.CANCELLED and (await runtime.get(job.id)).state == "cancelled"
     await asyncio.sleep(0.4)
     assert fake.state.posted == [] and fake.state.pending == []
 
@@ -348,4 +348,4 @@ async def test_interrupt_by_someone_else_cancels_the_job(fakes, start_runtime):
     fake.state.interrupt(None)
     with pytest.raises(JobCancelled, match="interrupted on the server"):
         await job.result()
-    assert runtime.get(job.id).state == "cancelled"
+    assert (await runtime.get(job.id)).state == "cancelled"

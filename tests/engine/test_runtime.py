@@ -30,7 +30,7 @@ async def test_bundled_canvas_manifest_end_to_end(fakes, start_runtime):
     from PIL import Image
     import io
     assert Image.open(io.BytesIO(image.data)).size == (40, 24)
-    assert runtime.get(job.id).values == {"color": 16711680, "width": 40, "height": 24, "batch": 1}
+    assert (await runtime.get(job.id)).values == {"color": 16711680, "width": 40, "height": 24, "batch": 1}
 
 
 async def test_unknown_workflow_and_stray_images_are_refused(fakes, start_runtime):
@@ -50,7 +50,7 @@ async def test_images_are_checked_by_decoding_before_anything_is_sent(fakes, sta
         with pytest.raises(ParamError) as err:
             await runtime.submit("invert", {}, images={"image": ImageInput(data, "in.png")})
         assert err.value.param == "image" and problem in err.value.problem
-    assert server.state.posted == [] and runtime.store.recent() == []
+    assert server.state.posted == [] and (await runtime.store.recent()) == []
 
 
 async def test_status_and_choices_never_show_urls(fakes, start_runtime):
@@ -70,7 +70,8 @@ async def test_resume_collects_a_job_that_finished_while_we_were_away(tmp_path, 
     job = await first.submit("slow", {"steps": 20}, owner="9", extra={"message_id": 5})
     await eventually(lambda: job.progress.state is JobState.RUNNING)
     await first.close()  # the process stops: the job stays unfinished in the store
-    assert JobStore(str(store_path)).get(job.id).state == "running"
+    async with await JobStore.open(str(store_path)) as store:
+        assert (await store.get(job.id)).state == "running"
     await eventually(lambda: fake.state.history.get(job.prompt_id) != {})
 
     second = await start_runtime(fake, store_path=store_path)
@@ -78,7 +79,7 @@ async def test_resume_collects_a_job_that_finished_while_we_were_away(tmp_path, 
     assert resumed.id == job.id and resumed.prompt_id == job.prompt_id
     result = await resumed.result()
     assert len(result.outputs) == 1 and pixel(result.outputs[0].data) == (0, 0, 255)
-    row = second.get(job.id)
+    row = (await second.get(job.id))
     assert (row.state, row.owner, row.extra) == ("done", "9", {"message_id": 5})
     assert [o["filename"] for o in row.outputs] == [result.outputs[0].filename]
     assert len(fake.state.posted) == 1  # collected, not run again
@@ -94,47 +95,46 @@ async def test_resume_follows_a_job_still_running(tmp_path, fakes, start_runtime
     second = await start_runtime(fake, store_path=store_path)
     [resumed] = await second.resume()
     events = await collect(resumed)
-    assert events[-1].state is JobState.DONE and second.get(job.id).state == "done"
+    assert events[-1].state is JobState.DONE and (await second.get(job.id)).state == "done"
     assert len(fake.state.posted) == 1
 
 
-def _orphan(store_path, **fields) -> JobRecord:
-    store = JobStore(str(store_path))
+async def _orphan(store_path, **fields) -> JobRecord:
     record = JobRecord(fields.pop("job_id", "orphan"), fields.pop("manifest", "text"), **fields)
-    store.create(record)
-    store.close()
+    async with await JobStore.open(str(store_path)) as store:
+        await store.create(record)
     return record
 
 
 async def test_resume_fails_jobs_the_server_does_not_know(tmp_path, fakes, start_runtime):
     [fake] = await fakes()
     store_path = tmp_path / "lost.db"
-    _orphan(store_path, values={"text": "x", "nonce": 0}, backend="b1", prompt_id="never-queued-here",
+    await _orphan(store_path, values={"text": "x", "nonce": 0}, backend="b1", prompt_id="never-queued-here",
             state="running")
-    _orphan(store_path, job_id="gone-wf", manifest="deleted-manifest")
-    _orphan(store_path, job_id="gone-backend", backend="b9", prompt_id="p", values={"text": "x", "nonce": 0})
+    await _orphan(store_path, job_id="gone-wf", manifest="deleted-manifest")
+    await _orphan(store_path, job_id="gone-backend", backend="b9", prompt_id="p", values={"text": "x", "nonce": 0})
     runtime = await start_runtime(fake, store_path=store_path)
     jobs = {job.id: job for job in await runtime.resume()}
     for job_id in ("orphan", "gone-backend"):
         with pytest.raises(ComfyUnavailable, match="lost during restart"):
             await jobs[job_id].result()
-        assert runtime.get(job_id).state == "failed"
-    assert "gone-wf" not in jobs and runtime.get("gone-wf").error.startswith("lost during restart")
-    assert runtime.get("orphan").error == "lost during restart"
+        assert (await runtime.get(job_id)).state == "failed"
+    assert "gone-wf" not in jobs and (await runtime.get("gone-wf")).error.startswith("lost during restart")
+    assert (await runtime.get("orphan")).error == "lost during restart"
 
 
 async def test_resume_resubmits_never_queued_jobs_unless_their_image_is_gone(tmp_path, fakes, start_runtime):
     [fake] = await fakes()
     store_path = tmp_path / "unqueued.db"
-    _orphan(store_path, job_id="plain", values={"text": "again", "nonce": 3})
-    _orphan(store_path, job_id="needs-image", manifest="invert", values={"image": "in.png"})
+    await _orphan(store_path, job_id="plain", values={"text": "again", "nonce": 3})
+    await _orphan(store_path, job_id="needs-image", manifest="invert", values={"image": "in.png"})
     runtime = await start_runtime(fake, store_path=store_path)
     jobs = {job.id: job for job in await runtime.resume()}
     assert (await jobs["plain"].result()).texts == ["again"]
     with pytest.raises(ComfyUnavailable, match="input image is gone"):
         await jobs["needs-image"].result()
-    assert runtime.get("plain").state == "done" and runtime.get("plain").prompt_id
-    assert runtime.get("needs-image").state == "failed"
+    assert (await runtime.get("plain")).state == "done" and (await runtime.get("plain")).prompt_id
+    assert (await runtime.get("needs-image")).state == "failed"
 
 
 async def test_close_leaves_queued_jobs_resumable(tmp_path, fakes, start_runtime):
@@ -149,4 +149,4 @@ async def test_close_leaves_queued_jobs_resumable(tmp_path, fakes, start_runtime
     second = await start_runtime(fake, store_path=store_path)
     [resumed] = await second.resume()
     assert (await resumed.result()).texts == ["hello"]
-    assert second.get(job.id).state == "done"
+    assert (await second.get(job.id)).state == "done"
