@@ -21,8 +21,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from engine import ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError, StoreError,
-                    WorkflowRejected
+from engine import (ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError, StoreError,
+                    WorkflowRejected)
 
 from .delivery.fitting import TooLargeError
 from .commands.options import OptionError
