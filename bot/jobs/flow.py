@@ -240,15 +240,25 @@ class Flow:
 
     async def follow_resumed(self, client: discord.Client, job: Any) -> None:
         """After a restart: finish ``job``'s message with the bot token (the interaction is gone)."""
-        extra = job.extra
-        if not extra.get("channel_id") or not extra.get("message_id"):
+        target = self._stored_target(client, job)
+        if target is None:
             log.info("job %s has no message to update; following it silently", job.id)
             await job.result()
             return
-        created = datetime.fromtimestamp(float(extra.get("created_at") or 0), timezone.utc)
-        target = MessageTarget(client, int(extra["channel_id"]), int(extra["message_id"]), created,
-                               int(extra["guild_id"]) if extra.get("guild_id") else None, clock=self._now)
         await self.follow(job, target)
+
+    def _stored_target(self, client: discord.Client, job: Any) -> MessageTarget | None:
+        """The job's message from its stored extra; None when there is none or the row is damaged."""
+        extra = job.extra
+        try:
+            if not extra.get("channel_id") or not extra.get("message_id"):
+                return None
+            created = datetime.fromtimestamp(float(extra.get("created_at") or 0), timezone.utc)
+            return MessageTarget(client, int(extra["channel_id"]), int(extra["message_id"]), created,
+                                 int(extra["guild_id"]) if extra.get("guild_id") else None, clock=self._now)
+        except (TypeError, ValueError, OverflowError, OSError):
+            log.warning("job %s: its stored message ids are damaged", job.id)
+            return None
 
     # ---- other hooks -------------------------------------------------------------------------
     async def cancel(self, interaction: Interaction, job_id: str) -> None:

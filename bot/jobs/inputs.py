@@ -90,7 +90,8 @@ class InputFolder:
 def stored_inputs(extra: Mapping[str, Any], workflow: Workflow) -> dict[str, StoredInput]:
     """The ``StoredInput`` of each image param recorded in a job's ``extra``."""
     found = {}
-    for name, kept in (extra.get("inputs") or {}).items():
+    inputs = extra.get("inputs")
+    for name, kept in (inputs if isinstance(inputs, dict) else {}).items():  # a damaged row: nothing kept
         if name in workflow.manifest.params and isinstance(kept, dict) and kept.get("sha256"):
             found[name] = StoredInput(str(kept["sha256"]), str(kept.get("filename") or PLACEHOLDER))
     return found
