@@ -28,10 +28,10 @@ from .errors import (
 from .images import IMAGE_FORMATS, human_size
 from .jobs.job import Job
 from .jobs.log_context import bind_job, current_job_fields, set_user_salt, user_hash
-from .jobs.parts import ImageInput, JobResult, JobSettings, seed_of
+from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState, ProgressEvent
 from .jobs.store import JobRecord, JobStore
-from .manifest.apply import Applied, apply_params, resolve_values
+from .manifest.apply import Applied, apply_params, build_graph, draw_seeds, resolve_values
 from .manifest.binding import Target
 from .manifest.catalog import Catalog, Workflow, load_catalog, load_workflow
 from .manifest.model import (
@@ -46,7 +46,6 @@ from .manifest.model import (
     SeedParam,
     TextParam,
 )
-from .manifest.values import coerce_value, is_unset, live_choices
 from .runtime import BackendStatus, Runtime
 
 __all__ = [
@@ -66,13 +65,11 @@ __all__ = [
     "Target",
     "load_catalog",
     "load_workflow",
-    "coerce_value",
-    "is_unset",
-    "live_choices",
     "resolve_values",
+    "draw_seeds",
+    "build_graph",
     "apply_params",
     "Applied",
-    "seed_of",
     # checks
     "validate_paths",
     "Report",

@@ -78,8 +78,8 @@ class Runtime:
         for name, image in (images or {}).items():  # decoded off the loop: a large image takes a while
             await asyncio.to_thread(check_image, image.data, param=name, max_bytes=self.settings.max_image_bytes,
                                     max_pixels=self.settings.max_image_pixels)
-        live = {p.choices_from: self.pool.choices(p.choices_from) for p in wf.manifest.params.values()
-                if getattr(p, "choices_from", None)}
+        live = {p.live_source: self.pool.choices(p.live_source) for p in wf.manifest.params.values()
+                if p.live_source}
         live = {source: choices for source, choices in live.items() if choices}
         job = await Job.submit(wf, values, pool=self.pool, store=self.store, settings=self.settings, images=images,
                          live=live, owner=owner, extra=extra)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,30 @@ def test_the_public_face_names_only_what_exists():
 def test_engine_keeps_at_most_six_modules_at_its_top():
     top = [p.name for p in (ROOT / "engine").glob("*.py")]
     assert len(top) <= 6, top
+
+
+KIND_HOMES = {"engine/manifest/param.py", "engine/manifest/kinds.py", "engine/manifest/model.py", "bot/widgets.py"}
+_KINDS = r"[\"'](?:text|int|float|bool|choice|seed|image)[\"']"
+KIND_BRANCH = re.compile("|".join([
+    rf"\.type\s*(?:==|!=)\s*(?:{_KINDS}|[\w.\[\]\"']+\.type\b)",  # p.type == "seed", a.type != b.type
+    rf"\.type\s+(?:not\s+)?in\s*[(\[{{]\s*{_KINDS}",  # p.type in ("int", "float")
+    r"\bmatch\s+[\w.\[\]\"']*\.type\b",  # match param.type:
+    rf"\bcase\s+{_KINDS}",  # case "image":
+    r"isinstance\([^)]*\b(?:Text|Int|Float|Bool|Choice|Seed|Image)Param\b",
+]))
+
+
+def test_kind_branching_lives_in_the_param_model_and_the_widget_table():
+    """Consumers ask the param; only the param model and ``bot/widgets.py`` look at its kind."""
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for path in _modules("engine") + _modules("bot") if str(path.relative_to(ROOT)) not in KIND_HOMES
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if KIND_BRANCH.search(line)]
+    assert len(found) <= 5, found
+
+
+def test_the_kind_branch_pattern_catches_the_usual_spellings():
+    for line in ('if param.type == "seed":', "match param.type:", 'case "image":', "isinstance(p, ChoiceParam)",
+                 'if p.type in ("int", "float"):', "old.params[n].type != param.type"):
+        assert KIND_BRANCH.search(line), line
+    assert not KIND_BRANCH.search("if frame.type == aiohttp.WSMsgType.TEXT")

@@ -120,29 +120,10 @@ def status_embed(statuses: Sequence[BackendStatus], *, show_names: bool) -> disc
     return embed
 
 
-def _number(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def param_summary(name: str, param: Param) -> str:
-    """One param in a few words: ``steps (int 1–50, default 30)``."""
-    details: list[str] = [param.type]
-    low, high = getattr(param, "min", None), getattr(param, "max", None)
-    if param.type in ("int", "float") and (low is not None or high is not None):
-        details[0] += " " + ("–".join(_number(v) for v in (low, high)) if None not in (low, high)
-                             else f"≥ {_number(low)}" if high is None else f"≤ {_number(high)}")
-    if param.type == "choice":
-        choices = getattr(param, "choices", None)
-        if choices:
-            names = [c.name for c in choices]
-            details.append("one of " + ", ".join(names[:5]) + (", …" if len(names) > 5 else ""))
-        elif getattr(param, "choices_from", None):
-            details.append(f"see /choices {param.choices_from}")
-    if param.required:
-        details.append("required")
-    elif param.default not in (None, ""):
-        details.append(f"default {_number(param.default)}")
-    return f"{name} ({', '.join(details)})"
+    """One param in a few words: ``steps (int 1–50, default 30)`` (its rule; live lists point at /choices)."""
+    source = f"; see /choices {param.live_source}" if param.live_source else ""
+    return f"{name} ({param.rule()}{source})"
 
 
 def _command_path(workflow: Workflow, catalog: Catalog) -> str:
@@ -193,8 +174,7 @@ def job_label(record: JobRecord, catalog: Catalog, now: float) -> str:
     workflow = catalog.workflows.get(record.manifest)
     title = workflow.manifest.title if workflow is not None and workflow.manifest.title else record.manifest
     parts = [title, record.state, f"{format_duration(now - record.created_at)} ago"]
-    text = next((str(v) for n, v in record.values.items() if workflow is not None and n in workflow.manifest.params
-                 and workflow.manifest.params[n].type == "text" and v), "")
+    text = workflow.manifest.caption_of(record.values) if workflow is not None else None
     if text:
         parts.append(" ".join(text.split()))
     return clip(" · ".join(parts), LABEL_LIMIT)

@@ -1,8 +1,9 @@
 """Manifest params as Discord slash-command options: one ``app_commands.Transformer`` per param.
 
-The param declaration in the manifest is the only source: option type, limits, static choices,
-autocomplete and server-side re-validation are all derived from it here (research/discord.md §1,
-approach B). Which params become options is decided by :func:`option_params`: the basic
+The param declaration in the manifest is the only source: option type and limits (from the
+param's widget, ``bot.widgets``), static choices and autocomplete are derived from it here
+(research/discord.md §1, approach B); the values are checked once, by the engine, when the job is
+prepared. Which params become options is decided by :func:`option_params`: the basic
 (non-``advanced``) params plus every image param (an attachment option). Everything else lives in
 the Settings modal.
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import keyword
-import math
 import re
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
@@ -25,7 +25,9 @@ import discord
 from discord import app_commands
 from discord.enums import AppCommandOptionType
 
-from engine import MAX_SEED, Manifest, Param, ParamError, coerce_value, discord_limits as limits, live_choices
+from engine import Manifest, Param, ParamError, discord_limits as limits
+
+from ..widgets import LiveChoices, server_list, widget_for
 
 __all__ = [
     "MAX_STATIC_CHOICES",
@@ -44,18 +46,7 @@ MAX_STATIC_CHOICES = limits.MAX_CHOICES  # more static choices than this are off
 MAX_SUGGESTIONS = 25  # Discord: an autocomplete answer holds at most 25 choices
 MAX_CHOICE_CHARS = limits.MAX_CHOICE_VALUE_LENGTH  # choice names and string values
 
-LiveChoices = Callable[[str], Sequence[str]]
 Candidates = Sequence[tuple[str, str]] | Awaitable[Sequence[tuple[str, str]]]
-
-_OPTION_TYPES = {
-    "text": AppCommandOptionType.string,
-    "int": AppCommandOptionType.integer,
-    "float": AppCommandOptionType.number,
-    "bool": AppCommandOptionType.boolean,
-    "choice": AppCommandOptionType.string,
-    "seed": AppCommandOptionType.integer,
-    "image": AppCommandOptionType.attachment,
-}
 
 
 class OptionError(app_commands.TransformerError):
@@ -120,7 +111,10 @@ def _shorten(text: str) -> str:
 
 
 class ParamOption(app_commands.Transformer):
-    """A manifest param as a Discord option; ``transform`` re-validates with the engine's rules."""
+    """A manifest param as a Discord option: type and bounds from its widget (``bot.widgets``).
+
+    Values pass through as Discord typed them: the engine checks a job's values once, when the
+    flow prepares the job. Only attachments are looked at here (their content type)."""
 
     def __init__(self, name: str, param: Param, live: LiveChoices):
         self.name = name
@@ -129,34 +123,20 @@ class ParamOption(app_commands.Transformer):
 
     @property
     def type(self) -> AppCommandOptionType:
-        return _OPTION_TYPES[self.param.type]
+        return widget_for(self.param).option_type
 
     @property
     def min_value(self) -> int | float | None:
-        match self.param.type:
-            case "int" | "float":
-                return _discord_bound(self.param.min)
-            case "seed":
-                return -1
-            case "text":
-                return self.param.min_length or None
-        return None
+        return widget_for(self.param).option_bounds(self.param)[0]
 
     @property
     def max_value(self) -> int | float | None:
-        match self.param.type:
-            case "int" | "float":
-                return _discord_bound(self.param.max)
-            case "seed":
-                return MAX_SEED
-            case "text":
-                return self.param.max_length
-        return None
+        return widget_for(self.param).option_bounds(self.param)[1]
 
     @property
     def choices(self) -> list[app_commands.Choice] | None:
-        static = getattr(self.param, "choices", None)
-        if static is None or len(static) > MAX_STATIC_CHOICES:
+        static = self.param.static_choices
+        if not static or len(static) > MAX_STATIC_CHOICES:
             return None
         return [app_commands.Choice(name=c.name, value=str(c.value)) for c in static]
 
@@ -166,39 +146,28 @@ class ParamOption(app_commands.Transformer):
 
     def server_list(self) -> Sequence[str] | None:
         """The live list for a ``choices_from`` param (unfiltered), or None when unknown or empty."""
-        source = getattr(self.param, "choices_from", None)
-        return (self._live(source) or None) if source else None
+        return server_list(self.param, self._live) or None
 
     async def transform(self, interaction: discord.Interaction, value: Any, /) -> Any:
-        if self.param.type == "image":
+        if isinstance(value, discord.Attachment):
             return _checked_attachment(self, value)
-        try:
-            return coerce_value(self.name, self.param, value, self.server_list())
-        except ParamError as exc:
-            raise OptionError(value, self, exc) from None
+        return value
 
 
 class AutocompleteParamOption(ParamOption):
     """A choice param offered through autocomplete: a live list, or more than 25 static choices."""
 
     async def autocomplete(self, interaction: discord.Interaction, value: str, /) -> list[app_commands.Choice]:
-        static = getattr(self.param, "choices", None)
-        if static is not None:
+        static = self.param.static_choices
+        if static:
             return rank_choices(((c.name, str(c.value)) for c in static), value)
-        available = live_choices(self.param, self.server_list() or [])
+        available = self.param.offered(self.server_list() or [])
         return rank_choices(((v, v) for v in available), value)
-
-
-def _discord_bound(bound: int | float | None) -> int | float | None:
-    """A bound Discord can carry (finite, within ±(2**53 - 1)); others are left to ``transform``."""
-    if bound is None or not math.isfinite(bound) or abs(bound) > limits.MAX_INTEGER:
-        return None
-    return bound
 
 
 def make_param_option(name: str, param: Param, live: LiveChoices) -> ParamOption:
     """The transformer for one param: autocomplete for live lists and for > 25 static choices."""
-    if param.type == "choice" and (param.choices_from or len(param.choices or ()) > MAX_STATIC_CHOICES):
+    if param.live_source or len(param.static_choices) > MAX_STATIC_CHOICES:
         return AutocompleteParamOption(name, param, live)
     return ParamOption(name, param, live)
 

@@ -142,8 +142,7 @@ def _group(command: str, workflows: list[Workflow], hooks: CommandHooks) -> app_
 
 
 def _static_commands(catalog: Catalog, hooks: CommandHooks) -> list[app_commands.Command]:
-    sources = sorted({p.choices_from for wf in catalog for p in wf.manifest.params.values()
-                      if getattr(p, "choices_from", None)})
+    sources = sorted({p.live_source for wf in catalog for p in wf.manifest.params.values() if p.live_source})
     source = PickOption("source", lambda _: [(s, s) for s in sources], strict=True,
                         problem="is not a list any workflow uses")
     async def user_jobs(interaction: Interaction) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import discord
 
-from engine import JobResult, JobState, OutputFile, Workflow, seed_of
+from engine import JobResult, JobState, OutputFile, Workflow
 
 from ..views.buttons import result_view
 from .audio import AudioError, waveform_png
@@ -183,7 +183,7 @@ async def result_fields(job_id: str, workflow: Workflow, result: JobResult, *, l
     fitted, notices = await fit_outputs(result.outputs, limit=limit)
     taken: set[str] = set()
     files = [discord.File(io.BytesIO(f.data), filename=_safe_name(f.filename, taken)) for f in fitted]
-    embed = result_embed(workflow, result.values, seed=seed_of(workflow, result.values), backend=result.backend,
+    embed = result_embed(workflow, result.values, seed=workflow.manifest.seed_of(result.values), backend=result.backend,
                          elapsed=result.seconds, notices=notices)
     embed = _with_texts(embed, result.texts)
     if files and fitted[0].mime.startswith("image/"):

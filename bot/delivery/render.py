@@ -2,14 +2,14 @@
 
 ``progress_embed`` draws one ``ProgressEvent``: a 20-block bar, percent, phase, step, queue
 position, ETA and elapsed time, coloured by state. ``result_embed`` lists every value a job ran
-with (the drawn seed included) so a result can be reproduced, plus the fitting notices.
+with (the drawn seed included; each shown by its param) so a result can be reproduced, plus the
+fitting notices.
 Everything is clipped to Discord's embed limits (title 256, description 4096, field 1024,
 footer 2048, 25 fields, 6000 in total); ``embed_size``/``embed_problems`` check them.
 """
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any, Mapping, Sequence
 
 import discord
@@ -22,7 +22,6 @@ __all__ = [
     "clip",
     "progress_bar",
     "format_duration",
-    "format_value",
     "progress_embed",
     "progress_key",
     "result_embed",
@@ -124,21 +123,11 @@ def progress_embed(
     return embed
 
 
-def format_value(param_type: str, value: Any) -> str:
-    """One value as shown to users: images by file name, bools as yes/no, unset as "—"."""
-    if value is None or value == "":
-        return "—"
-    if param_type == "image":
-        return PurePosixPath(str(getattr(value, "filename", value))).name
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def _text_lines(workflow: Workflow, values: Mapping[str, Any]) -> list[str]:
-    texts = [(n, p) for n, p in workflow.manifest.params.items() if p.type == "text" and values.get(n)]
+    """Text values as paragraphs, the job's caption first."""
+    caption = workflow.manifest.caption_param
+    texts = sorted(((n, p) for n, p in workflow.manifest.params.items() if p.is_text and values.get(n)),
+                   key=lambda item: item[0] != caption)
     share = TEXT_BUDGET // max(len(texts), 1)
     return [f"**{p.label or n}**\n{clip(str(values[n]), max(share - len(p.label or n) - 8, 40))}" for n, p in texts]
 
@@ -146,9 +135,9 @@ def _text_lines(workflow: Workflow, values: Mapping[str, Any]) -> list[str]:
 def _value_fields(workflow: Workflow, values: Mapping[str, Any], seed: int | None) -> list[tuple[str, str]]:
     fields = []
     for name, param in workflow.manifest.params.items():
-        if param.type != "text" and name in values:
-            fields.append((param.label or name, format_value(param.type, values[name])))
-    has_seed = any(p.type == "seed" and n in values for n, p in workflow.manifest.params.items())
+        if not param.is_text and name in values:
+            fields.append((param.label or name, param.show(values[name])))
+    has_seed = any(p.is_random and n in values for n, p in workflow.manifest.params.items())
     if seed is not None and not has_seed:
         fields.append(("Seed", str(seed)))
     return fields

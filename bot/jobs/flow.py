@@ -169,7 +169,7 @@ class Flow:
         try:
             for name, value in values.items():
                 param = workflow.manifest.params.get(name)
-                if param is not None and param.type == "image":
+                if param is not None and param.is_upload:
                     await check_image_source(name, value, runtime=self.runtime, folder=self.inputs,
                                              max_bytes=self.settings.max_upload_bytes, wait=ANSWER_WAIT)
                     plain[name] = None if value is None else PLACEHOLDER
@@ -216,7 +216,7 @@ class Flow:
         bind_job(job.log_fields)  # this task's log lines are the job's
         workflow = job.workflow
         await show_progress(job, target, title=self._title(workflow.name), interval=self.edit_interval,
-                            prompt_preview=_prompt_preview(workflow, job.values))
+                            prompt_preview=workflow.manifest.caption_of(job.values))
         try:
             result = await job.result()
             fields = await result_fields(job.id, workflow, result, limit=target.filesize_limit(),
@@ -301,11 +301,3 @@ class Flow:
     def _title(self, name: str) -> str:
         workflow = self.workflow(name)
         return (workflow.manifest.title or name) if workflow is not None else name
-
-
-def _prompt_preview(workflow: Workflow, values: Mapping[str, Any]) -> str | None:
-    """The first text param's value (shown quoted in the progress message)."""
-    for name, param in workflow.manifest.params.items():
-        if param.type == "text" and isinstance(values.get(name), str) and values[name].strip():
-            return values[name]
-    return None

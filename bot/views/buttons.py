@@ -129,13 +129,13 @@ def _button(custom_id: str, label: str, style=discord.ButtonStyle.secondary) -> 
 def tweak_params(workflow: Workflow) -> list[str]:
     """Params a tweak modal offers: every param but images (those stay), basic ones first."""
     params = workflow.manifest.params
-    return [n for n in workflow.manifest.basic_params + workflow.manifest.advanced_params if params[n].type != "image"]
+    return [n for n in workflow.manifest.basic_params + workflow.manifest.advanced_params if not params[n].is_upload]
 
 
 def action_params(target: Workflow) -> list[str]:
     """The target's basic non-image params (required first, ≤ 5); [] when none is required."""
     params = target.manifest.params
-    names = [n for n in target.manifest.basic_params if params[n].type != "image"]
+    names = [n for n in target.manifest.basic_params if not params[n].is_upload]
     names.sort(key=lambda n: not params[n].required)
     return names[:FIELDS_PER_MODAL] if any(params[n].required for n in names) else []
 
@@ -163,7 +163,7 @@ def action_modal(hooks: ButtonHooks, job_id: str, job: JobInfo, index: int, targ
     params = target.manifest.params
     prefill = {n: job.values[n] for n in names
                if n in job.values and n in job.workflow.manifest.params
-               and job.workflow.manifest.params[n].type == params[n].type}
+               and job.workflow.manifest.params[n].same_kind(params[n])}
 
     async def on_values(interaction: discord.Interaction, values: dict[str, Any]) -> None:
         await hooks.action(interaction, job_id, index, target, values)
@@ -201,7 +201,7 @@ class NewSeedButton(RerunButton, template=rf"^dc:seed:{_JOB}$"):
 
     def rerun_values(self, job: JobInfo) -> dict[str, Any]:
         params = job.workflow.manifest.params
-        return {n: (None if n in params and params[n].type == "seed" else v) for n, v in job.values.items()}
+        return {n: (None if n in params and params[n].is_random else v) for n, v in job.values.items()}
 
 
 class TweakButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:tweak:{_JOB}:(?P<page>\d{{1,2}})$"):
@@ -291,7 +291,7 @@ DYNAMIC_ITEMS = (RerunButton, NewSeedButton, TweakButton, ActionButton, DeleteBu
 
 def _control_buttons(job_id: str, workflow: Workflow) -> list[discord.ui.Item]:
     buttons: list[discord.ui.Item] = [RerunButton(job_id)]
-    if any(p.type == "seed" for p in workflow.manifest.params.values()):
+    if any(p.is_random for p in workflow.manifest.params.values()):
         buttons.append(NewSeedButton(job_id))
     pages = -(-len(tweak_params(workflow)) // FIELDS_PER_MODAL)
     buttons += [TweakButton(job_id, page, "🛠️ Tweak" + (f" {page}/{pages}" if pages > 1 else ""))

@@ -1,10 +1,10 @@
-"""Modals generated from manifest params: pages of ≤ 5 labelled fields, checked with ``coerce_value``.
+"""Modals generated from manifest params: pages of ≤ 5 labelled fields, each read by its param.
 
-Each param becomes a ``discord.ui.Label`` (text ≤ 45, description ≤ 100) around one input:
-text/int/float/seed → ``TextInput`` (placeholder shows the range or the choices), bool and short
-choice lists → ``Select``, image → ``FileUpload``. Fields are prefilled with the current values.
+Each param becomes a ``discord.ui.Label`` (text ≤ 45, description ≤ 100) around the input its
+kind gets (``bot.widgets``): a ``TextInput`` whose placeholder is the param's rule, a ``Select``
+or a ``FileUpload``. Fields are prefilled with the current values.
 
-On submit every field goes through ``engine.coerce_value`` and ALL problems are answered
+On submit every field goes through its param's ``read`` and ALL problems are answered
 in one ephemeral message ("steps: must be ≤ 150"); only clean values reach the ``on_values``
 hook, ``await on_values(interaction, values)``. In ``values`` an unset field is ``None`` (the
 engine then uses the default; an emptied optional text stays ``""``) and an image param holds
@@ -24,17 +24,14 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import discord
 
-from engine import (
-    ChoiceParam, Param, ParamError, Workflow, coerce_value, discord_limits as limits, is_unset, live_choices,
-)
+from engine import Param, ParamError, Workflow, discord_limits as limits
 
 from ..delivery.render import clip
+from ..widgets import NONE_VALUE, LiveChoices, server_list, widget_for
 
 __all__ = [
     "FIELDS_PER_MODAL",
-    "NONE_VALUE",
     "OnValues",
-    "LiveChoices",
     "ModalId",
     "ParamModal",
     "parse_modal_custom_id",
@@ -43,23 +40,15 @@ __all__ = [
     "raw_modal_values",
     "settings_modals",
     "check_fields",
-    "choice_options",
-    "placeholder_for",
-    "prefill_text",
     "page_title",
 ]
 
 FIELDS_PER_MODAL = limits.MAX_MODAL_COMPONENTS
 TITLE_LIMIT, LABEL_LIMIT = limits.MAX_MODAL_TITLE_LENGTH, limits.MAX_LABEL_LENGTH
 DESCRIPTION_LIMIT = limits.MAX_DESCRIPTION_LENGTH
-PLACEHOLDER_LIMIT = 100  # TextInput / Select placeholder
-TEXT_INPUT_LIMIT, OPTION_LIMIT = limits.MAX_TEXT_INPUT_LENGTH, limits.MAX_CHOICE_NAME_LENGTH
-SELECT_OPTIONS = limits.MAX_SELECT_OPTIONS
-NONE_VALUE = "__none__"
 MODAL_TIMEOUT = 3600.0  # users may write a long prompt; the submit is a fresh interaction
 
 OnValues = Callable[[discord.Interaction, dict[str, Any]], Awaitable[None]]
-LiveChoices = Callable[[str], Sequence[str]]  # a ``choices_from`` source → the server's list
 
 _ID_PATTERN = re.compile(r"^dc:(?P<purpose>[a-z]{1,8}):(?P<key>[-_a-z0-9]{1,40}):(?P<page>\d{1,2})"
                          r"(?::(?P<target>[-_a-z0-9]{1,32}))?(?:~(?P<nonce>[0-9a-f]{8}))?$")
@@ -130,86 +119,6 @@ def page_title(prefix: str, page: int, pages: int) -> str:
     return clip(prefix, TITLE_LIMIT - len(suffix)) + suffix
 
 
-def prefill_text(param: Param, value: Any) -> str | None:
-    if value is None or (param.type == "seed" and value == -1):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)[:TEXT_INPUT_LIMIT]
-
-
-def _number_range(low: Any, high: Any) -> str:
-    if low is not None and high is not None:
-        return f"{low:g}–{high:g}" if isinstance(low, float) or isinstance(high, float) else f"{low}–{high}"
-    return f"≥ {low}" if low is not None else f"≤ {high}" if high is not None else "a number"
-
-
-def placeholder_for(param: Param, server_list: Sequence[str] | None = None) -> str:
-    """The hint inside an empty field: the range, the choices, or what blank means."""
-    match param.type:
-        case "int" | "float":
-            text = _number_range(param.min, param.max)
-        case "seed":
-            text = "blank or -1 for a random seed"
-        case "bool":
-            text = "true / false"
-        case "choice":
-            names = [c.name for c in param.choices] if param.choices else live_choices(param, server_list or [])
-            text = ", ".join(map(str, names)) or "a name from the server"
-        case _:
-            text = "optional" if not param.required else ""
-    if param.default is not None and param.type in ("int", "float"):
-        text += f" (default {param.default:g})" if isinstance(param.default, float) else f" (default {param.default})"
-    return clip(text, PLACEHOLDER_LIMIT)
-
-
-def choice_options(param: ChoiceParam, current: Any, server_list: Sequence[str] | None = None) -> list[discord.SelectOption]:
-    """Select options for a choice param: "None" first when optional, then up to 24/25 choices
-    (the current value always among them). Empty when nothing can be offered."""
-    if param.choices is not None:
-        pairs = [(c.name, str(c.value)) for c in param.choices]
-    else:
-        pairs = [(str(v), str(v)) for v in live_choices(param, server_list or [])]
-    pairs = [(n, v) for n, v in pairs if len(v) <= OPTION_LIMIT]
-    room = SELECT_OPTIONS - (0 if param.required else 1)
-    chosen = [p for p in pairs if current is not None and p[1] == str(current)]
-    pairs = (chosen + [p for p in pairs if p not in chosen])[:room]
-    options = [discord.SelectOption(label=clip(n, OPTION_LIMIT), value=v, default=v == str(current)) for n, v in pairs]
-    if not param.required and pairs:
-        options.insert(0, discord.SelectOption(label="None", value=NONE_VALUE, default=current is None))
-    return options
-
-
-def _fits_select(param: Param, server_list: Sequence[str] | None) -> bool:
-    if param.type != "choice":
-        return param.type == "bool"
-    count = len(param.choices) if param.choices is not None else len(live_choices(param, server_list or []))
-    return 0 < count <= SELECT_OPTIONS - (0 if param.required else 1)
-
-
-def _field(name: str, param: Param, value: Any, server_list: Sequence[str] | None) -> discord.ui.Item:
-    if param.type == "image":
-        return discord.ui.FileUpload(custom_id=name, required=param.required and value is None,
-                                     min_values=0 if not param.required or value is not None else 1, max_values=1)
-    if _fits_select(param, server_list):
-        options = choice_options(param, value, server_list) if param.type == "choice" else [
-            discord.SelectOption(label=label, value=label, default=value is flag)
-            for label, flag in (("true", True), ("false", False))]
-        return discord.ui.Select(custom_id=name, options=options, required=param.required,
-                                 min_values=1 if param.required else 0, placeholder=placeholder_for(param, server_list))
-    multiline = param.type == "text" and param.multiline
-    max_length = min(param.max_length, TEXT_INPUT_LIMIT) if param.type == "text" else None
-    min_length = min(param.min_length, TEXT_INPUT_LIMIT) if param.type == "text" and param.min_length else None
-    return discord.ui.TextInput(
-        custom_id=name, style=discord.TextStyle.paragraph if multiline else discord.TextStyle.short,
-        default=prefill_text(param, value), required=param.required, max_length=max_length, min_length=min_length,
-        placeholder=placeholder_for(param, server_list) or None)
-
-
-def _server_list(param: Param, live: LiveChoices | None) -> Sequence[str] | None:
-    return live(param.choices_from) if live and param.type == "choice" and param.choices_from else None
-
-
 def check_fields(
     workflow: Workflow,
     raw: Mapping[str, Any],
@@ -231,15 +140,11 @@ def check_fields(
 
 
 def _check_field(name: str, param: Param, value: Any, kept: Any, live: LiveChoices | None) -> Any:
-    if param.type == "image":
+    if param.is_upload:  # an upload (a discord.Attachment), else the image kept from before
         if value is None and kept is None and param.required:
             raise ParamError(name, "is required")
         return value if value is not None else kept
-    if is_unset(value):
-        if param.required:
-            raise ParamError(name, "is required")
-        return "" if param.type == "text" and value == "" else None
-    return coerce_value(name, param, value, _server_list(param, live))
+    return param.read(name, value, server_list(param, live))
 
 
 class ParamModal(discord.ui.Modal):
@@ -261,11 +166,11 @@ class ParamModal(discord.ui.Modal):
             raise ValueError(f"a modal holds 1–{FIELDS_PER_MODAL} fields, not {len(params)}")
         super().__init__(title=clip(title, TITLE_LIMIT), custom_id=custom_id, timeout=timeout)
         self.workflow, self.on_values, self.live = workflow, on_values, live
-        self.kept = {n: values.get(n) for n in params if workflow.manifest.params[n].type == "image"}
+        self.kept = {n: values.get(n) for n in params if workflow.manifest.params[n].is_upload}
         self.inputs: dict[str, discord.ui.Item] = {}
         for name in params:
             param = workflow.manifest.params[name]
-            field = _field(name, param, values.get(name), _server_list(param, live))
+            field = widget_for(param).field(name, param, values.get(name), server_list(param, live))
             self.inputs[name] = field
             self.add_item(discord.ui.Label(text=clip(param.label_for(name), LABEL_LIMIT), component=field,
                                            description=clip(param.description, DESCRIPTION_LIMIT) or None))

@@ -21,10 +21,11 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import discord
 
-from engine import ParamError, Workflow, coerce_value, discord_limits as limits
+from engine import ParamError, Workflow, discord_limits as limits
 
-from .modals import NONE_VALUE, LiveChoices, ParamModal, choice_options, settings_modals
-from ..delivery.render import clip, format_value
+from ..delivery.render import clip
+from ..widgets import NONE_VALUE, LiveChoices, choice_options, server_list
+from .modals import ParamModal, settings_modals
 
 __all__ = ["SETUP_TIMEOUT", "NOT_AUTHOR", "RunHook", "SetupLayout", "setup_layout", "setup_embed",
            "carry_values", "SetupView"]
@@ -54,8 +55,8 @@ def setup_layout(workflow: Workflow, live: LiveChoices | None = None, *, workflo
     """Choice params become Selects while rows are left (one row stays for the buttons); the
     rest of the basic params go to the options modal, advanced ones to the settings modal."""
     params = workflow.manifest.params
-    candidates = [n for n in workflow.manifest.basic_params if params[n].type == "choice"
-                  and choice_options(params[n], None, _server_list(params[n], live))]
+    candidates = [n for n in workflow.manifest.basic_params
+                  if choice_options(params[n], None, server_list(params[n], live))]
     rows = MAX_ROWS - int(workflow_select)
     settings = _pages(workflow.manifest.advanced_params)
     for count in range(min(len(candidates), rows - 1), 0, -1):
@@ -66,22 +67,18 @@ def setup_layout(workflow: Workflow, live: LiveChoices | None = None, *, workflo
     return SetupLayout((), _pages(workflow.manifest.basic_params), settings)
 
 
-def _server_list(param, live: LiveChoices | None) -> Sequence[str] | None:
-    return live(param.choices_from) if live and param.type == "choice" and param.choices_from else None
-
-
 def carry_values(old: Workflow, new: Workflow, values: Mapping[str, Any], live: LiveChoices | None = None) -> dict:
-    """Values worth keeping when switching workflow: same name, same type, still valid there."""
+    """Values worth keeping when switching workflow: same name, same kind, still valid there."""
     kept = {}
     for name, value in values.items():
-        param = new.manifest.params.get(name)
-        if param is None or name not in old.manifest.params or old.manifest.params[name].type != param.type:
+        param, before = new.manifest.params.get(name), old.manifest.params.get(name)
+        if param is None or before is None or not param.same_kind(before):
             continue
-        if param.type == "image" or value is None:
+        if param.is_upload or value is None:
             kept[name] = value
             continue
         try:
-            kept[name] = coerce_value(name, param, value, _server_list(param, live))
+            kept[name] = param.coerce(name, value, server_list(param, live))
         except ParamError:
             continue
     return kept
@@ -95,14 +92,10 @@ def setup_embed(workflow: Workflow, values: Mapping[str, Any], *, expired_comman
     for name, param in list(manifest.params.items())[:MAX_OPTIONS]:
         value = values.get(name)
         if value is not None and value != "":
-            shown = format_value(param.type, value)
-        elif param.required:
-            shown = "**required**"
-        elif param.type == "seed":
-            shown = "random"
+            shown = param.show(value)
         else:
-            shown = f"{format_value(param.type, param.default)} (default)" if param.default is not None else "—"
-        embed.add_field(name=clip(param.label or name, 256), value=clip(shown, 200), inline=param.type != "text")
+            shown = "**required**" if param.required else param.show_unset()
+        embed.add_field(name=clip(param.label or name, 256), value=clip(shown, 200), inline=not param.is_text)
     if expired_command:
         embed.colour = discord.Colour.dark_grey()
         embed.set_footer(text=f"Expired — run /{expired_command} setup again")
@@ -152,7 +145,7 @@ class SetupView(discord.ui.View):
 
     def _choice_select(self, name: str, row: int) -> discord.ui.Select:
         param = self.workflow.manifest.params[name]
-        options = choice_options(param, self.values.get(name), _server_list(param, self.live))
+        options = choice_options(param, self.values.get(name), server_list(param, self.live))
         select = discord.ui.Select(options=options, placeholder=clip(param.label or name, 150), row=row)
         select.callback = self._pick_choice(name, select)
         return select
@@ -203,8 +196,7 @@ class SetupView(discord.ui.View):
         async def callback(interaction: discord.Interaction) -> None:
             picked, param = select.values[0], self.workflow.manifest.params[name]
             try:
-                value = None if picked == NONE_VALUE else coerce_value(name, param, picked,
-                                                                       _server_list(param, self.live))
+                value = None if picked == NONE_VALUE else param.coerce(name, picked, server_list(param, self.live))
             except ParamError:  # the server's list changed since the options were drawn
                 value = None
             self.values[name] = value

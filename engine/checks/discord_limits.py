@@ -83,7 +83,7 @@ SETUP_DESCRIPTION = "Pick a workflow and its settings step by step"
 
 def is_option(param: Param) -> bool:
     """Basic params and every image param (an attachment) are slash options."""
-    return not param.advanced or param.type == "image"
+    return not param.advanced or param.is_upload
 
 
 def group_description(titles: list[str]) -> str:

@@ -25,7 +25,7 @@ def _length_issue(src: YamlSource, loc: tuple, name: str, what: str, text: str, 
 
 
 def _choice_issues(src: YamlSource, name: str, param: Param) -> list[Issue]:
-    choices = getattr(param, "choices", None) or []
+    choices = param.static_choices
     issues = []
     if len(choices) > L.MAX_CHOICES:
         issues.append(src.issue(("params", name, "choices"), name, f"{len(choices)} choices; Discord allows at most "
@@ -52,8 +52,9 @@ def param_limit_issues(src: YamlSource, name: str, param: Param) -> list[Issue]:
                                     "it cannot be advanced (the settings modal is optional)", "discord_limit"))
         loc = ("params", name, "label") if param.label else ("params", name)
         issues += _length_issue(src, loc, name, "modal label", param.label_for(name), 1, L.MAX_LABEL_LENGTH)
-        if param.type == "text" and param.max_length > L.MAX_TEXT_INPUT_LENGTH:
-            issues.append(src.issue(("params", name, "max_length"), name, f"max_length {param.max_length} is too long "
+        limit = param.text_limit
+        if limit is not None and limit > L.MAX_TEXT_INPUT_LENGTH:
+            issues.append(src.issue(("params", name, "max_length"), name, f"max_length {limit} is too long "
                                     f"for a modal field (advanced text): Discord allows at most "
                                     f"{L.MAX_TEXT_INPUT_LENGTH}", "discord_limit"))
     return issues + _choice_issues(src, name, param)
@@ -75,7 +76,7 @@ def manifest_limit_issues(src: YamlSource, manifest: Manifest) -> list[Issue]:
 
 def _option_size(name: str, param: Param) -> int:
     size = len(name) + len(param.description_for(name))
-    for choice in getattr(param, "choices", None) or []:
+    for choice in param.static_choices:
         size += len(choice.name) + len(str(choice.value))
     return size
 

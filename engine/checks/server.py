@@ -11,28 +11,15 @@ graph is JSON without useful positions.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from ..comfy.object_info import combo_values, input_spec, is_optional, is_output_node, spec_options, spec_type
 from ..errors import Issue
 from ..manifest.binding import Target, is_link
-from ..manifest.model import MAX_SEED, Param
-from ..manifest.values import live_choices
+from ..manifest.model import Param
 from ..manifest.source import YamlSource
 
 __all__ = ["graph_issues", "param_issues", "output_issues"]
-
-# Which ComfyUI input types a param type may be bound to ("*" accepts anything).
-_FITS = {
-    "int": {"INT", "FLOAT"},
-    "seed": {"INT"},
-    "float": {"FLOAT"},
-    "text": {"STRING"},
-    "bool": {"BOOLEAN"},
-    "choice": {"COMBO"},
-    "image": {"COMBO"},
-}
-
 
 def _node_label(graph: Mapping, node_id: str) -> str:
     return f"node {node_id} ({graph[node_id].get('class_type')})"
@@ -77,49 +64,22 @@ def output_issues(src: YamlSource, graph: Mapping, outputs: list[str], object_in
                       "output_not_saving") for i, n in enumerate(outputs) if n in graph and not saves(n)]
 
 
-def _fits(param: Param, kind: str) -> bool:
-    if kind == "*" or kind in _FITS[param.type]:
-        return True
-    if param.type == "choice" and param.choices is not None:
-        check = {"INT": lambda v: isinstance(v, int), "FLOAT": lambda v: isinstance(v, (int, float)),
-                 "STRING": lambda v: isinstance(v, str)}.get(kind)
-        return check is not None and all(check(c.value) for c in param.choices)
-    return param.type == "choice" and kind == "STRING"
-
-
 def _range_issues(src: YamlSource, name: str, param: Param, where: str, spec: list) -> list[Issue]:
+    """The param's own numbers (``min``, ``max``, ``default``) must lie within the input's range."""
     options = spec_options(spec)
     low, high = options.get("min"), options.get("max")
-    issues = []
-
-    def outside(key: str, value) -> None:
-        if value is None or not isinstance(value, (int, float)):
-            return
-        if isinstance(low, (int, float)) and value < low or isinstance(high, (int, float)) and value > high:
-            issues.append(src.issue(("params", name, key), name, f"{key} {value} is outside {where}'s range "
-                                    f"{low}–{high}", "range"))
-
-    if param.type == "seed":
-        if isinstance(high, (int, float)) and high < MAX_SEED:
-            issues.append(src.issue(("params", name, "type"), name, f"random seeds go up to {MAX_SEED} but {where} "
-                                    f"accepts at most {high}", "range"))
-        outside("default", None if param.default == -1 else param.default)
-    elif param.type in ("int", "float"):
-        for key in ("min", "max", "default"):
-            outside(key, getattr(param, key))
-    return issues
+    low = low if isinstance(low, (int, float)) else None
+    high = high if isinstance(high, (int, float)) else None
+    return [src.issue(("params", name, key), name, f"{key} {value} is outside {where}'s range {low}–{high}", "range")
+            for key, value in param.bounds().items()
+            if low is not None and value < low or high is not None and value > high]
 
 
 def _choice_issues(src: YamlSource, name: str, param: Param, where: str, options: list) -> list[Issue]:
-    issues = []
-    if param.type == "choice" and param.choices is not None:
-        issues += [src.issue(("params", name, "choices", i), name, f"choice {c.value!r} is not in {where}'s list "
-                             "on the server", "value_unavailable")
-                   for i, c in enumerate(param.choices) if c.value not in options]
-    if param.default is not None and not (param.type == "choice" and param.choices_from) and param.default not in options:
-        issues.append(src.issue(("params", name, "default"), name, f"default {param.default!r} is not in {where}'s "
-                                "list on the server", "value_unavailable"))
-    return issues
+    """Static choices and defaults must be in the bound combo input's list."""
+    return [src.issue(("params", name, *key), name, f"{what} {value!r} is not in {where}'s list on the server",
+                      "value_unavailable")
+            for key, what, value in param.listed_values() if value not in options]
 
 
 def _target_issues(src: YamlSource, name: str, param: Param, target: Target, graph: Mapping, object_info: Mapping) -> list[Issue]:
@@ -133,7 +93,7 @@ def _target_issues(src: YamlSource, name: str, param: Param, target: Target, gra
         return [src.issue(("params", name, "bind"), name, f"{_node_label(graph, target.node_id)} has no input "
                           f"{target.input_name!r} on the server", "input_missing")]
     kind = spec_type(spec)
-    if not _fits(param, kind):
+    if not param.fits(kind):
         return [src.issue(("params", name, "type"), name, f"type {param.type} does not fit {where}, which takes "
                           f"{kind}", "type_mismatch")]
     options = combo_values(spec)
@@ -143,26 +103,26 @@ def _target_issues(src: YamlSource, name: str, param: Param, target: Target, gra
     return issues
 
 
-def _source_issues(src: YamlSource, name: str, param: Param, object_info: Mapping) -> list[Issue]:
+def _source_issues(src: YamlSource, name: str, param: Param, source: str, object_info: Mapping) -> list[Issue]:
     """``choices_from`` must name a combo input on the server; its filter and default must match it."""
     loc = ("params", name, "choices_from")
-    spec = input_spec(object_info.get(param.source_class), param.source_input)
-    if param.source_class not in object_info:
-        return [src.issue(loc, name, f"choices_from: class {param.source_class!r} is not installed on the server",
+    source_class, _, source_input = source.rpartition(".")
+    if source_class not in object_info:
+        return [src.issue(loc, name, f"choices_from: class {source_class!r} is not installed on the server",
                           "class_missing")]
+    spec = input_spec(object_info.get(source_class), source_input)
     options = combo_values(spec) if spec else None
     if options is None:
         what = "has no input" if spec is None else "has no list at"
-        return [src.issue(loc, name, f"choices_from: {param.source_class} {what} {param.source_input!r}",
-                          "choices_source")]
-    offered = live_choices(param, options)
+        return [src.issue(loc, name, f"choices_from: {source_class} {what} {source_input!r}", "choices_source")]
+    offered = param.offered(options)
     issues = []
-    if param.filter is not None and not offered:
+    if options and not offered:
         issues.append(src.issue(("params", name, "filter"), name, f"filter matches none of the {len(options)} values "
-                                f"of {param.choices_from} on the server", "value_unavailable"))
+                                f"of {source} on the server", "value_unavailable"))
     if param.default is not None and param.default not in offered:
         issues.append(src.issue(("params", name, "default"), name, f"default {param.default!r} is not in "
-                                f"{param.choices_from} on the server", "value_unavailable"))
+                                f"{source} on the server", "value_unavailable"))
     return issues
 
 
@@ -205,8 +165,8 @@ def param_issues(src: YamlSource, name: str, param: Param, targets: Iterable[Tar
     issues = []
     for target in targets:
         issues += _target_issues(src, name, param, target, graph, object_info)
-    if param.type == "choice" and param.choices_from:
-        issues += _source_issues(src, name, param, object_info)
+    if param.live_source is not None:
+        issues += _source_issues(src, name, param, param.live_source, object_info)
     if param.when_unset == "bypass":
         for node_id in dict.fromkeys(t.node_id for t in targets):
             issues += _bypass_issues(src, name, node_id, graph, object_info)

@@ -12,19 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ..manifest.binding import BindError, Target, resolve_bind
 from ..manifest.catalog import Inspection, catalog_of, inspect_manifest
 from ..errors import Issue
 from .discord_payloads import command_limit_issues, manifest_limit_issues, param_limit_issues
 from ..manifest.model import Manifest, Param
+from ..manifest.kinds import parse_param
 from .server import graph_issues, output_issues, param_issues
 from ..manifest.source import YamlSource
 
 __all__ = ["ManifestSummary", "Report", "validate_paths", "manifest_files"]
-
-_PARAM = TypeAdapter(Param)
 
 
 @dataclass(frozen=True)
@@ -104,13 +103,8 @@ def _raw_params(data: Any) -> dict[str, Any]:
 
 def _parsed_params(data: Any) -> dict[str, Param]:
     """Params that are valid on their own, when the manifest as a whole is not."""
-    params = {}
-    for name, raw in _raw_params(data).items():
-        try:
-            params[name] = _PARAM.validate_python(raw)
-        except ValidationError:
-            continue
-    return params
+    parsed = {name: parse_param(raw) for name, raw in _raw_params(data).items()}
+    return {name: param for name, param in parsed.items() if param is not None}
 
 
 def _targets(params: Mapping[str, Param], graph: dict) -> dict[str, tuple[Target, ...]]:

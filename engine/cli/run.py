@@ -130,10 +130,8 @@ def output_paths(out_dir: Path, manifest: str, tag: str, files: list[tuple[str, 
 
 def seed_tag(workflow: Workflow, values: dict[str, Any], job_id: str) -> str:
     """The first seed param's value, else the start of the job id."""
-    for name, param in workflow.manifest.params.items():
-        if param.type == "seed" and name in values:
-            return str(values[name])
-    return job_id[:8]
+    seed = workflow.manifest.seed_of(values)
+    return job_id[:8] if seed is None else str(seed)
 
 
 # -- progress views -------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from ..comfy.error_map import map_execution_error, map_rejection
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled, WorkflowRejected
 from .log_context import bind_job, job_fields
 from .follow import BackendLost, PromptFollower, PromptLost, Signal
-from .parts import ImageInput, JobResult, JobSettings, bind_images, collect_outputs, seed_of, spawn, withdraw
+from .parts import ImageInput, JobResult, JobSettings, bind_images, collect_outputs, spawn, withdraw
 from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .journal import Journal
 from .records import JobRecord
@@ -86,7 +86,7 @@ class Job:
                   owner=owner, extra=extra)
         job._graph = applied.graph
         job._journal.create(JobRecord(job.id, workflow.name, values=job.values, owner=owner, extra=job.extra,
-                                            seed=seed_of(workflow, job.values), created_at=job.timings["created"]))
+                                      seed=workflow.manifest.seed_of(job.values), created_at=job.timings["created"]))
         job._start(job._run_new())
         return job
 

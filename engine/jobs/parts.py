@@ -4,7 +4,6 @@
 - ``JobSettings``   polling intervals and grace periods of the job runner
 - ``JobResult``     what a finished job produced
 - ``bind_images``   put uploaded server-side names into a graph (pure, copy-on-write)
-- ``seed_of``       the value of the workflow's first seed param (pure)
 - ``collect_outputs`` read ``/history`` and download every output file of the manifest's outputs
 - ``withdraw``      delete a prompt from the queue and interrupt it if running (best effort)
 - ``spawn``         run a clean-up in the background, keeping a reference until it is done
@@ -23,7 +22,7 @@ from ..manifest.catalog import Workflow
 from ..errors import ComfyError, ComfyUnavailable
 from ..comfy.outputs import OutputFile, OutputRef, output_refs, output_texts
 
-__all__ = ["ImageInput", "JobSettings", "JobResult", "bind_images", "seed_of", "collect_outputs", "withdraw",
+__all__ = ["ImageInput", "JobSettings", "JobResult", "bind_images", "collect_outputs", "withdraw",
            "spawn"]
 
 HISTORY_ATTEMPTS = 5
@@ -78,14 +77,6 @@ def bind_images(workflow: Workflow, graph: Mapping[str, Any], names: Mapping[str
             if node is not None:
                 result[target.node_id] = {**node, "inputs": {**node["inputs"], target.input_name: name}}
     return result
-
-
-def seed_of(workflow: Workflow, values: Mapping[str, Any]) -> int | None:
-    """The value of the first ``seed`` param (in manifest order), if any."""
-    for name, param in workflow.manifest.params.items():
-        if param.type == "seed" and isinstance(values.get(name), int):
-            return values[name]
-    return None
 
 
 async def collect_outputs(client: Any, prompt_id: str, nodes: Iterable[str]

@@ -11,12 +11,11 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..errors import ParamError
 from .binding import is_link
 from .catalog import Workflow
-from ..errors import ParamError
-from .values import coerce_value, is_unset
 
-__all__ = ["Applied", "apply_params", "resolve_values", "bypass_node"]
+__all__ = ["Applied", "apply_params", "build_graph", "draw_seeds", "resolve_values", "bypass_node"]
 
 
 @dataclass(frozen=True)
@@ -33,32 +32,34 @@ def resolve_values(
     values: Mapping[str, Any],
     *,
     live: Mapping[str, Sequence[Any]] | None = None,
-    rng: random.Random | None = None,
 ) -> dict[str, Any]:
-    """Check and coerce ``values``, fill defaults, draw random seeds.
+    """Check and coerce ``values`` and fill defaults: the one validation of a job's values.
 
-    Params left unset without a default keep the workflow's own value and are absent from the
-    result (or trigger a bypass). ``live`` maps a ``choices_from`` source to the server's list.
+    Params left unset without a default are absent from the result: they keep the workflow's own
+    value, trigger a bypass, or (seeds) get a random value from ``draw_seeds`` once the server
+    that runs the job is known. ``live`` maps a ``choices_from`` source to the server's list.
     """
     params = workflow.manifest.params
-    unknown = sorted(set(values) - set(params))
-    if unknown:
-        raise ParamError(unknown[0], "is not a parameter of this workflow")
+    if not values.keys() <= params.keys():
+        raise ParamError(sorted(set(values) - set(params))[0], "is not a parameter of this workflow")
     resolved: dict[str, Any] = {}
     for name, param in params.items():
-        raw = values.get(name)
-        if raw is None or is_unset(raw) and (param.type != "text" or param.required):
-            raw = param.default
-        if param.type == "seed" and (raw is None or raw == -1 or raw == "-1"):
-            resolved[name] = (rng or random).randint(0, param.max)
-            continue
-        if raw is None:
-            if param.required:
-                raise ParamError(name, "is required")
-            continue
-        server_list = live.get(param.choices_from) if live and param.type == "choice" else None
-        resolved[name] = coerce_value(name, param, raw, server_list)
+        server_list = live.get(param.live_source or "") if live else None
+        value = param.resolve(name, values.get(name), server_list)
+        if value is not None:
+            resolved[name] = value
     return resolved
+
+
+def draw_seeds(workflow: Workflow, values: Mapping[str, Any], *, object_info: Mapping[str, Any] | None = None,
+               rng: random.Random | None = None) -> dict[str, Any]:
+    """``values`` plus a random value for every unset seed, each within what its bound inputs
+    accept on the server whose ``object_info`` is given (and the manifest's own ``max``)."""
+    drawn = dict(values)
+    for name in workflow.random_params:
+        if name not in drawn:
+            drawn[name] = workflow.manifest.params[name].draw(rng, workflow.input_limit(name, object_info))
+    return drawn
 
 
 def bypass_node(graph: dict, node_id: str, link_inputs: Iterable[tuple[str, str]]) -> None:
@@ -89,9 +90,16 @@ def apply_params(
     *,
     live: Mapping[str, Sequence[Any]] | None = None,
     rng: random.Random | None = None,
+    object_info: Mapping[str, Any] | None = None,
 ) -> Applied:
-    """Validate ``values`` and return the concrete graph plus the resolved values."""
-    resolved = resolve_values(workflow, values, live=live, rng=rng)
+    """Validate ``values``, draw random seeds, and return the concrete graph plus the values used."""
+    resolved = draw_seeds(workflow, resolve_values(workflow, values, live=live), object_info=object_info, rng=rng)
+    return build_graph(workflow, resolved)
+
+
+def build_graph(workflow: Workflow, resolved: dict[str, Any]) -> Applied:
+    """The concrete graph for already resolved values (no checks): values written to their bound
+    inputs, unset ``when_unset: bypass`` params' nodes spliced out."""
     graph = dict(workflow.graph)
     owned: set[str] = set()
     for name, value in resolved.items():

@@ -18,15 +18,17 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
-from .binding import BindError, Target, is_link, resolve_bind
+from ..comfy.object_info import input_max
 from ..errors import Issue, ManifestError
+from .binding import BindError, Target, is_link, resolve_bind
 from .model import Manifest
+from .kinds import parse_param
 from .source import YamlSource, read_yaml
 
 __all__ = ["Workflow", "Catalog", "Inspection", "inspect_manifest", "load_workflow", "load_catalog", "catalog_of",
            "default_workflows_dir"]
 
-_HINT_KEYS = ("default", "min_length", "max_length", "min", "max", "filter", "choices_from", "choices",
+_HINT_KEYS = ("caption", "default", "min_length", "max_length", "min", "max", "filter", "choices_from", "choices",
               "when_unset", "bind")
 
 
@@ -50,6 +52,12 @@ class Workflow:
         return tuple((node_id, name) for node_id, node in self.graph.items()
                      for name, value in node["inputs"].items() if is_link(value))
 
+    @cached_property
+    def random_params(self) -> tuple[str, ...]:
+        """Params that get a random value when unset (seeds; not those bypassed instead)."""
+        return tuple(name for name, param in self.manifest.params.items()
+                     if param.is_random and param.when_unset == "default")
+
     def output_nodes(self, object_info: Mapping[str, Any] | None = None) -> list[str]:
         """The manifest's ``outputs``, else every node whose class is an output node (needs object_info),
         else every node whose class name starts with Save/Preview."""
@@ -66,6 +74,15 @@ class Workflow:
     def param_of_node(self, node_id: str) -> list[str]:
         """Params bound to ``node_id`` (used to map server errors back to parameters)."""
         return [name for name, targets in self.targets.items() if any(t.node_id == node_id for t in targets)]
+
+    def input_limit(self, name: str, object_info: Mapping[str, Any] | None) -> int | None:
+        """The smallest ``max`` the server (its ``object_info``) enforces on the inputs ``name`` is bound to."""
+        if not object_info:
+            return None
+        maxes = [input_max(object_info, str(self.graph[t.node_id].get("class_type")), t.input_name)
+                 for t in self.targets.get(name, ())]
+        known = [int(high) for high in maxes if high is not None]
+        return min(known) if known else None
 
     def param_of_input(self, node_id: str, input_name: str) -> str | None:
         for name, targets in self.targets.items():
@@ -130,28 +147,41 @@ def _raw_params(data: dict) -> dict[str, Any]:
     return {str(k): v for k, v in params.items() if isinstance(v, dict)} if isinstance(params, dict) else {}
 
 
+def _bind_targets(name: str, bind: Any, graph: dict, src: YamlSource, workflow: str
+                  ) -> tuple[tuple[Target, ...], list[Issue]]:
+    """The node inputs one param's ``bind`` (a path or a list of paths) resolves to, and its problems."""
+    paths = [bind] if isinstance(bind, str) else [p for p in bind if isinstance(p, str)] if isinstance(bind, list) else []
+    found: list[Target] = []
+    issues = []
+    for i, path in enumerate(paths):
+        loc = ("params", name, "bind") + ((i,) if isinstance(bind, list) else ())
+        try:
+            matched = resolve_bind(graph, path)
+        except BindError as exc:
+            issues.append(src.issue(loc, name, str(exc), "bind_invalid"))
+            continue
+        if not matched:
+            issues.append(src.issue(loc, name, f"bind {path!r} matches no node input in {workflow}", "bind_unmatched"))
+        found += [t for t in matched if t not in found]
+    return tuple(found), issues
+
+
+def _upload_issues(name: str, targets: tuple[Target, ...], graph: dict, src: YamlSource) -> list[Issue]:
+    return [src.issue(("params", name, "bind"), name, f"image param must bind LoadImage.image, "
+                      f"not {graph[t.node_id]['class_type']}.{t.input_name}", "bind_type")
+            for t in targets if not (t.input_name == "image" and "Load" in graph[t.node_id]["class_type"])]
+
+
 def _resolve_targets(params: Mapping[str, Any], graph: dict, src: YamlSource, workflow: str) -> tuple[dict, list[Issue]]:
+    """Targets of every param (parsed, or as written when the manifest failed its schema)."""
     targets, issues = {}, []
     for name, param in params.items():
         bind = param.get("bind") if isinstance(param, dict) else param.bind
-        paths = [bind] if isinstance(bind, str) else [p for p in bind if isinstance(p, str)] if isinstance(bind, list) else []
-        found: list[Target] = []
-        for i, path in enumerate(paths):
-            loc = ("params", name, "bind") + ((i,) if isinstance(bind, list) else ())
-            try:
-                matched = resolve_bind(graph, path)
-            except BindError as exc:
-                issues.append(src.issue(loc, name, str(exc), "bind_invalid"))
-                continue
-            if not matched:
-                issues.append(src.issue(loc, name, f"bind {path!r} matches no node input in {workflow}", "bind_unmatched"))
-            found += [t for t in matched if t not in found]
-        ptype = param.get("type") if isinstance(param, dict) else param.type
-        if ptype == "image":
-            issues += [src.issue(("params", name, "bind"), name, f"image param must bind LoadImage.image, "
-                                 f"not {graph[t.node_id]['class_type']}.{t.input_name}", "bind_type")
-                       for t in found if not (t.input_name == "image" and "Load" in graph[t.node_id]["class_type"])]
-        targets[name] = tuple(found)
+        targets[name], found_issues = _bind_targets(name, bind, graph, src, workflow)
+        parsed = parse_param(param) if isinstance(param, dict) else param
+        if parsed is not None and parsed.is_upload:
+            found_issues += _upload_issues(name, targets[name], graph, src)
+        issues += found_issues
     return targets, issues
 
 

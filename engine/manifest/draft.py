@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from ..comfy.object_info import combo_values, input_spec, spec_options, spec_type
 from ..errors import Issue, ManifestError
@@ -45,17 +45,30 @@ _LOADERS = {  # class: (input, param name, description)
     "UNETLoader": ("unet_name", "model", "Diffusion model"),
     "UpscaleModelLoader": ("model_name", "upscale_model", "Upscale model"),
 }
-# input name: (param name, type, low, high, description, advanced) — for the classes that have them
-_NUMBERS = {
-    "seed": ("seed", "seed", None, None, "Random seed (empty: random)", False),
-    "noise_seed": ("seed", "seed", None, None, "Random seed (empty: random)", False),
-    "steps": ("steps", "int", 1, 150, "Sampling steps", True),
-    "cfg": ("cfg", "float", 0.0, 30.0, "Prompt guidance (CFG)", True),
-    "guidance": ("guidance", "float", 0.0, 30.0, "Flux guidance", True),
-    "width": ("width", "int", 64, 2048, "Width in pixels", True),
-    "height": ("height", "int", 64, 2048, "Height in pixels", True),
-    "length": ("length", "int", 1, 241, "Frames", True),
-    "batch_size": ("batch_size", "int", 1, 8, "How many at once", True),
+
+
+class _Number(NamedTuple):
+    """How a number input becomes a param; ``convert`` None: a seed (random, no range, always fanned out)."""
+
+    name: str
+    type: str
+    low: float | None
+    high: float | None
+    description: str
+    advanced: bool
+    convert: Callable[[Any], Any] | None
+
+
+_NUMBERS = {  # input name → how it is drafted, for the classes that have them (below)
+    "seed": _Number("seed", "seed", None, None, "Random seed (empty: random)", False, None),
+    "noise_seed": _Number("seed", "seed", None, None, "Random seed (empty: random)", False, None),
+    "steps": _Number("steps", "int", 1, 150, "Sampling steps", True, int),
+    "cfg": _Number("cfg", "float", 0.0, 30.0, "Prompt guidance (CFG)", True, float),
+    "guidance": _Number("guidance", "float", 0.0, 30.0, "Flux guidance", True, float),
+    "width": _Number("width", "int", 64, 2048, "Width in pixels", True, int),
+    "height": _Number("height", "int", 64, 2048, "Height in pixels", True, int),
+    "length": _Number("length", "int", 1, 241, "Frames", True, int),
+    "batch_size": _Number("batch_size", "int", 1, 8, "How many at once", True, int),
 }
 _NUMBER_CLASSES = {
     "KSampler": ("seed", "steps", "cfg"),
@@ -233,20 +246,19 @@ def _number_params(g: _Graph) -> list[_Param]:
             value = g.literal(node_id, input_name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 continue
-            name, ptype, low, high, description, advanced = _NUMBERS[input_name]
+            spec = _NUMBERS[input_name]
             target = Target(node_id, input_name)
-            if name in found:  # fan out seeds always, other numbers when the workflow agrees
-                first = found[name]
-                if ptype == "seed" or g.literal(first.targets[0].node_id, first.targets[0].input_name) == value:
+            if spec.name in found:  # fan out seeds always, other numbers when the workflow agrees
+                first = found[spec.name]
+                if spec.convert is None or g.literal(first.targets[0].node_id, first.targets[0].input_name) == value:
                     first.targets.append(target)
                     first.note += f", node {node_id}"
                 continue
-            fields: dict[str, Any] = {"type": ptype, "description": description}
-            if ptype != "seed":
-                value = float(value) if ptype == "float" else int(value)
-                low, high, value = _fit_range(g, target, low, high, value)
-                fields.update(advanced=advanced, default=value, min=low, max=high)
-            found[name] = _Param(name, fields, [target], f"node {node_id} {g.cls(node_id)}")
+            fields: dict[str, Any] = {"type": spec.type, "description": spec.description}
+            if spec.convert is not None:
+                low, high, default = _fit_range(g, target, spec.low, spec.high, spec.convert(value))
+                fields.update(advanced=spec.advanced, default=default, min=low, max=high)
+            found[spec.name] = _Param(spec.name, fields, [target], f"node {node_id} {g.cls(node_id)}")
     return list(found.values())
 
 
@@ -349,7 +361,7 @@ def draft_manifest(graph: Any, name: str, object_info: Mapping | None = None, *,
     _check_api_format(graph, workflow_file)
     name = draft_name(name)
     g = _Graph(graph, object_info)
-    taken = {"prompt", "negative"} | {spec[0] for spec in _NUMBERS.values()}
+    taken = {"prompt", "negative"} | {spec.name for spec in _NUMBERS.values()}
     params = _prompt_params(g) + _loader_params(g, taken) + _number_params(g)
     title = humanize(name)[:36]
     description = f"{title} (drafted from {workflow_file})"

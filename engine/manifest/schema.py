@@ -1,11 +1,10 @@
 """The manifest JSON Schema, generated from ``engine.manifest.Manifest`` (never written by hand).
 
-Three adjustments make the schema describe files as the loader reads them:
+Two adjustments make the schema describe files as the loader reads them:
 - ``name`` is optional in a file (the loader defaults it to the file's stem);
-- static ``choices`` may be plain values (``[euler, dpmpp_2m]``), which the model turns into
-  ``{name, value}`` pairs;
 - param names must match the name pattern (the model rejects others; ``patternProperties``
   alone would let them through).
+(Each param kind adjusts its own schema: plain static ``choices`` come from ``ChoiceParam``.)
 
 Regenerate the committed copy with ``engine schema > manifests/manifest.schema.json``.
 """
@@ -19,13 +18,10 @@ from .model import Manifest
 
 __all__ = ["manifest_schema", "schema_text"]
 
+
 def _loader_view(schema: dict[str, Any]) -> dict[str, Any]:
     schema["required"] = [key for key in schema.get("required", []) if key != "name"]
     schema["properties"]["params"]["additionalProperties"] = False
-    choices = schema["$defs"]["ChoiceParam"]["properties"]["choices"]
-    for option in choices["anyOf"]:
-        if option.get("type") == "array":
-            option["items"] = {"anyOf": [option["items"], {"type": ["string", "integer", "number"]}]}
     return schema
 
 

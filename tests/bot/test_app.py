@@ -199,7 +199,7 @@ async def test_workflows_lists_each_manifest(tmp_path, manifests, fake_comfy):
         text = fake.callbacks()[0]["data"]["embeds"][0]["description"]
     assert "**Slow canvas**: `/test slow-canvas` · image" in text
     assert "**Invert**: `/invert` · image" in text
-    assert "image (image, required)" in text
+    assert "image (PNG, JPEG or WebP image, required)" in text
 
 
 async def test_choices_lists_the_live_values_matching_the_filter(tmp_path, manifests, fake_comfy):

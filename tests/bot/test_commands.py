@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 from bot.cli import main
 from bot.commands.slash import build_commands, command_payload, inert_hooks
-from bot.commands.options import OptionError, make_param_option, option_params, python_names, rank_choices
+from bot.commands.options import make_param_option, option_params, python_names, rank_choices
 from bot.commands.payload_limits import check_payload
 from engine.manifest.catalog import Catalog, Workflow
 from engine.checks.discord_limits import RESERVED_COMMANDS
 from engine.manifest.model import FloatParam, Manifest
+from engine import ParamError, resolve_values
 
 from .conftest import BUNDLED_MANIFESTS, FIXTURE_MANIFESTS
 from .harness import fake_discord
@@ -100,26 +101,28 @@ async def test_attachments_renamed_and_keyword_options_reach_run(fixture_catalog
         assert await values["image"].read() == PNG  # served by the harness CDN
 
 
-async def test_out_of_range_value_is_rejected_naming_the_param(fixture_catalog, recording_hooks):
+async def test_option_values_reach_the_flow_as_discord_typed_them(fixture_catalog, recording_hooks):
+    """No check here: the flow checks a job's values once (``Runtime.prepare``; see test_e2e)."""
     async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
         await fake.slash("edit", prompt="make it blue", image=Upload("in.png", PNG), steps=999)
-    assert recording_hooks.calls == []
-    (error,), = [fake.errors]
-    assert isinstance(error, OptionError) and str(error) == "steps: must be ≤ 20"
-    assert error.param_error.param == "steps"
+    (_, workflow, values), = recording_hooks.calls
+    assert workflow.name == "edit-qwen" and values["steps"] == 999
+    assert fake.errors == []
 
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"size": "999"}, "size: is not one of the offered choices"),  # autocomplete: Discord does not enforce
     ({"lora": "sd15.safetensors"}, "lora: is not available on the server"),  # filtered out by (?i)flux
 ])
-async def test_free_autocomplete_values_are_revalidated(fixture_catalog, recording_hooks, options, message):
+async def test_free_autocomplete_values_pass_to_the_one_check(fixture_catalog, recording_hooks, options, message):
     recording_hooks.live["LoraLoaderModelOnly.lora_name"] = ["flux-style.safetensors", "sd15.safetensors"]
     command = "generate sdxl" if "size" in options else "generate flux"
     async with fake_discord(build_commands(fixture_catalog, recording_hooks.hooks())) as fake:
         await fake.slash(command, prompt="a cat", **options)
-    assert recording_hooks.calls == []
-    assert [str(e) for e in fake.errors] == [message]
+    (_, workflow, values), = recording_hooks.calls
+    with pytest.raises(ParamError) as refused:  # what the flow's one check says about them
+        resolve_values(workflow, values, live=recording_hooks.live)
+    assert str(refused.value) == message
 
 
 async def test_non_image_attachment_is_rejected(fixture_catalog, recording_hooks):
@@ -228,13 +231,14 @@ def test_rank_choices_filters_caps_and_puts_prefixes_first(candidates, typed):
     assert len(ranked) == min(25, len(eligible))
 
 
-async def test_bounds_discord_cannot_carry_are_left_to_transform():
+async def test_bounds_discord_cannot_carry_are_left_to_the_engine():
     param = FloatParam(type="float", min=-1e300, max=1e20, bind="$")
     option = make_param_option("v", param, lambda _: [])
     assert (option.min_value, option.max_value) == (None, None)  # 1e20 > 2**53 - 1
-    with pytest.raises(OptionError, match=r"^v: must be ≤ 1e\+20$"):
-        await option.transform(None, 2e20)
-    assert await option.transform(None, 3) == 3.0
+    assert await option.transform(None, 2e20) == 2e20  # passed on as given ...
+    with pytest.raises(ParamError, match=r"^v: must be ≤ 1e\+20$"):  # ... and refused by the one check
+        param.read("v", 2e20)
+    assert param.read("v", 3) == 3.0
 
 
 def test_option_params_are_basic_params_plus_images(fixture_catalog):

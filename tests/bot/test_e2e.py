@@ -103,6 +103,18 @@ async def test_rerun_after_restart_reuses_the_kept_upload(fake_comfy, db_path, c
         assert _image_size(data) == (20, 10) and _pixel(data) == (245, 235, 225)
 
 
+@pytest.mark.parametrize(("command", "options", "message"), [
+    ("seeded", {"steps": 999}, "steps: must be ≤ 20"),
+    ("canvas", {"color": "12345"}, "color: is not one of the offered choices"),
+])
+async def test_a_bad_slash_value_is_refused_once_naming_the_param(fake_comfy, db_path, catalog, command, options,
+                                                                   message):
+    async with running_stack(fake_comfy.url, db_path, catalog) as stack:
+        await stack.slash(command, **options)
+        assert stack.ephemeral_texts() == [message]
+        assert stack.jobs() == []
+
+
 async def test_tweak_modal_with_bad_values_lists_the_param_and_starts_nothing(fake_comfy, db_path, catalog):
     async with running_stack(fake_comfy.url, db_path, catalog) as stack:
         await stack.slash("seeded", steps=2)

@@ -105,10 +105,10 @@ def test_admins_are_listed_users_or_holders_of_listed_roles():
 
 def test_param_summary_says_type_range_default_and_source(fixture_catalog):
     sdxl = fixture_catalog["sdxl"].manifest.params
-    assert param_summary("prompt", sdxl["prompt"]) == "prompt (text, required)"
+    assert param_summary("prompt", sdxl["prompt"]) == "prompt (text, ≤ 2000 characters, required)"
     assert "see /choices CheckpointLoaderSimple.ckpt_name" in param_summary("checkpoint", sdxl["checkpoint"])
     size = param_summary("size", sdxl["size"])
-    assert "one of 256, 320, 384, 448, 512, …" in size and "default 1024" in size
+    assert "one of 256, 320, 384, 448, 512, " in size and ", …" in size and "default 1024" in size
 
 
 def test_workflows_lists_title_command_kind_and_params(bundled_catalog):

@@ -9,17 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.views.modals import (
-    NONE_VALUE,
     ModalId,
     ParamModal,
     check_fields,
-    choice_options,
     page_title,
     parse_modal_custom_id,
-    placeholder_for,
     raw_modal_values,
     settings_modals,
 )
+from bot.widgets import NONE_VALUE, choice_options, placeholder_for
 from tests.bot.harness import fake_discord
 from tests.bot.payloads import Upload
 from tests.bot.test_render import flux, workflow_of
@@ -82,11 +80,11 @@ def test_flux_settings_labels_limits_and_prefill():
         assert len(label["label"]) <= 45 and len(label.get("description", "")) <= 100
     assert fields["steps"]["label"] == "Steps"
     assert fields["steps"]["component"]["value"] == "20"
-    assert fields["steps"]["component"]["placeholder"] == "1–150 (default 30)"
+    assert fields["steps"]["component"]["placeholder"] == "int 1–150, default 30"
     assert fields["seed"]["component"]["value"] == "1234"
     assert fields["guidance"]["component"]["value"] == "4.5"
     assert "value" not in fields["height"]["component"]  # unset: left for the default
-    assert fields["lora_strength"]["component"]["placeholder"] == "0–2 (default 1)"
+    assert fields["lora_strength"]["component"]["placeholder"] == "float 0–2, default 1"
 
 
 def test_long_text_is_capped_at_4000_and_paragraph():
@@ -120,7 +118,7 @@ def test_long_live_list_is_a_text_input_with_examples():
     (modal,) = settings_modals(wf, ["lora"], {}, on_values=ignore, key="w", live=lambda source: LORAS)
     component = labels(modal)[0]["component"]
     assert component["type"] == 4
-    assert component["placeholder"].startswith("flux_style_00.safetensors, flux_style_01")
+    assert component["placeholder"].startswith("one of flux_style_00.safetensors, flux_style_01")
     assert len(component["placeholder"]) <= 100
 
 
@@ -143,8 +141,8 @@ def test_placeholders():
         "c": {"type": "choice", "choices": [f"sampler_{i}" for i in range(30)], "bind": "$.x"},
     })
     p = wf.manifest.params
-    assert placeholder_for(p["n"]) == "≥ 1"
-    assert placeholder_for(p["f"]) == "≤ 2.5"
+    assert placeholder_for(p["n"]) == "int ≥ 1"
+    assert placeholder_for(p["f"]) == "float ≤ 2.5"
     assert "random" in placeholder_for(p["s"])
     assert placeholder_for(p["c"]).endswith("…") and len(placeholder_for(p["c"])) == 100
 

@@ -11,7 +11,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.views.modals import NONE_VALUE
+from bot.widgets import NONE_VALUE
 from bot.views.setup import NOT_AUTHOR, SetupView, carry_values, setup_embed, setup_layout
 from engine.manifest.catalog import load_workflow
 from tests.bot.harness import fake_discord

@@ -198,10 +198,8 @@ def test_flux_guidance_and_size_reach_guidance_latent_and_model_sampling():
 
 
 def test_flux_lora_filter_offers_only_flux_loras():
-    from engine import live_choices
-
     lora = CATALOG["flux"].manifest.params["lora"]
-    offered = live_choices(lora, _combo(_input_spec("LoraLoaderModelOnly", "lora_name")))
+    offered = lora.offered(_combo(_input_spec("LoraLoaderModelOnly", "lora_name")))
     assert offered and all("flux" in name.lower() for name in offered)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from engine import load_workflow
 from engine.cli.main import main
-from engine.manifest.help import param_rule, params_help
+from engine.manifest.help import params_help
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,7 +15,7 @@ def test_every_param_appears_with_its_rule(workflow):
     text = params_help(workflow)
     for name, param in workflow.manifest.params.items():
         assert f"  {name}" in text
-        assert param_rule(param) in text
+        assert param.rule() in text
     assert "int 1–150, default 30" in text
     assert "text, ≤ 500 characters, required" in text
     assert "from the server's LoraLoaderModelOnly.lora_name matching /^flux//, unset: node bypassed" in text

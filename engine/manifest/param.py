@@ -1,0 +1,183 @@
+"""What every param answers, whatever its kind: ``ParamBase`` (the kinds are in ``engine.manifest.kinds``).
+
+A param knows how to read a raw value (typed from Discord or JSON, or text from a modal or
+``--set``: ``read`` / ``coerce``), what "not given" means for it and what then applies
+(``is_given``, ``resolve``: its default, "is required", or the workflow's own value), how to draw
+a random value (``draw``, seeds), how to describe itself in one line for people (``rule``), how
+to show a value (``show``), which ComfyUI input types it can be bound to (``fits``) and which of
+its numbers a bound input's range must allow (``bounds``). Its JSON Schema is pydantic's.
+
+Consumers ask the param; they do not branch on its kind. (The bot keeps one table from kind to
+Discord widget, ``bot/widgets.py``.) Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..errors import ParamError
+
+__all__ = ["MAX_SEED", "Choice", "ParamBase", "humanize"]
+
+MAX_SEED = 2**53 - 1  # Discord's INTEGER range and JSON's safe integers; seeds are drawn in [0, MAX_SEED] at most
+Bind = Union[str, list[str]]
+
+
+def humanize(name: str) -> str:
+    """``lora_strength`` → ``Lora strength``."""
+    text = name.replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:] if text else name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Choice(_Strict):
+    """A static choice: a label shown to users and the value set in the workflow."""
+
+    name: str = Field(min_length=1, max_length=100)
+    value: str | int | float = Field(union_mode="left_to_right")
+
+
+class ParamBase(_Strict):
+    """Fields and behaviour shared by every kind; each kind overrides what is its own."""
+
+    description: str = Field(default="", max_length=100, description="Shown in Discord and CLI help")
+    label: str = Field(default="", max_length=45, description="Modal field label; default: the name")
+    required: bool = False
+    optional: bool = Field(default=False, description="Explicitly optional (the opposite of required)")
+    advanced: bool = Field(default=False, description="Lives in the Settings modal, not a slash option")
+    bind: Bind = Field(description="JSONPath (or a list, fanned out) of the node input(s) this sets")
+    when_unset: Literal["default", "bypass"] = Field(
+        default="default",
+        description="bypass: without a value, splice the bound node out of the graph",
+    )
+
+    type: str  # each kind narrows it to its Literal (the union's discriminator)
+    default: Any = None  # each kind narrows it
+    input_types: ClassVar[frozenset[str]] = frozenset()  # ComfyUI input types this kind can be bound to
+    is_upload: ClassVar[bool] = False  # the value is a file the user uploads (the runtime sends it to the server)
+    is_text: ClassVar[bool] = False  # free text: may be the job's caption, shown as a paragraph
+    is_random: ClassVar[bool] = False  # unset means "draw a random value" (``SeedParam.draw``)
+
+    @field_validator("bind")
+    @classmethod
+    def _bind_not_empty(cls, bind: Bind) -> Bind:
+        if isinstance(bind, list) and not bind:
+            raise ValueError("bind needs at least one path")
+        return bind
+
+    @model_validator(mode="after")
+    def _bypass_needs_optional(self) -> ParamBase:
+        if self.required and self.optional:
+            raise ValueError("a param cannot be both required and optional")
+        if self.when_unset == "bypass" and (self.required or self.default is not None):
+            raise ValueError("when_unset: bypass needs an optional param without a default")
+        return self
+
+    @property
+    def binds(self) -> tuple[str, ...]:
+        return (self.bind,) if isinstance(self.bind, str) else tuple(self.bind)
+
+    # -- texts for people ---------------------------------------------------------------
+    def label_for(self, name: str) -> str:
+        """The param's name for people (modal field label, result field): its label, else its name."""
+        return self.label or humanize(name)
+
+    def description_for(self, name: str) -> str:
+        """What the param is for (slash option description, CLI help): description, else label, else name."""
+        return self.description or self.label_for(name)
+
+    def rule(self, server_list: Sequence[Any] | None = None) -> str:
+        """What a value must look like, in one line: ``int 1–150, default 30``, ``one of euler, heun``…"""
+        rule = self._value_rule(server_list)
+        if self.required:
+            return rule + ", required"
+        if self.default is not None and self.default != "":
+            return f"{rule}, default {self.show(self.default)}"
+        return rule + (", unset: node bypassed" if self.when_unset == "bypass" else "")
+
+    def _value_rule(self, server_list: Sequence[Any] | None) -> str:
+        raise NotImplementedError
+
+    def show(self, value: Any) -> str:
+        """A value as people see it in results and summaries ("—" when there is none)."""
+        return "—" if value is None or value == "" else str(value)
+
+    def show_unset(self) -> str:
+        """What an unset value amounts to: the default, or "—" (the workflow's own value)."""
+        return f"{self.show(self.default)} (default)" if self.default is not None else "—"
+
+    # -- values ---------------------------------------------------------------------------
+    def is_given(self, value: Any) -> bool:
+        """Whether ``value`` is a value at all (None and blank text are not)."""
+        return value is not None and not (isinstance(value, str) and not value.strip())
+
+    def coerce(self, name: str, value: Any, server_list: Sequence[Any] | None = None) -> Any:
+        """``value`` (typed, or text from a modal or ``--set``) as this kind's value, or ``ParamError``.
+
+        ``server_list`` is the live list of a ``choices_from`` param (None: not known)."""
+        raise NotImplementedError
+
+    def read(self, name: str, value: Any, server_list: Sequence[Any] | None = None) -> Any:
+        """One submitted value: coerced, or None when not given (``ParamError`` when required)."""
+        if not self.is_given(value):
+            if self.required:
+                raise ParamError(name, "is required")
+            return None
+        return self.coerce(name, value, server_list)
+
+    def resolve(self, name: str, value: Any, server_list: Sequence[Any] | None = None) -> Any:
+        """The value a job uses: ``value``, else the default; None leaves the workflow's own value
+        (or bypasses the node, or draws a random seed)."""
+        if value is not None and self.is_given(value):
+            return self.coerce(name, value, server_list)
+        if self.default is None:  # the common case, without a call (a job's hot path)
+            if self.required:
+                raise ParamError(name, "is required")
+            return None
+        return self.read(name, self.default, server_list)
+
+    def draw(self, rng: random.Random | None = None, limit: int | None = None) -> Any:
+        """A random value (kinds with ``is_random``); ``limit`` is the largest the bound inputs accept."""
+        return None
+
+    def same_kind(self, other: ParamBase) -> bool:
+        """Whether a value of ``other`` means the same here (values carry over between workflows)."""
+        return type(self) is type(other)
+
+    # -- the server's side --------------------------------------------------------------
+    @property
+    def live_source(self) -> str | None:
+        """``Class.input`` whose list on the server holds the allowed values (``choices_from``)."""
+        return None
+
+    @property
+    def static_choices(self) -> tuple[Choice, ...]:
+        return ()
+
+    def offered(self, server_list: Sequence[Any]) -> list[Any]:
+        """The values of the server's list (``live_source``) this param offers."""
+        return list(server_list)
+
+    @property
+    def text_limit(self) -> int | None:
+        """The longest text this param takes (text params only)."""
+        return None
+
+    def fits(self, input_type: str) -> bool:
+        """Whether this param can be bound to a ComfyUI input of ``input_type`` (``INT``, ``COMBO``…)."""
+        return input_type == "*" or input_type in self.input_types
+
+    def bounds(self) -> dict[str, int | float]:
+        """The numbers a bound input's range must allow, by manifest key (``min``, ``max``, ``default``)."""
+        return {}
+
+    def listed_values(self) -> list[tuple[tuple[str | int, ...], str, Any]]:
+        """(key path, what, value) of each value that must be in a bound combo input's list."""
+        return [(("default",), "default", self.default)] if self.default is not None else []
