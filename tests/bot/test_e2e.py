@@ -112,7 +112,7 @@ async def test_a_bad_slash_value_is_refused_once_naming_the_param(fake_comfy, db
     async with running_stack(fake_comfy.url, db_path, catalog) as stack:
         await stack.slash(command, **options)
         assert stack.ephemeral_texts() == [message]
-        assert stack.jobs() == []
+        assert await stack.jobs() == []
 
 
 async def test_tweak_modal_with_bad_values_lists_the_param_and_starts_nothing(fake_comfy, db_path, catalog):

@@ -82,13 +82,12 @@ def test_wan22_without_the_speed_loras_splices_both_out_and_with_them_keeps_the_
 
 
 def test_wan22_lora_filters_offer_each_expert_only_its_own_half_of_the_pair():
-    from engine import live_choices
     from tests.engine.test_library import _combo, _input_spec
 
     offered = _combo(_input_spec("LoraLoaderModelOnly", "lora_name"))
     params = CATALOG["wan22-i2v"].manifest.params
-    assert live_choices(params["lora_high"], offered) == ["wan/wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors"]
-    assert live_choices(params["lora_low"], offered) == ["wan/wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors"]
+    assert params["lora_high"].offered(offered) == ["wan/wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors"]
+    assert params["lora_low"].offered(offered) == ["wan/wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors"]
 
 
 def test_wan22_text_to_video_uses_the_5b_model_and_its_own_vae_without_a_start_image():
