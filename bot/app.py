@@ -21,15 +21,15 @@ detaches jobs (they stay resumable) and closes the runtime and the store. ``run_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import discord
@@ -41,8 +41,10 @@ from .check import DISCORD_API, network_reason, start_gate
 from .views.buttons import install_buttons, resume_modal
 from .commands.slash import build_commands
 from .config import ConfigError, Settings, load_settings
-from .logs import formatter_for
+from .logs import Redactor, configure_logging, install_redaction
 from .metrics import Metrics, activate
+from .reload import Reloader
+from .commands.admin import admin_group
 from .errors import install_error_handlers, reply_error
 from .jobs.flow import Flow
 from .commands.info import InfoCommands
@@ -146,6 +148,9 @@ class _DisComfy:
         self._flow_options = dict(flow_options or {})
         self._followers: set[asyncio.Task] = set()
         self.metrics: Metrics | None = None
+        self.reloader: Reloader | None = None
+        self._watcher: asyncio.Task | None = None
+        self._stop_watching = asyncio.Event()
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -159,17 +164,43 @@ class _DisComfy:
         await self.runtime.start()
         await self._start_metrics()
         self.flow = Flow(self.runtime, settings, self.catalog, **self._flow_options)
-        info = InfoCommands(catalog=self.catalog, runtime=self.runtime, store=self.store, settings=settings,
-                            cancel=self.flow.cancel, commands=self.tree.get_commands)
-        hooks = self.flow.command_hooks(help=info.help, status=info.status, workflows=info.workflows,
-                                        choices=info.choices, cancel=info.cancel, user_jobs=info.user_jobs)
-        for command in build_commands(self.catalog, hooks):
-            self.tree.add_command(command)
+        self.reloader = Reloader(settings.manifests_dir, settings.workflows_dir, current=lambda: self.catalog,
+                                 object_infos=self._object_infos, apply=self._apply_catalog, notify=self._tell_admins)
+        self._install_commands()
         install_buttons(self, self.flow.button_hooks())
         install_error_handlers(self.tree)
         await sync_if_changed(self.tree, sync_marker(settings.db_path), settings.guild_ids)
         for job in await self.runtime.resume():
             self._follow_resumed(job)
+        if settings.reload_on_change:
+            self._watcher = asyncio.create_task(self.reloader.watch(stop=self._stop_watching), name="manifest watch")
+
+    def _install_commands(self) -> None:
+        """The commands for the current catalog, replacing any built before (hot reload)."""
+        info = InfoCommands(catalog=self.catalog, runtime=self.runtime, store=self.store, settings=self.settings,
+                            cancel=self.flow.cancel, commands=self.tree.get_commands)
+        hooks = self.flow.command_hooks(help=info.help, status=info.status, workflows=info.workflows,
+                                        choices=info.choices, cancel=info.cancel, user_jobs=info.user_jobs)
+        self.tree.clear_commands(guild=None)
+        for guild_id in self.settings.guild_ids:
+            self.tree.clear_commands(guild=discord.Object(guild_id))
+        for command in build_commands(self.catalog, hooks):
+            self.tree.add_command(command)
+        self.tree.add_command(admin_group(self.settings, self.reloader.reload))
+
+    async def _apply_catalog(self, catalog: Catalog) -> bool:
+        """Serve ``catalog`` from now on (jobs in flight keep theirs); True when the commands were synced."""
+        self.catalog = self.runtime.catalog = self.flow.catalog = catalog
+        self._install_commands()
+        return await sync_if_changed(self.tree, sync_marker(self.settings.db_path), self.settings.guild_ids)
+
+    def _object_infos(self) -> list[Mapping[str, Any]]:
+        return [backend.object_info for backend in self.runtime.pool if backend.up and backend.object_info]
+
+    async def _tell_admins(self, lines: list[str]) -> None:
+        if self.settings.admin_channel_id is not None:
+            text = "Manifest reload:\n" + "\n".join(lines)
+            await self.get_partial_messageable(self.settings.admin_channel_id).send(text[:2000])
 
     async def _start_metrics(self) -> None:
         if self.settings.metrics_port is None:
@@ -212,6 +243,10 @@ class _DisComfy:
 
     async def close(self) -> None:
         """Stop following jobs without ending them, close the runtime and the store, then Discord."""
+        if self._watcher is not None:
+            self._stop_watching.set()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._watcher, 5.0)
         for task in list(self._followers):
             task.cancel()
         await asyncio.gather(*self._followers, return_exceptions=True)
@@ -241,78 +276,6 @@ def create_bot(settings: Settings, **options: Any) -> DisComfyBot | ShardedDisCo
     if settings.sharded or (settings.shard_count or 1) > 1:
         return ShardedDisComfyBot(settings, shard_count=settings.shard_count, **options)
     return DisComfyBot(settings, **options)
-
-
-# -- logging without secrets -----------------------------------------------------------------
-
-class Redactor(logging.Filter):
-    """Replaces secrets (the token, backend URLs and their host:port) in a record's message,
-    exception text and stack, so no handler ever gets to write them."""
-
-    def __init__(self, replacements: Mapping[str, str]):
-        super().__init__()
-        self._pairs = sorted(((s, r) for s, r in replacements.items() if s), key=lambda p: -len(p[0]))
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> Redactor:
-        replacements = {}
-        for backend in settings.backends:
-            replacements[backend.url] = f"<backend {backend.name}>"
-            replacements[urlsplit(backend.url).netloc] = f"<backend {backend.name}>"
-        if settings.discord_token is not None:
-            replacements[settings.discord_token.get_secret_value()] = "<token>"
-        return cls(replacements)
-
-    def redact(self, text: str) -> str:
-        for secret, replacement in self._pairs:
-            text = text.replace(secret, replacement)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string: leave it to the handler to report
-            return True
-        clean = self.redact(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
-        if record.stack_info:
-            record.stack_info = self.redact(record.stack_info)
-        return True
-
-
-def install_redaction(redactor: Redactor) -> Callable[[], None]:
-    """Run ``redactor`` on every log record as it is made (any logger, any handler, pytest's too).
-
-    Returns a function that uninstalls it."""
-    previous = logging.getLogRecordFactory()
-
-    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        redactor.filter(record)
-        return record
-
-    logging.setLogRecordFactory(make_record)
-    return lambda: logging.setLogRecordFactory(previous)
-
-
-def configure_logging(settings: Settings) -> Callable[[], None]:
-    """Log to stderr at ``settings.log_level`` with secrets redacted; returns the uninstaller."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(formatter_for(settings.log_format))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(settings.log_level)
-    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
-    uninstall = install_redaction(Redactor.for_settings(settings))
-
-    def undo() -> None:
-        uninstall()
-        root.removeHandler(handler)
-
-    return undo
 
 
 def run_bot(config_path: str | Path | None = None, *, discord_api: str = DISCORD_API) -> int:

@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     """ComfyUI servers, `url` or `name=url`, comma-separated; each job goes to the least busy one that has
     what its workflow needs."""
     manifests_dir: Path = Path("manifests")
-    """Folder of workflow manifests (`NAME.yaml`)."""
+    """Folder of workflow manifests (`NAME.yaml`); watched for changes while the bot runs."""
     workflows_dir: Path = Path("workflows")
     """Folder of ComfyUI API-format graphs (`NAME.json`) the manifests name."""
     db_path: Path = Path("discomfy.sqlite3")
@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     """Users allowed to administer the bot (/admin, other users' jobs)."""
     admin_role_ids: list[int] = []
     """Roles whose members are admins."""
+    admin_channel_id: int | None = None
+    """A channel where the bot reports manifest problems found while it runs (hot reload)."""
+    reload_on_change: bool = True
+    """Reload manifests and workflows when their files change (`/admin reload` works either way)."""
     rate_per_user: RateLimit = RateLimit(count=5, per_seconds=60)
     """Jobs one user may start per period, written `COUNT/SECONDS`."""
     rate_global: RateLimit = RateLimit(count=20, per_seconds=60)

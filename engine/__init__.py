@@ -7,6 +7,7 @@ and the rules ``engine validate`` checks, so that what is validated is what the 
 """
 
 from .checks import discord_limits
+from .checks.reload import CatalogChange, reload_catalog
 from .checks.validate import Report, validate_paths
 from .comfy.client import ComfyClient, Timeouts
 from .comfy.outputs import OutputFile, OutputRef
@@ -72,6 +73,8 @@ __all__ = [
     "Applied",
     # checks
     "validate_paths",
+    "reload_catalog",
+    "CatalogChange",
     "Report",
     "discord_limits",
     # running jobs

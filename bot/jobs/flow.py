@@ -33,7 +33,7 @@ import discord
 
 from engine import Catalog, JobCancelled, JobState, ParamError, StoreError, Workflow, bind_job, resolve_values
 
-from ..views.buttons import NOT_OWNER, UNKNOWN_JOB, ButtonHooks, JobInfo
+from ..views.buttons import NOT_OWNER, UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone
 from ..commands.slash import CommandHooks
 from ..config import Settings
 from ..delivery.message import MessageTarget, failure_fields, result_fields
@@ -119,9 +119,11 @@ class Flow:
     async def job_info(self, job_id: str) -> JobInfo | None:
         """A stored job as buttons see it: image params hold their ``StoredInput``."""
         record = await self.runtime.get(job_id, timeout=ANSWER_WAIT)
-        workflow = self.workflow(record.manifest) if record is not None else None
-        if workflow is None:
+        if record is None:
             return None
+        workflow = self.workflow(record.manifest)
+        if workflow is None:
+            raise WorkflowGone(record.manifest)
         values = {n: v for n, v in record.values.items() if n in workflow.manifest.params}
         return JobInfo(record.owner or "", workflow, {**values, **stored_inputs(record.extra, workflow)})
 

@@ -28,6 +28,7 @@ from .modals import (FIELDS_PER_MODAL, LiveChoices, ModalId, ParamModal, from_ea
 __all__ = [
     "HOOKS_ATTRIBUTE",
     "JobInfo",
+    "WorkflowGone",
     "ButtonHooks",
     "install_buttons",
     "hooks_of",
@@ -55,6 +56,13 @@ NOT_OWNER = "Only the person who started this job can do that."
 UNKNOWN_JOB = "I no longer know this job, so this button cannot work."
 UNAVAILABLE = "This button is not available right now."
 STALE_FORM = "This form was opened before the bot restarted; please open it again."
+
+
+class WorkflowGone(LookupError):
+    """The job's workflow was removed from the catalog (hot reload): its buttons cannot run it again."""
+
+    def __init__(self, workflow: str):
+        super().__init__(f"The workflow {workflow[:100]!r} has been removed, so this button no longer works.")
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,9 @@ async def _context(interaction: discord.Interaction, job_id: str, *, owner_only:
         job = await hooks.job(job_id)
     except StoreError:
         await _tell(interaction, STORE_DOWN)
+        return None
+    except WorkflowGone as gone:
+        await _tell(interaction, str(gone))
         return None
     if job is None:
         await _tell(interaction, UNKNOWN_JOB)
@@ -328,7 +339,10 @@ def progress_view(job_id: str) -> discord.ui.View:
 
 
 async def _rebuilt_modal(hooks: ButtonHooks, modal_id: ModalId) -> ParamModal | None:
-    job = await hooks.job(modal_id.key) if modal_id.purpose in ("tweak", "act") else None
+    try:
+        job = await hooks.job(modal_id.key) if modal_id.purpose in ("tweak", "act") else None
+    except WorkflowGone:
+        return None
     if job is None:
         return None
     if modal_id.purpose == "tweak":

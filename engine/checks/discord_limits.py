@@ -76,7 +76,7 @@ MAX_BUTTON_LABEL_LENGTH = 80
 MAX_MESSAGE_LENGTH = 2000
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
-RESERVED_COMMANDS = ("help", "status", "workflows", "choices", "cancel")  # the bot's built-in commands
+RESERVED_COMMANDS = ("help", "status", "workflows", "choices", "cancel", "admin")  # the bot's built-in commands
 SETUP_SUBCOMMAND = "setup"  # every group's guided setup subcommand
 SETUP_DESCRIPTION = "Pick a workflow and its settings step by step"
 

@@ -56,7 +56,7 @@ def test_bundled_catalog_payload_matches_snapshot_and_limits(bundled_catalog):
 
 def test_command_shape(fixture_catalog):
     payload = {c["name"]: c for c in command_payload(build_commands(fixture_catalog, inert_hooks()))}
-    assert tuple(payload)[:5] == RESERVED_COMMANDS  # the names engine validate keeps free
+    assert (*tuple(payload)[:5], "admin") == RESERVED_COMMANDS  # kept free by engine validate; the app adds /admin
     generate = payload["generate"]  # two manifests → a group with setup + one subcommand each
     assert [o["name"] for o in generate["options"]] == ["setup", "flux", "sdxl"]
     assert all(o["type"] == 1 for o in generate["options"])
