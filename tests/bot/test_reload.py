@@ -45,8 +45,8 @@ def texts(fake) -> str:
     return "\n".join(str(r.payload) for r in fake.requests)
 
 
-def terminal(fake) -> list:
-    return [r for r in fake.client.store.recent(limit=100)]
+async def done_job(fake, workflow: str):
+    return next((r for r in await fake.client.store.recent() if r.manifest == workflow and r.state == "done"), None)
 
 
 async def test_add_change_break_fix_remove_while_jobs_run(tmp_path, folder, fake_comfy):
@@ -62,8 +62,7 @@ async def test_add_change_break_fix_remove_while_jobs_run(tmp_path, folder, fake
         await eventually(lambda: command(fake, "tint"), timeout=15)
         await eventually(lambda: len(syncs(fake)) == base + 1)
         await answered(fake, fake.slash_payload("tint", {"width": 32}))
-        tinted = await eventually(lambda: next((r for r in bot.store.recent() if r.manifest == "tint"
-                                                and r.state == "done"), None))
+        tinted = await eventually(lambda: done_job(fake, "tint"))
 
         tint.write_text(TINT.format(description="A tinted canvas, changed"))  # change
         change = await bot.reloader.reload("test")
@@ -93,8 +92,8 @@ async def test_add_change_break_fix_remove_while_jobs_run(tmp_path, folder, fake
         await asyncio.sleep(1.0)  # let a late watcher reload land: it must find nothing to sync
         assert len(syncs(fake)) == base + 3  # add, change, remove: one sync each, none for break or fix
         await asyncio.wait_for(asyncio.gather(*slow_tasks), 20)
-        assert bot.store.get(slow.job_id).state == "done"  # the job in flight kept its graph
-        states = {r.job_id: r.state for r in bot.store.recent(limit=100)}
+        assert (await bot.store.get(slow.job_id)).state == "done"  # the job in flight kept its graph
+        states = {r.job_id: r.state for r in await bot.store.recent(limit=100)}
         assert set(states.values()) == {"done"} and len(states) == 2
 
 
