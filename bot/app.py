@@ -45,6 +45,7 @@ from .logs import Redactor, configure_logging, install_redaction
 from .metrics import Metrics, activate
 from .reload import Reloader
 from .commands.admin import admin_group
+from .originals import LinkSigner, OriginalsServer, key_for
 from .errors import install_error_handlers, reply_error
 from .jobs.flow import Flow
 from .commands.info import InfoCommands
@@ -151,6 +152,7 @@ class _DisComfy:
         self.reloader: Reloader | None = None
         self._watcher: asyncio.Task | None = None
         self._stop_watching = asyncio.Event()
+        self.originals: OriginalsServer | None = None
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -163,7 +165,9 @@ class _DisComfy:
         set_user_salt(self.runtime.client_id)  # log lines hash user ids with a key of this install
         await self.runtime.start()
         await self._start_metrics()
-        self.flow = Flow(self.runtime, settings, self.catalog, **self._flow_options)
+        signer = await self._start_originals()
+        self.flow = Flow(self.runtime, settings, self.catalog, original_link=signer and signer.link,
+                         **self._flow_options)
         self.reloader = Reloader(settings.manifests_dir, settings.workflows_dir, current=lambda: self.catalog,
                                  object_infos=self._object_infos, apply=self._apply_catalog, notify=self._tell_admins)
         self._install_commands()
@@ -210,6 +214,17 @@ class _DisComfy:
         activate(self.metrics)
         log.info("metrics on port %d (/metrics, /healthz)", port)
 
+    async def _start_originals(self) -> LinkSigner | None:
+        """The signed-link endpoint for full-quality originals, when ``originals_url`` is set."""
+        settings = self.settings
+        if settings.originals_url is None:
+            return None
+        signer = LinkSigner(key_for(settings.db_path), settings.originals_url, settings.originals_ttl_hours * 3600)
+        self.originals = OriginalsServer(signer, self.runtime)
+        port = await self.originals.start(settings.originals_host, settings.originals_port)
+        log.info("originals endpoint on port %d", port)
+        return signer
+
     async def login(self, token: str) -> None:
         """Open the job store before talking to Discord: a locked or damaged database stops the start
         (``StoreError``, one line from ``run_bot``) before anything else happens."""
@@ -250,6 +265,9 @@ class _DisComfy:
         for task in list(self._followers):
             task.cancel()
         await asyncio.gather(*self._followers, return_exceptions=True)
+        if self.originals is not None:
+            await self.originals.close()
+            self.originals = None
         if self.metrics is not None:
             activate(None)
             await self.metrics.close()

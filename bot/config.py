@@ -153,6 +153,15 @@ class Settings(BaseSettings):
     """Port of the Prometheus `/metrics` and `/healthz` endpoint; unset: off."""
     metrics_host: str = "127.0.0.1"
     """Address the metrics endpoint listens on (`0.0.0.0` in a container)."""
+    originals_url: str | None = Field(None, max_length=300)
+    """Public base URL of the built-in originals endpoint (e.g. `https://bot.example.org`); set: results
+    shrunk to fit Discord get an "Original" link to the full file; unset: off."""
+    originals_host: str = "127.0.0.1"
+    """Address the originals endpoint listens on (put a reverse proxy with TLS in front of it)."""
+    originals_port: int = Field(8190, ge=0, le=65535)
+    """Port the originals endpoint listens on."""
+    originals_ttl_hours: float = Field(24.0, gt=0, le=24 * 30)
+    """Hours an "Original" link works; the job's retention ends it earlier."""
     sharded: bool = False
     """Run every gateway shard in this process (one connection suffices below about 1000 guilds)."""
     shard_count: int | None = Field(None, ge=1)
@@ -189,6 +198,16 @@ class Settings(BaseSettings):
             return items
         return [_backend_from_text(item, index) if isinstance(item, str) else item
                 for index, item in enumerate(items, start=1)]
+
+    @field_validator("originals_url")
+    @classmethod
+    def _public_url(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) URL without query or fragment, such as https://bot.example.org")
+        return url.strip().rstrip("/")
 
     @field_validator("manifests_dir", "workflows_dir", "db_path")
     @classmethod

@@ -74,6 +74,7 @@ class FittedFile:
     mime: str
     changed: bool
     notice: str
+    source: int = 0  # which output (1-based) this file shows; 0 for a grid of several
 
 
 @dataclass(frozen=True)

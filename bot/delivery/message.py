@@ -18,6 +18,7 @@ waveform picture of their first track as the embed's image (the tracks play as a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import re
@@ -144,7 +145,7 @@ async def fit_outputs(outputs: Sequence[OutputFile], *, limit: int, request_limi
         if len(files) >= max_files or len(fitted.data) > budget:
             left_out += 1
             continue
-        files.append(fitted)
+        files.append(dataclasses.replace(fitted, source=number))
         budget -= len(fitted.data)
         if fitted.notice:
             notices.append(f"#{number}: {fitted.notice}" if len(outputs) > 1 else fitted.notice)
@@ -177,9 +178,23 @@ def _with_texts(embed: discord.Embed, texts: Sequence[str]) -> discord.Embed:
     return embed
 
 
+def original_links(outputs_count: int, fitted: Sequence[FittedFile],
+                   link: Callable[[int], str] | None) -> list[tuple[str, str]]:
+    """``(label, url)`` of an "Original" link for every output not attached as it was (shrunk,
+    re-encoded or left out); none without ``link`` (originals are off)."""
+    if link is None:
+        return []
+    intact = {f.source for f in fitted if not f.changed}
+    missing = [n for n in range(1, outputs_count + 1) if n not in intact]
+    return [("Original" + (f" #{n}" if outputs_count > 1 else ""), link(n)) for n in missing]
+
+
 async def result_fields(job_id: str, workflow: Workflow, result: JobResult, *, limit: int,
-                        actions: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """What the job's message is edited to when it is done: embed, files and buttons."""
+                        actions: Sequence[tuple[str, str]],
+                        original_link: Callable[[int], str] | None = None) -> dict[str, Any]:
+    """What the job's message is edited to when it is done: embed, files and buttons.
+
+    ``original_link(n)`` gives the signed URL of output #n's original (see ``bot.originals``)."""
     fitted, notices = await fit_outputs(result.outputs, limit=limit)
     taken: set[str] = set()
     files = [discord.File(io.BytesIO(f.data), filename=_safe_name(f.filename, taken)) for f in fitted]
@@ -193,7 +208,8 @@ async def result_fields(job_id: str, workflow: Workflow, result: JobResult, *, l
         embed.set_image(url=f"attachment://{files[-1].filename}")
     if not result.outputs and not result.texts:
         embed.description = clip((embed.description or "") + "\n*The workflow produced no output.*", DESCRIPTION_LIMIT)
-    view = result_view(job_id, workflow, len(result.outputs), actions)
+    links = original_links(len(result.outputs), fitted, original_link)
+    view = result_view(job_id, workflow, len(result.outputs), actions, links=links)
     return {"content": None, "embeds": [embed], "attachments": files, "view": view}
 
 

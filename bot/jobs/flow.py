@@ -92,8 +92,10 @@ class Flow:
     """The app's job hooks; see the module docstring. ``edit_interval`` overrides the settings'."""
 
     def __init__(self, runtime: Any, settings: Settings, catalog: Catalog, *, guards: Guards | None = None,
-                 edit_interval: float | None = None, now: Callable[[], datetime] = discord.utils.utcnow):
+                 edit_interval: float | None = None, now: Callable[[], datetime] = discord.utils.utcnow,
+                 original_link: Callable[[str, int], str] | None = None):
         self.runtime, self.settings, self.catalog = runtime, settings, catalog
+        self.original_link = original_link  # (job id, output #) → signed URL; None: originals are off
         self.guards = guards or Guards.from_settings(settings)
         self.edit_interval = settings.progress_interval if edit_interval is None else edit_interval
         self.inputs = InputFolder(Path(settings.db_path).parent / "inputs")
@@ -221,8 +223,9 @@ class Flow:
                             prompt_preview=workflow.manifest.caption_of(job.values))
         try:
             result = await job.result()
+            link = (lambda n: self.original_link(job.id, n)) if self.original_link else None
             fields = await result_fields(job.id, workflow, result, limit=target.filesize_limit(),
-                                         actions=self.actions_for(workflow))
+                                         actions=self.actions_for(workflow), original_link=link)
         except JobCancelled:
             fields = failure_fields(job.id, workflow, "Cancelled.", cancelled=True)
         except Exception as exc:  # EngineError, TooLargeError; anything else is logged by user_message

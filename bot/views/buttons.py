@@ -311,12 +311,15 @@ def _control_buttons(job_id: str, workflow: Workflow) -> list[discord.ui.Item]:
 
 
 def result_view(job_id: str, workflow: Workflow, outputs_count: int,
-                actions: Sequence[tuple[str, str]]) -> discord.ui.View:
-    """Buttons for a result message: rerun, new seed, tweak (per page) and delete, then each
-    action per output ("Upscale #2" when there are several) while room is left. When it fits,
+                actions: Sequence[tuple[str, str]], *, links: Sequence[tuple[str, str]] = ()) -> discord.ui.View:
+    """Buttons for a result message: rerun, new seed, tweak (per page) and delete, the ``links``
+    (``(label, url)``: "Original" links to full-quality files), then each action per output
+    ("Upscale #2" when there are several) while room is left. When it fits,
     the controls take the first row and each output's actions a row of their own."""
     view = discord.ui.View(timeout=None)
     controls = _control_buttons(job_id, workflow) + [DeleteButton(job_id)]
+    controls += [discord.ui.Button(style=discord.ButtonStyle.link, label=label[:LABEL_LIMIT], url=url)
+                 for label, url in links][:MAX_BUTTONS - len(controls)]
     many = outputs_count > 1
     wanted = [ActionButton(job_id, i, name, label + (f" #{i}" if many else ""))
               for i in range(1, outputs_count + 1) for name, label in actions]
