@@ -44,6 +44,7 @@ from .config import ConfigError, Settings, load_settings
 from .logs import Redactor, configure_logging, install_redaction
 from .metrics import Metrics, activate
 from .reload import Reloader
+from .retention import Retention, RetentionPolicy
 from .commands.admin import admin_group
 from .originals import LinkSigner, OriginalsServer, key_for
 from .errors import install_error_handlers, reply_error
@@ -152,6 +153,7 @@ class _DisComfy:
         self.reloader: Reloader | None = None
         self._watcher: asyncio.Task | None = None
         self._stop_watching = asyncio.Event()
+        self._background: list[asyncio.Task] = []
         self.originals: OriginalsServer | None = None
 
     async def setup_hook(self) -> None:
@@ -176,6 +178,8 @@ class _DisComfy:
         await sync_if_changed(self.tree, sync_marker(settings.db_path), settings.guild_ids)
         for job in await self.runtime.resume():
             self._follow_resumed(job)
+        retention = Retention(self.store, self.flow.inputs.path, RetentionPolicy.from_settings(settings))
+        self._background.append(asyncio.create_task(retention.run(), name="retention"))
         if settings.reload_on_change:
             self._watcher = asyncio.create_task(self.reloader.watch(stop=self._stop_watching), name="manifest watch")
 
@@ -262,8 +266,9 @@ class _DisComfy:
             self._stop_watching.set()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._watcher, 5.0)
-        for task in list(self._followers):
+        for task in [*self._followers, *self._background]:
             task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*self._followers, return_exceptions=True)
         if self.originals is not None:
             await self.originals.close()

@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     """Roles whose members are admins."""
     admin_channel_id: int | None = None
     """A channel where the bot reports manifest problems found while it runs (hot reload)."""
+    keep_inputs_days: float = Field(30.0, gt=0)
+    """Days a kept input image (for reruns) stays after its last use."""
+    keep_inputs_mb: int = Field(2048, gt=0)
+    """Most disk space the kept input images may take, in MiB; the least recently used go first."""
+    keep_jobs_days: float = Field(90.0, gt=0)
+    """Days a finished job's record stays; its buttons stop working after that."""
     reload_on_change: bool = True
     """Reload manifests and workflows when their files change (`/admin reload` works either way)."""
     rate_per_user: RateLimit = RateLimit(count=5, per_seconds=60)

@@ -11,13 +11,15 @@ An image param's value reaching ``Flow.run`` is one of:
 Every input of a submitted job is written to the ``InputFolder`` (content-addressed:
 ``<folder>/<sha256>``) and referenced from ``JobRecord.extra["inputs"]`` as
 ``{param: {"sha256", "filename"}}``, so a job can be rerun after a restart and on any backend.
-The folder is never pruned here (a gap: an operator's cron can delete old files; a missing file
-only means the user has to upload again).
+``bot.retention`` prunes the folder by age (from the last use) and total size; a missing file only
+means the user has to upload again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +83,9 @@ class InputFolder:
             partial = self.path / f"{sha256}.{uuid.uuid4().hex[:8]}.part"
             partial.write_bytes(data)
             partial.replace(target)  # atomic: a reader never sees half a file
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(target)  # used again: retention counts age from the last use
         return sha256
 
     def read(self, sha256: str) -> bytes:

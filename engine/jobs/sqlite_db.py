@@ -252,6 +252,10 @@ class SqliteDatabase:
         blocks); ``on_failure(error)`` is called — on the worker thread — when it fails."""
         self._writer.post(lambda db: db.execute(sql, tuple(params)), time.monotonic() + self.retry_for, on_failure)
 
+    async def compact(self) -> None:
+        """Checkpoint the WAL and ``VACUUM`` (alone: it cannot run inside a transaction)."""
+        await self._call(self._writer, _vacuum, None, alone=True)
+
     async def close(self) -> None:
         workers = {self._writer, self._reader}
         await asyncio.sleep(0)  # hand over what was buffered this turn
@@ -275,6 +279,12 @@ def _connect(path: str, busy_slice: float) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=busy_slice, isolation_level=None, check_same_thread=False, uri=uri)
     db.row_factory = sqlite3.Row
     return db
+
+
+def _vacuum(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.execute("VACUUM")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _rows(cursor: sqlite3.Cursor) -> Rows:

@@ -51,6 +51,8 @@ class Database(Protocol):
 
     async def close(self) -> None: ...
 
+    async def compact(self) -> None: ...
+
 
 def database_for(url: str, *, retry_for: float = 20.0) -> Database:
     """The database ``url`` names: ``postgresql://…`` (or ``postgres://…``), else an SQLite path."""
@@ -143,6 +145,18 @@ class JobStore:
             if changed:
                 return record
         raise StoreBusy(f"job {job_id}: extra kept changing under another writer")
+
+    # -- retention --------------------------------------------------------------------------
+    async def prune_finished(self, before: float) -> int:
+        """Delete the finished jobs that ended (or, unrecorded, began) before ``before`` (Unix
+        seconds); how many. Unfinished jobs are never pruned."""
+        marks = ", ".join("?" for _ in FINISHED_STATES)
+        return await self.db.execute(f"DELETE FROM jobs WHERE state IN ({marks}) AND "
+                                     "COALESCE(finished_at, created_at) < ?", (*FINISHED_STATES, before))
+
+    async def compact(self) -> None:
+        """Give the space of deleted rows back to the file system."""
+        await self.db.compact()
 
     # -- reading ----------------------------------------------------------------------------
     async def get(self, job_id: str, *, timeout: float | None = None) -> JobRecord | None:
