@@ -35,7 +35,7 @@ import aiohttp
 import discord
 from discord import app_commands
 
-from engine import Catalog, JobSettings, JobStore, Runtime, StoreError, load_catalog, set_user_salt
+from engine import Catalog, Job, JobSettings, JobStore, Runtime, StoreError, load_catalog, set_user_salt
 
 from .check import DISCORD_API, network_reason, start_gate
 from .views.buttons import install_buttons, resume_modal
@@ -131,8 +131,8 @@ async def sync_if_changed(tree: app_commands.CommandTree, marker: Path, guild_id
 
 # -- the client ------------------------------------------------------------------------------
 
-class _DisComfy:
-    """The app's behaviour, mixed into ``discord.Client`` or ``discord.AutoShardedClient``.
+class _DisComfy(discord.Client):
+    """The app's behaviour, for ``discord.Client`` or (mixed in first) ``discord.AutoShardedClient``.
 
     ``runtime_options`` / ``flow_options`` go to ``Runtime`` / ``Flow`` (timings, for tests)."""
 
@@ -141,14 +141,14 @@ class _DisComfy:
         intents = discord.Intents.default()  # slash commands and components need no message_content
         super().__init__(intents=intents, **client_options)
         self.settings = settings
-        self.tree = app_commands.CommandTree(self)
+        self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self)
         self.catalog: Catalog | None = None
         self.store: JobStore | None = None
         self.runtime: Runtime | None = None
         self.flow: Flow | None = None
         self._runtime_options = dict(runtime_options or {})
         self._flow_options = dict(flow_options or {})
-        self._followers: set[asyncio.Task] = set()
+        self._followers: set[asyncio.Task[None]] = set()
         self.metrics: Metrics | None = None
         self.reloader: Reloader | None = None
         self._watcher: asyncio.Task | None = None
@@ -159,11 +159,11 @@ class _DisComfy:
     async def setup_hook(self) -> None:
         settings = self.settings
         self.catalog = load_logged_catalog(settings)
-        await self.open_store()
+        store = await self.open_store()
         backends = [(backend.name, backend.url) for backend in settings.backends]
         caps = JobSettings(max_image_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_input_pixels)
         options = {"client_id": client_id_for(settings.db_path), "settings": caps, **self._runtime_options}
-        self.runtime = Runtime(self.catalog, backends, self.store, **options)
+        self.runtime = Runtime(self.catalog, backends, store, **options)
         set_user_salt(self.runtime.client_id)  # log lines hash user ids with a key of this install
         await self.runtime.start()
         await self._start_metrics()
@@ -240,13 +240,15 @@ class _DisComfy:
             self.store = await JobStore.open(str(self.settings.db_path))
         return self.store
 
-    def _follow_resumed(self, job: Any) -> None:
+    def _follow_resumed(self, job: Job) -> None:
+        if self.flow is None:
+            return
         log.info("resuming job %s (%s)", job.id, job.workflow.name)
         task = asyncio.create_task(self.flow.follow_resumed(self, job), name=f"resumed job {job.id}")
         self._followers.add(task)
         task.add_done_callback(self._follower_done)
 
-    def _follower_done(self, task: asyncio.Task) -> None:
+    def _follower_done(self, task: asyncio.Task[None]) -> None:
         self._followers.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("following a resumed job failed (%s)", type(task.exception()).__name__)
@@ -324,6 +326,9 @@ def _checked_run(settings: Settings, discord_api: str) -> int:
     if refused is not None:
         return refused
     bot = create_bot(settings)
+    if settings.discord_token is None:  # load_settings requires one; this keeps the type honest
+        log.error("no Discord token; set DISCORD_TOKEN")
+        return 2
     try:
         bot.run(settings.discord_token.get_secret_value(), log_handler=None)
     except discord.LoginFailure:

@@ -93,10 +93,10 @@ def user_message(exc: BaseException) -> str:
             log.warning("job database unavailable for a request: %s", exc)
             text = STORE_DOWN
         case _:
-            text = _discord_text(exc)
-            if text is None:
+            known = _discord_text(exc)
+            if known is None:
                 log.error("unexpected error while handling an interaction", exc_info=exc)
-                text = GENERIC
+            text = known or GENERIC
     return text[:MESSAGE_LIMIT]
 
 
@@ -123,4 +123,4 @@ def install_error_handlers(tree: app_commands.CommandTree) -> None:
     async def on_tree_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await reply_error(interaction, error)
 
-    tree.on_error = on_tree_error
+    tree.error(on_tree_error)

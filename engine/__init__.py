@@ -32,7 +32,7 @@ from .jobs.log_context import bind_job, current_job_fields, set_user_salt, user_
 from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState, ProgressEvent
 from .jobs.store import JobRecord, JobStore
-from .manifest.apply import Applied, apply_params, build_graph, draw_seeds, resolve_values
+from .manifest.apply import Applied, Prepared, apply_params, build_graph, draw_seeds, prepare, resolve_values
 from .manifest.binding import Target
 from .manifest.catalog import Catalog, Workflow, load_catalog, load_workflow
 from .manifest.model import (
@@ -67,6 +67,8 @@ __all__ = [
     "load_catalog",
     "load_workflow",
     "resolve_values",
+    "prepare",
+    "Prepared",
     "draw_seeds",
     "build_graph",
     "apply_params",

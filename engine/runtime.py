@@ -1,9 +1,11 @@
 """The engine's runtime facade: the backend pool, the job store and the jobs in flight, wired together.
 
-``Runtime`` is what the bot talks to (see runtime_api.md): ``start``/``close``, ``submit`` a
-manifest with values, find a job (``get`` from the store, ``job`` if live), ``resume`` unfinished
-jobs after a restart, live ``choices`` and backend ``status``. It holds no job logic itself:
-``engine.jobs.Job`` runs each job, ``engine.backends.BackendPool`` owns the servers.
+``Runtime`` is what the bot and ``engine run`` talk to: ``start``/``close``; ``prepare`` a
+workflow's values (the one check of a job's values, no I/O) and ``start_job`` the prepared job, or
+``submit`` both at once; find a job (``get`` from the store, ``job`` if live); ``output`` fetches a
+stored job's output again from its server and ``attach`` adds data to a job's record; ``resume``
+unfinished jobs after a restart; live ``choices`` and backend ``status``. It holds no job logic
+itself: ``engine.jobs.Job`` runs each job, ``engine.backends.BackendPool`` owns the servers.
 """
 
 from __future__ import annotations
@@ -12,18 +14,23 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import aiohttp
+
+from .backends.backend import Backend
 from .backends.pool import BackendPool, BackendStatus
-from .manifest.catalog import Catalog
 from .comfy.client import Timeouts
-from .errors import EngineError, ParamError
+from .comfy.outputs import OutputFile, OutputRef
+from .errors import ComfyError, ComfyUnavailable, EngineError, ParamError
 from .images import check_image
 from .jobs.job import Job
 from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState
 from .jobs.store import JobRecord, JobStore
+from .manifest.apply import Prepared, prepare
+from .manifest.catalog import Catalog, Workflow
 
 __all__ = ["Runtime", "Job", "JobResult", "ImageInput", "BackendStatus", "JobSettings"]
 
@@ -35,7 +42,8 @@ class Runtime:
 
     def __init__(self, catalog: Catalog, backends: Sequence[tuple[str, str]], store: JobStore, *,
                  client_id: str | None = None, health_interval: float = 5.0, health_timeout: float | None = None,
-                 timeouts: Timeouts | None = None, settings: JobSettings | None = None, session_factory: Any = None):
+                 timeouts: Timeouts | None = None, settings: JobSettings | None = None,
+                 session_factory: Callable[[], aiohttp.ClientSession] | None = None):
         self.catalog = catalog
         self.store = store
         self.client_id = client_id or f"discomfy-{uuid.uuid4().hex[:12]}"
@@ -64,27 +72,45 @@ class Runtime:
         await self.close()
 
     # -- jobs -----------------------------------------------------------------------------
-    async def submit(self, workflow: str, values: Mapping[str, Any], *,
-                     images: Mapping[str, ImageInput] | None = None, owner: str | None = None,
-                     extra: Mapping[str, Any] | None = None) -> Job:
-        """Validate ``values`` and images (``ParamError``) and start the job; its outcome comes via
-        events/result."""
+    def workflow(self, workflow: Workflow | str) -> Workflow:
+        """The catalog's workflow (by name), or ``EngineError`` when there is none."""
+        if isinstance(workflow, Workflow):
+            return workflow
         if workflow not in self.catalog:
             raise EngineError(f"there is no workflow named {workflow!r}")
-        wf = self.catalog[workflow]
-        unknown = sorted(set(images or {}) - set(wf.manifest.image_params))
-        if unknown:
-            raise ParamError(unknown[0], "is not an image parameter of this workflow")
-        for name, image in (images or {}).items():  # decoded off the loop: a large image takes a while
+        return self.catalog[workflow]
+
+    def prepare(self, workflow: Workflow | str, values: Mapping[str, Any], *, uploads: Iterable[str] = ()) -> Prepared:
+        """Check ``values`` once (``ParamError`` naming the param) and build the job's graph, without
+        I/O; ``uploads`` are the image params whose images ``start_job`` will get. Live lists
+        (``choices_from``) are the healthy backends' current ones."""
+        wf = self.workflow(workflow)
+        live = {source: choices for p in wf.manifest.params.values()
+                if (source := p.live_source) and (choices := self.pool.choices(source))}
+        return prepare(wf, values, uploads=uploads, live=live)
+
+    async def start_job(self, prepared: Prepared, *, images: Mapping[str, ImageInput] | None = None,
+                    owner: str | None = None, extra: Mapping[str, Any] | None = None) -> Job:
+        """Start a prepared job; ``images`` hold the bytes of its uploads, each checked by decoding it
+        (``ParamError``). Its outcome comes via ``events``/``result``."""
+        images = dict(images or {})
+        for name in sorted(set(images) ^ set(prepared.uploads)):
+            raise ParamError(name, "needs an image" if name in prepared.uploads else
+                             "is not an image parameter of this workflow")
+        for name, image in images.items():  # decoded off the loop: a large image takes a while
             await asyncio.to_thread(check_image, image.data, param=name, max_bytes=self.settings.max_image_bytes,
                                     max_pixels=self.settings.max_image_pixels)
-        live = {p.live_source: self.pool.choices(p.live_source) for p in wf.manifest.params.values()
-                if p.live_source}
-        live = {source: choices for source, choices in live.items() if choices}
-        job = await Job.submit(wf, values, pool=self.pool, store=self.store, settings=self.settings, images=images,
-                         live=live, owner=owner, extra=extra)
+        job = Job.start(prepared, pool=self.pool, store=self.store, settings=self.settings, images=images,
+                        owner=owner, extra=extra)
         self._track(job)
         return job
+
+    async def submit(self, workflow: Workflow | str, values: Mapping[str, Any], *,
+                     images: Mapping[str, ImageInput] | None = None, owner: str | None = None,
+                     extra: Mapping[str, Any] | None = None) -> Job:
+        """``prepare`` then ``start_job``: check ``values`` and images (``ParamError``) and start the job."""
+        prepared = self.prepare(workflow, values, uploads=images or ())
+        return await self.start_job(prepared, images=images, owner=owner, extra=extra)
 
     async def get(self, job_id: str, *, timeout: float | None = None) -> JobRecord | None:
         """The stored record of a job (also of finished jobs and after a restart); ``timeout`` bounds
@@ -115,11 +141,33 @@ class Runtime:
             resumed.append(job)
         return resumed
 
+    async def output(self, job_id: str, index: int, *, timeout: float | None = None) -> OutputFile:
+        """Output #``index`` (1-based) of a stored job, downloaded again from the server that made it.
+
+        ``EngineError`` when the job has no such output, ``ComfyUnavailable`` when its server is down
+        or cannot send it (the messages are fit for users: no server names)."""
+        record = await self.get(job_id, timeout=timeout)
+        if record is None or not 1 <= index <= len(record.outputs):
+            raise EngineError(f"job {job_id} has no output #{index}")
+        ref = OutputRef.from_dict(record.outputs[index - 1])
+        backend = self.pool.get(record.backend) if record.backend else None
+        if backend is None or not backend.up:
+            raise ComfyUnavailable(f"the server that made output #{index} is not available right now")
+        try:
+            data, mime = await backend.client.view(**ref.view_params())
+        except ComfyError:
+            raise ComfyUnavailable(f"output #{index} could not be fetched from its server") from None
+        return OutputFile.from_ref(ref, data, mime)
+
+    async def attach(self, job_id: str, extra: Mapping[str, Any]) -> JobRecord | None:
+        """Add or replace keys of a job's ``extra`` (others' keys survive); None when there is no such job."""
+        return await self.store.merge_extra(job_id, extra)
+
     def _track(self, job: Job) -> None:
         self._jobs[job.id] = job
         job.add_done_callback(lambda done: self._jobs.pop(done.id, None))
 
-    async def _backend_down(self, backend: Any) -> None:
+    async def _backend_down(self, backend: Backend) -> None:
         for job in list(self._jobs.values()):
             job.backend_down(backend)
 

@@ -98,8 +98,8 @@ async def _probe_backend(backend: BackendConfig, *, quick: bool, timeouts: Timeo
         return Finding(area, "fail", f"unreachable ({network_reason(exc)}); the bot starts and retries"), None
     finally:
         await client.close()
-    system = stats.get("system") if isinstance(stats.get("system"), Mapping) else {}
-    version = str(system.get("comfyui_version") or "unknown version")[:40]
+    system = stats.get("system")
+    version = str((system if isinstance(system, Mapping) else {}).get("comfyui_version") or "unknown version")[:40]
     nodes = "" if info is None else f", {len(info)} node classes"
     return Finding(area, "ok", f"reachable, ComfyUI {version}{nodes}"), info
 

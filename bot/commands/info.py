@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 AppCommand = app_commands.Command | app_commands.Group
+TreeCommand = AppCommand | app_commands.ContextMenu  # what a command tree holds (context menus have no help)
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = DESCRIPTION_LIMIT - 96  # room for a "page 2/3" line and clipping slack
@@ -84,7 +85,7 @@ def _leaf_block(command: app_commands.Command, catalog: Catalog) -> str:
     return "\n".join(lines)
 
 
-def help_pages(commands: Iterable[AppCommand], catalog: Catalog) -> list[str]:
+def help_pages(commands: Iterable[TreeCommand], catalog: Catalog) -> list[str]:
     """Every command and subcommand with its description and options, as embed pages."""
     blocks = []
     for command in commands:
@@ -158,7 +159,7 @@ def choices_embed(source: str, values: Sequence[Any], typed: str | None) -> disc
             break
         lines.append(line)
         used += len(line) + 1
-    title = clip(f"{source}" + (f" containing “{typed.strip()}”" if needle else ""), 256)
+    title = clip(f"{source}" + (f" containing “{(typed or '').strip()}”" if needle else ""), 256)
     embed = discord.Embed(title=title, description="\n".join(lines) or "Nothing matches.", colour=COLOUR)
     if not values:
         embed.description = "No server currently offers this list (is a server down?)."
@@ -189,7 +190,7 @@ class InfoCommands:
     """The static commands' handlers; ``cancel`` checks ownership then delegates to the flow."""
 
     def __init__(self, *, catalog: Catalog, runtime: Runtime, store: JobStore, settings: Settings,
-                 cancel: CancelHook, commands: Callable[[], Iterable[AppCommand]]):
+                 cancel: CancelHook, commands: Callable[[], Iterable[TreeCommand]]):
         self._catalog = catalog
         self._runtime = runtime
         self._store = store

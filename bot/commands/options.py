@@ -85,7 +85,7 @@ def python_names(names: Iterable[str]) -> dict[str, str]:
     return result
 
 
-def rank_choices(candidates: Iterable[tuple[str, Any]], typed: str) -> list[app_commands.Choice]:
+def rank_choices(candidates: Iterable[tuple[str, Any]], typed: str) -> list[app_commands.Choice[int | float | str]]:
     """Filter ``(name, value)`` pairs by what the user typed; prefix matches first; ≤ 25.
 
     Pairs whose value is a string longer than 100 characters cannot be sent to Discord and are skipped.
@@ -157,12 +157,13 @@ class ParamOption(app_commands.Transformer):
 class AutocompleteParamOption(ParamOption):
     """A choice param offered through autocomplete: a live list, or more than 25 static choices."""
 
-    async def autocomplete(self, interaction: discord.Interaction, value: str, /) -> list[app_commands.Choice]:
+    async def autocomplete(self, interaction: discord.Interaction, value: int | float | str, /
+                           ) -> list[app_commands.Choice[int | float | str]]:
         static = self.param.static_choices
         if static:
-            return rank_choices(((c.name, str(c.value)) for c in static), value)
+            return rank_choices(((c.name, str(c.value)) for c in static), str(value))
         available = self.param.offered(self.server_list() or [])
-        return rank_choices(((v, v) for v in available), value)
+        return rank_choices(((v, v) for v in available), str(value))
 
 
 def make_param_option(name: str, param: Param, live: LiveChoices) -> ParamOption:
@@ -213,5 +214,6 @@ class PickOption(app_commands.Transformer):
             raise OptionError(value, self, ParamError(self.name, self._problem))
         return value
 
-    async def autocomplete(self, interaction: discord.Interaction, value: str, /) -> list[app_commands.Choice]:
-        return rank_choices(await self._offered(interaction), value)
+    async def autocomplete(self, interaction: discord.Interaction, value: int | float | str, /
+                           ) -> list[app_commands.Choice[int | float | str]]:
+        return rank_choices(await self._offered(interaction), str(value))

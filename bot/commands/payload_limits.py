@@ -11,7 +11,7 @@ The numbers come from ``engine.discord_limits`` (the same ones ``engine validate
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeGuard
 
 from engine import discord_limits as L
 
@@ -139,7 +139,7 @@ def _bound_problems(option: dict, kind: int) -> Iterable[str]:
             yield f"min_length {low} is bigger than max_length {high}"
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

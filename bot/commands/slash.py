@@ -93,10 +93,11 @@ def _command(name: str, description: str, options: list[_Option],
         await invoke(interaction, {by_ident[k]: v for k, v in kwargs.items() if v is not None})
 
     callback.__name__ = callback.__qualname__ = f"{name.replace('-', '_')}_command"
-    callback.__signature__ = inspect.Signature(
+    signature = inspect.Signature(
         [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Interaction)]
         + [inspect.Parameter(idents[o.name], inspect.Parameter.KEYWORD_ONLY, annotation=o.annotation,
                              default=inspect.Parameter.empty if o.required else None) for o in options])
+    setattr(callback, "__signature__", signature)  # discord.py reads the options from the signature
     if options:
         callback = app_commands.describe(**{idents[o.name]: o.description for o in options})(callback)
         callback = app_commands.rename(**{idents[o.name]: o.name for o in options})(callback)
@@ -168,7 +169,7 @@ def _static_commands(catalog: Catalog, hooks: CommandHooks) -> list[app_commands
 
 def build_commands(catalog: Catalog, hooks: CommandHooks) -> list[AppCommand]:
     """Every slash command for ``catalog``: the static ones first, then one per ``command``."""
-    commands: list[AppCommand] = _static_commands(catalog, hooks)
+    commands: list[AppCommand] = list(_static_commands(catalog, hooks))
     for command, workflows in catalog.commands().items():
         if command in STATIC_COMMANDS:
             log.warning("/%s is a built-in command; skipping workflows %s", command,

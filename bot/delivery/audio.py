@@ -16,6 +16,7 @@ import math
 import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -81,7 +82,7 @@ def _run(arguments: list[str]) -> subprocess.CompletedProcess:
         raise AudioError("re-encoding took too long") from None
 
 
-def _seconds(parts: tuple[bytes, bytes, bytes]) -> float:
+def _seconds(parts: Sequence[bytes]) -> float:
     hours, minutes, seconds = parts
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 

@@ -73,19 +73,24 @@ class MessageTarget:
     clock: Callable[[], datetime] = field(default=discord.utils.utcnow)
 
     def uses_token(self) -> bool:
-        return self.interaction is not None and token_alive(self.created_at, self.clock())
+        return self._live_interaction() is not None
+
+    def _live_interaction(self) -> discord.Interaction | None:
+        """The interaction while its token is safe to use, else None (the bot token's turn)."""
+        return self.interaction if self.interaction is not None and token_alive(self.created_at, self.clock()) \
+            else None
 
     def filesize_limit(self) -> int:
         """Bytes one file may have on the path the next edit takes."""
-        if self.uses_token():
-            return self.interaction.filesize_limit
+        if interaction := self._live_interaction():
+            return interaction.filesize_limit
         guild = self.client.get_guild(self.guild_id) if self.guild_id else None
         return guild.filesize_limit if guild is not None else DEFAULT_FILESIZE_LIMIT
 
     async def edit(self, **fields: Any) -> None:
         """Edit the message (``embed``/``embeds``, ``attachments``, ``view``, ``content``)."""
-        if self.uses_token():
-            await self.interaction.edit_original_response(**fields)
+        if interaction := self._live_interaction():
+            await interaction.edit_original_response(**fields)
             return
         channel = self.client.get_partial_messageable(self.channel_id, guild_id=self.guild_id)
         await channel.get_partial_message(self.message_id).edit(**fields)

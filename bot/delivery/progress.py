@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import AsyncIterator, Callable
+from typing import AsyncGenerator, Callable
 
 import discord
 
-from engine import ProgressEvent
+from engine import Job, ProgressEvent
 
 from ..views.buttons import progress_view
 from .message import MessageTarget
@@ -32,14 +32,14 @@ log = logging.getLogger(__name__)
 HEARTBEAT = 10.0
 
 
-async def show_progress(job, target: MessageTarget, *, title: str, prompt_preview: str | None = None,
+async def show_progress(job: Job, target: MessageTarget, *, title: str, prompt_preview: str | None = None,
                         interval: float = 2.0, clock: Callable[[], float] = time.monotonic) -> int:
     """Draw ``job``'s progress into ``target`` until it ends; returns how many edits were sent."""
     throttle = EditThrottle(interval, heartbeat=HEARTBEAT, clock=clock)
     view = progress_view(job.id)
     sent = 0
     latest: ProgressEvent | None = None
-    events: AsyncIterator[ProgressEvent] = job.events()
+    events: AsyncGenerator[ProgressEvent, None] = job.events()
     waiting = asyncio.ensure_future(anext(events))
     try:
         while True:

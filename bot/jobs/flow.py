@@ -6,14 +6,15 @@
 rerun, new seed, tweak, action):
 
 1. cheap checks, answered ephemerally without starting anything: access (manifest nsfw, roles,
-   channels — buttons bypass Discord's own command flags), the values (``resolve_values`` with
-   placeholder images; attachment size before any download), the per-user job cap, rate limits;
+   channels — buttons bypass Discord's own command flags), the values (``runtime.prepare``: their
+   one check; image values only by size and source, before any download), the per-user job cap,
+   rate limits;
 2. ``defer(thinking=True)`` — a public message that becomes the job's message (see ``delivery``);
 3. image inputs read after the defer (``bot.jobs.inputs``: attachment download + decode check, a stored
    input, or a previous job's output fetched again from its backend), kept by content hash in
    ``<db folder>/inputs/`` and referenced from ``JobRecord.extra["inputs"]`` — so rerun, tweak and
    actions work after a restart and on any backend;
-4. ``runtime.submit``; an error before the job exists replaces the "thinking" message with its
+4. ``runtime.start_job`` with the prepared job; an error before the job exists replaces the "thinking" message with its
    text (nothing else is sent); then progress edits and the result (``progress_message``,
    ``delivery``); the job slot is released whatever happens.
 
@@ -31,16 +32,18 @@ from typing import Any, Callable, Mapping
 
 import discord
 
-from engine import Catalog, JobCancelled, JobState, ParamError, StoreError, Workflow, bind_job, resolve_values
+from engine import (
+    Catalog, Job, JobCancelled, JobState, ParamError, Prepared, Runtime, StoreError, Workflow, bind_job,
+)
 
 from ..views.buttons import NOT_OWNER, UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone
 from ..commands.slash import CommandHooks
 from ..config import Settings
 from ..delivery.message import MessageTarget, failure_fields, result_fields
 from ..metrics import observe_delivered
-from ..errors import ANSWER_WAIT, on_error, user_message
+from ..errors import ANSWER_WAIT, user_message
 from .guards import ConcurrencyCap, RateLimiter, check_access, check_rate
-from .inputs import PLACEHOLDER, InputFolder, OutputSource, check_image_source, read_images, stored_inputs
+from .inputs import InputFolder, OutputSource, check_image_source, read_images, stored_inputs
 from ..delivery.progress import show_progress
 from ..views.setup import SetupView
 
@@ -91,7 +94,7 @@ async def _tell(interaction: Interaction, text: str) -> None:
 class Flow:
     """The app's job hooks; see the module docstring. ``edit_interval`` overrides the settings'."""
 
-    def __init__(self, runtime: Any, settings: Settings, catalog: Catalog, *, guards: Guards | None = None,
+    def __init__(self, runtime: Runtime, settings: Settings, catalog: Catalog, *, guards: Guards | None = None,
                  edit_interval: float | None = None, now: Callable[[], datetime] = discord.utils.utcnow,
                  original_link: Callable[[str, int], str] | None = None):
         self.runtime, self.settings, self.catalog = runtime, settings, catalog
@@ -148,9 +151,10 @@ class Flow:
 
     async def _start(self, interaction: Interaction, workflow: Workflow, values: dict[str, Any],
                      extra: dict[str, Any]) -> None:
-        refusal = access_refusal(interaction, workflow) or await self._value_problem(workflow, values)
-        if refusal:
-            await _tell(interaction, refusal)
+        refusal = access_refusal(interaction, workflow)
+        prepared = None if refusal else await self._prepare(workflow, values)
+        if not isinstance(prepared, Prepared):
+            await _tell(interaction, refusal or prepared or "")
             return
         user, ticket = interaction.user.id, uuid.uuid4().hex
         if not self.guards.cap.acquire(user, ticket):
@@ -163,39 +167,40 @@ class Flow:
                 return
             await interaction.response.defer(thinking=True)
             target = await self._target(interaction, workflow)
-            await self._submit_and_follow(interaction, target, workflow, values, extra)
+            await self._submit_and_follow(interaction, target, prepared, values, extra)
         finally:
             self.guards.cap.release(user, ticket)
 
-    async def _value_problem(self, workflow: Workflow, values: Mapping[str, Any]) -> str | None:
-        """The first problem with ``values`` found without any I/O beyond the job store."""
-        plain = {}
+    async def _prepare(self, workflow: Workflow, values: Mapping[str, Any]) -> Prepared | str:
+        """The job prepared (``runtime.prepare``: the one check of its values), or the first problem.
+
+        Image values are only looked at here (size, still kept, known result): their bytes are read
+        after the defer, and decoded by the runtime when the job starts."""
+        plain, uploads = {}, []
         try:
             for name, value in values.items():
                 param = workflow.manifest.params.get(name)
                 if param is not None and param.is_upload:
                     await check_image_source(name, value, runtime=self.runtime, folder=self.inputs,
                                              max_bytes=self.settings.max_upload_bytes, wait=ANSWER_WAIT)
-                    plain[name] = None if value is None else PLACEHOLDER
+                    uploads += [name] if value is not None else []
                 else:
                     plain[name] = value
-            resolve_values(workflow, plain)
+            return self.runtime.prepare(workflow, plain, uploads=uploads)
         except (ParamError, StoreError) as exc:
             return user_message(exc)
-        return None
 
     async def _target(self, interaction: Interaction, workflow: Workflow) -> MessageTarget:
         message = await interaction.original_response()
         return MessageTarget(interaction.client, message.channel.id, message.id, interaction.created_at,
                              interaction.guild_id, interaction, clock=self._now)
 
-    async def _submit_and_follow(self, interaction: Interaction, target: MessageTarget, workflow: Workflow,
+    async def _submit_and_follow(self, interaction: Interaction, target: MessageTarget, prepared: Prepared,
                                  values: dict[str, Any], extra: dict[str, Any]) -> None:
         try:
-            images, inputs = await read_images(workflow, values, runtime=self.runtime, folder=self.inputs)
-            plain = {n: v for n, v in values.items() if n not in workflow.manifest.image_params}
-            job = await self.runtime.submit(workflow.name, plain, images=images, owner=str(interaction.user.id),
-                                            extra={**self._target_extra(target), "inputs": inputs, **extra})
+            images, inputs = await read_images(prepared.workflow, values, runtime=self.runtime, folder=self.inputs)
+            job = await self.runtime.start_job(prepared, images=images, owner=str(interaction.user.id),
+                                               extra={**self._target_extra(target), "inputs": inputs, **extra})
         except Exception as exc:  # the job does not exist: its message becomes the short reason
             await target.replace(content=user_message(exc), embeds=[], attachments=[], view=None)
             return
@@ -205,7 +210,7 @@ class Flow:
 
     async def _remember_message(self, job_id: str, message_id: int) -> None:
         try:
-            await self.runtime.store.merge_extra(job_id, {"message_id": message_id})
+            await self.runtime.attach(job_id, {"message_id": message_id})
         except Exception as exc:  # the outcome is posted: its buttons still work, a restart may not find it
             log.error("job %s: cannot save its new message id (%s: %s)", job_id, type(exc).__name__, exc)
 
@@ -215,7 +220,7 @@ class Flow:
                 "created_at": target.created_at.timestamp()}
 
     # ---- following a job ---------------------------------------------------------------------
-    async def follow(self, job: Any, target: MessageTarget) -> None:
+    async def follow(self, job: Job, target: MessageTarget) -> None:
         """Show ``job``'s progress in ``target``, then its result or what went wrong."""
         bind_job(job.log_fields)  # this task's log lines are the job's
         workflow = job.workflow
@@ -243,7 +248,7 @@ class Flow:
         if target.message_id != message_id:  # posted anew: buttons and restarts should find the new one
             await self._remember_message(job.id, target.message_id)
 
-    async def follow_resumed(self, client: discord.Client, job: Any) -> None:
+    async def follow_resumed(self, client: discord.Client, job: Job) -> None:
         """After a restart: finish ``job``'s message with the bot token (the interaction is gone)."""
         target = self._stored_target(client, job)
         if target is None:
@@ -252,7 +257,7 @@ class Flow:
             return
         await self.follow(job, target)
 
-    def _stored_target(self, client: discord.Client, job: Any) -> MessageTarget | None:
+    def _stored_target(self, client: discord.Client, job: Job) -> MessageTarget | None:
         """The job's message from its stored extra; None when there is none or the row is damaged."""
         extra = job.extra
         try:
@@ -299,7 +304,6 @@ class Flow:
             await _tell(interaction, NOTHING_HERE)
             return
         view = SetupView(workflows, owner_id=interaction.user.id, run=self.run, live=self.live, command=command)
-        view.on_error = on_error
         await interaction.response.send_message(embed=view.embed(), view=view, ephemeral=True)
         view.message = await interaction.original_response()
 

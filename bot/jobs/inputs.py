@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import discord
 
-from engine import ComfyError, ImageInput, OutputRef, ParamError, Workflow
+from engine import ComfyError, EngineError, ImageInput, ParamError, Runtime, Workflow
 
 __all__ = ["PLACEHOLDER", "StoredInput", "OutputSource", "InputFolder", "check_image_source", "read_images",
            "stored_inputs"]
@@ -102,7 +102,7 @@ def stored_inputs(extra: Mapping[str, Any], workflow: Workflow) -> dict[str, Sto
     return found
 
 
-async def check_image_source(name: str, value: Any, *, runtime: Any, folder: InputFolder, max_bytes: int,
+async def check_image_source(name: str, value: Any, *, runtime: Runtime, folder: InputFolder, max_bytes: int,
                              wait: float | None = None) -> None:
     """Cheap checks (no download) of an image param's value; ``ParamError`` names the param."""
     if isinstance(value, discord.Attachment):
@@ -125,11 +125,11 @@ def _human(size: int) -> str:
     return f"{size / 1024:.3g} KiB" if size >= 1024 else f"{size} bytes"
 
 
-async def read_images(workflow: Workflow, values: Mapping[str, Any], *, runtime: Any, folder: InputFolder
+async def read_images(workflow: Workflow, values: Mapping[str, Any], *, runtime: Runtime, folder: InputFolder
                       ) -> tuple[dict[str, ImageInput], dict[str, dict[str, str]]]:
-    """Bytes of every image param with a value (``runtime.submit`` checks them by decoding).
+    """Bytes of every image param with a value (``runtime.start_job`` checks them by decoding).
 
-    Returns the ``images`` for ``runtime.submit`` and the ``inputs`` entry for the job's extra;
+    Returns the ``images`` for ``runtime.start_job`` and the ``inputs`` entry for the job's extra;
     ``folder.keep`` them once the job is accepted.
     """
     images, inputs = {}, {}
@@ -144,7 +144,7 @@ async def read_images(workflow: Workflow, values: Mapping[str, Any], *, runtime:
     return images, inputs
 
 
-async def _image_bytes(name: str, value: Any, runtime: Any, folder: InputFolder) -> bytes:
+async def _image_bytes(name: str, value: Any, runtime: Runtime, folder: InputFolder) -> bytes:
     if isinstance(value, discord.Attachment):
         try:
             return await value.read()
@@ -160,17 +160,11 @@ async def _image_bytes(name: str, value: Any, runtime: Any, folder: InputFolder)
     raise ParamError(name, "please upload the image again")
 
 
-async def output_bytes(name: str, source: OutputSource, runtime: Any) -> bytes:
+async def output_bytes(name: str, source: OutputSource, runtime: Runtime) -> bytes:
     """Fetch a previous job's output again from the backend that made it."""
-    record = await runtime.get(source.job_id)
-    if record is None or not 1 <= source.index <= len(record.outputs):
-        raise ParamError(name, UNKNOWN_RESULT)
-    ref = OutputRef.from_dict(record.outputs[source.index - 1])
-    backend = runtime.pool.get(record.backend) if record.backend else None
-    if backend is None or not backend.up:
-        raise ParamError(name, f"the server that made result #{source.index} is not available right now")
     try:
-        data, _ = await backend.client.view(**ref.view_params())
-    except ComfyError:
-        raise ParamError(name, f"result #{source.index} could not be fetched from its server") from None
-    return data
+        return (await runtime.output(source.job_id, source.index)).data
+    except ComfyError as exc:
+        raise ParamError(name, str(exc)) from None
+    except EngineError:
+        raise ParamError(name, UNKNOWN_RESULT) from None

@@ -360,7 +360,8 @@ async def resume_modal(interaction: discord.Interaction) -> bool:
     Returns True when the interaction was ours and has been answered."""
     if interaction.type is not discord.InteractionType.modal_submit:
         return False
-    modal_id = parse_modal_custom_id(str((interaction.data or {}).get("custom_id", "")))
+    data: Mapping[str, Any] = interaction.data or {}  # a modal submit's payload (a TypedDict at runtime a dict)
+    modal_id = parse_modal_custom_id(str(data.get("custom_id", "")))
     if modal_id is None or not from_earlier_run(modal_id):
         return False
     hooks = hooks_of(interaction.client)

@@ -176,8 +176,8 @@ class ParamModal(discord.ui.Modal):
                                            description=clip(param.description, DESCRIPTION_LIMIT) or None))
 
     def submitted(self) -> dict[str, Any]:
-        """What the user entered, field by field (before checking)."""
-        return {name: item.value if isinstance(item, discord.ui.TextInput) else list(item.values)
+        """What the user entered, field by field (before checking): text, or the picked values."""
+        return {name: item.value if isinstance(item, discord.ui.TextInput) else list(getattr(item, "values", ()))
                 for name, item in self.inputs.items()}
 
     async def on_submit(self, interaction: discord.Interaction) -> None:

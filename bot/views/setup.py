@@ -25,7 +25,8 @@ from engine import ParamError, Workflow, discord_limits as limits
 
 from ..delivery.render import clip
 from ..widgets import NONE_VALUE, LiveChoices, choice_options, server_list
-from .modals import ParamModal, settings_modals
+from ..errors import on_error
+from .modals import OnValues, ParamModal, settings_modals
 
 __all__ = ["SETUP_TIMEOUT", "NOT_AUTHOR", "RunHook", "SetupLayout", "setup_layout", "setup_embed",
            "carry_values", "SetupView"]
@@ -135,25 +136,24 @@ class SetupView(discord.ui.View):
                 self.add_item(self._button(title, self._open_modal(purpose, number)))
         self.add_item(self._button("✨ Generate", self._on_generate, discord.ButtonStyle.success))
 
-    def _workflow_select(self, row: int) -> discord.ui.Select:
+    def _workflow_select(self, row: int) -> discord.ui.Select[SetupView]:
         options = [discord.SelectOption(label=clip(wf.manifest.title or wf.name, 100), value=wf.name,
                                         description=clip(wf.manifest.description, 100), default=wf is self.workflow)
                    for wf in self.workflows.values()]
-        select = discord.ui.Select(options=options, placeholder="Workflow", row=row)
-        select.callback = self._pick_workflow(select)
-        return select
+        return _Select(self._pick_workflow, options=options, placeholder="Workflow", row=row)
 
-    def _choice_select(self, name: str, row: int) -> discord.ui.Select:
+    def _choice_select(self, name: str, row: int) -> discord.ui.Select[SetupView]:
         param = self.workflow.manifest.params[name]
         options = choice_options(param, self.values.get(name), server_list(param, self.live))
-        select = discord.ui.Select(options=options, placeholder=clip(param.label or name, 150), row=row)
-        select.callback = self._pick_choice(name, select)
-        return select
 
-    def _button(self, label: str, callback, style=discord.ButtonStyle.secondary) -> discord.ui.Button:
-        button = discord.ui.Button(label=label, style=style)
-        button.callback = callback
-        return button
+        async def pick(interaction: discord.Interaction, picked: list[str]) -> None:
+            await self._pick_choice(interaction, name, picked)
+
+        return _Select(pick, options=options, placeholder=clip(param.label or name, 150), row=row)
+
+    def _button(self, label: str, callback: Callback,
+                style: discord.ButtonStyle = discord.ButtonStyle.secondary) -> discord.ui.Button[SetupView]:
+        return _Button(callback, label=label, style=style)
 
     # ---- state ---------------------------------------------------------------------------------
     def missing(self) -> list[str]:
@@ -179,37 +179,33 @@ class SetupView(discord.ui.View):
         await interaction.response.send_message(NOT_AUTHOR, ephemeral=True)
         return False
 
-    async def _refresh(self, interaction: discord.Interaction) -> None:
+    async def _redraw(self, interaction: discord.Interaction) -> None:
         await interaction.response.edit_message(embed=self.embed(), view=self)
 
-    def _pick_workflow(self, select: discord.ui.Select):
-        async def callback(interaction: discord.Interaction) -> None:
-            new = self.workflows[select.values[0]]
-            self.values = carry_values(self.workflow, new, self.values, self.live)
-            self.workflow = new
-            self.layout = setup_layout(new, self.live, workflow_select=True)
-            self._build()
-            await self._refresh(interaction)
-        return callback
+    async def _pick_workflow(self, interaction: discord.Interaction, picked: list[str]) -> None:
+        new = self.workflows[picked[0]]
+        self.values = carry_values(self.workflow, new, self.values, self.live)
+        self.workflow = new
+        self.layout = setup_layout(new, self.live, workflow_select=True)
+        self._build()
+        await self._redraw(interaction)
 
-    def _pick_choice(self, name: str, select: discord.ui.Select):
-        async def callback(interaction: discord.Interaction) -> None:
-            picked, param = select.values[0], self.workflow.manifest.params[name]
-            try:
-                value = None if picked == NONE_VALUE else param.coerce(name, picked, server_list(param, self.live))
-            except ParamError:  # the server's list changed since the options were drawn
-                value = None
-            self.values[name] = value
-            self._build()
-            await self._refresh(interaction)
-        return callback
+    async def _pick_choice(self, interaction: discord.Interaction, name: str, picked: list[str]) -> None:
+        param = self.workflow.manifest.params[name]
+        try:
+            value = None if picked[0] == NONE_VALUE else param.coerce(name, picked[0], server_list(param, self.live))
+        except ParamError:  # the server's list changed since the options were drawn
+            value = None
+        self.values[name] = value
+        self._build()
+        await self._redraw(interaction)
 
-    def _open_modal(self, purpose: str, number: int):
+    def _open_modal(self, purpose: str, number: int) -> Callback:
         async def callback(interaction: discord.Interaction) -> None:
             await interaction.response.send_modal(self._modal(purpose, number))
         return callback
 
-    def _on_values(self, generate_after: bool):
+    def _on_values(self, generate_after: bool) -> OnValues:
         async def on_values(interaction: discord.Interaction, values: dict[str, Any]) -> None:
             if self.is_finished():
                 await interaction.response.send_message("This setup has expired.", ephemeral=True)
@@ -219,7 +215,7 @@ class SetupView(discord.ui.View):
                 await self._generate(interaction)
                 return
             self._build()
-            await self._refresh(interaction)
+            await self._redraw(interaction)
         return on_values
 
     async def _on_generate(self, interaction: discord.Interaction) -> None:
@@ -242,12 +238,42 @@ class SetupView(discord.ui.View):
         values = {n: v for n, v in self.values.items() if v is not None}
         await self.run(interaction, self.workflow, values)
 
+    async def on_error(self, interaction: discord.Interaction, error: Exception,
+                       item: discord.ui.Item[Any]) -> None:
+        await on_error(interaction, error, item)
+
     async def on_timeout(self) -> None:
         for item in self.children:
-            item.disabled = True
+            if isinstance(item, (discord.ui.Button, discord.ui.Select)):
+                item.disabled = True
         if self.message is None:
             return
         try:
             await self.message.edit(embed=self.embed(expired=True), view=self)
         except discord.HTTPException as exc:  # deleted meanwhile, or no access any more
             log.info("could not mark setup message as expired: %s", type(exc).__name__)
+
+
+Callback = Callable[[discord.Interaction], Awaitable[None]]
+
+
+class _Select(discord.ui.Select[SetupView]):
+    """A Select that hands its picked values to ``on_pick``."""
+
+    def __init__(self, on_pick: Callable[[discord.Interaction, list[str]], Awaitable[None]], **options: Any):
+        super().__init__(**options)
+        self._on_pick = on_pick
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await self._on_pick(interaction, list(self.values))
+
+
+class _Button(discord.ui.Button[SetupView]):
+    """A Button that calls ``on_click``."""
+
+    def __init__(self, on_click: Callback, **options: Any):
+        super().__init__(**options)
+        self._on_click = on_click
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await self._on_click(interaction)

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -33,6 +33,7 @@ from ..comfy.client import ComfyClient, Timeouts
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable
 from ..comfy.events import EventStream
 from ..comfy.object_info import combo_choices
+from ..comfy.wire import mapping_at
 from .routing import graph_requirements, no_backend_reason, rank_backends
 
 __all__ = ["Backend", "BackendPool", "BackendStatus", "rank_backends"]
@@ -46,7 +47,7 @@ QUEUE_POLL_GAP = 0.5  # seconds between two shared GET /queue taken on status br
 
 # -- the pool -------------------------------------------------------------------------------
 
-DownCallback = Callable[[Backend], Awaitable[None]]
+DownCallback = Callable[[Backend], Coroutine[Any, Any, None]]
 
 
 class BackendPool:
@@ -216,8 +217,7 @@ class BackendPool:
         info, stats = await asyncio.gather(backend.client.object_info(), backend.client.system_stats())
         backend.object_info = info
         backend.info_fetched_at = time.monotonic()
-        system = stats.get("system") if isinstance(stats.get("system"), Mapping) else {}
-        version = system.get("comfyui_version")
+        version = mapping_at(stats, "system").get("comfyui_version")
         backend.version = str(version) if version else None
 
     def _websocket_lost(self, backend: Backend) -> bool:

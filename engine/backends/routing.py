@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..comfy.object_info import combo_choices
 
@@ -34,10 +34,22 @@ class Requirements:
 
 
 class Candidate(Protocol):
-    name: str
-    up: bool
-    load: int
-    object_info: Mapping[str, Any]
+    """What routing reads of a backend (``engine.backends.Backend`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def up(self) -> bool: ...
+
+    @property
+    def load(self) -> int: ...
+
+    @property
+    def object_info(self) -> Mapping[str, Any]: ...
+
+
+C = TypeVar("C", bound=Candidate)
 
 
 def graph_requirements(graph: Mapping[str, Any]) -> Requirements:
@@ -67,7 +79,7 @@ def missing_on(object_info: Mapping[str, Any], needs: Requirements) -> str | Non
     return None
 
 
-def rank_backends(candidates: Iterable[Candidate], needs: Requirements) -> list[Candidate]:
+def rank_backends(candidates: Iterable[C], needs: Requirements) -> list[C]:
     """Up candidates that have everything ``needs`` asks for, shortest queue first (then by name)."""
     fit = [c for c in candidates if c.up and missing_on(c.object_info, needs) is None]
     return sorted(fit, key=lambda c: (c.load, c.name))

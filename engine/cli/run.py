@@ -28,7 +28,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from ..manifest.apply import resolve_values
+from ..manifest.apply import Prepared, prepare
 from ..manifest.catalog import Catalog, Workflow, load_workflow
 from ..errors import (ComfyTimeout, ComfyUnavailable, EngineError, ExecutionFailed, JobCancelled, ManifestError,
                      ParamError, WorkflowRejected)
@@ -49,7 +49,7 @@ class RunUsageError(Exception):
 @dataclass
 class RunRequest:
     workflow: Workflow
-    values: dict[str, str]
+    prepared: Prepared
     images: dict[str, Path]
     servers: list[tuple[str, str]]
     out_dir: Path
@@ -235,7 +235,7 @@ async def execute(request: RunRequest, view: Any) -> RunOutcome:
         await runtime.start()
         if not any(backend.up for backend in runtime.status()):
             raise ComfyUnavailable("no server answered")
-        job = await runtime.submit(request.workflow.name, request.values, images=images, owner="cli")
+        job = await runtime.start_job(request.prepared, images=images, owner="cli")
         result = await _follow(job, view, request.timeout)
     finally:
         view.close()
@@ -274,10 +274,10 @@ def _request(args: argparse.Namespace) -> RunRequest:
     workflow = load_workflow(path, Path(args.workflows) if args.workflows else None)
     values = parse_assignments(args.set or [])
     images = parse_images(args.image or [], workflow.manifest.image_params)
-    resolve_values(workflow, {**values, **{name: "pending-upload.png" for name in images}})  # ParamError early
+    prepared = prepare(workflow, values, uploads=images)  # the one check of the values, before any traffic
     if args.timeout is not None and args.timeout <= 0:
         raise RunUsageError("--timeout must be a positive number of seconds")
-    return RunRequest(workflow, values, images, _servers(args.server), Path(args.out), args.timeout)
+    return RunRequest(workflow, prepared, images, _servers(args.server), Path(args.out), args.timeout)
 
 
 def _report(outcome: RunOutcome, as_json: bool) -> None:

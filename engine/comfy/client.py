@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, WorkflowRejected
-from .wire import Queued, QueueSnapshot, queue_snapshot
+from .wire import Queued, QueueSnapshot, list_at, mapping_at, queue_snapshot
 
 __all__ = ["ComfyClient", "Timeouts", "rejection_problems"]
 
@@ -42,13 +42,13 @@ class Timeouts:
 def rejection_problems(body: Mapping[str, Any]) -> list[str]:
     """Short human texts from a 400 ``POST /prompt`` body (node ids kept; params are mapped later)."""
     problems = []
-    node_errors = body.get("node_errors") if isinstance(body.get("node_errors"), Mapping) else {}
-    for node_id, entry in node_errors.items():
+    for node_id, entry in mapping_at(body, "node_errors").items():
         class_type = entry.get("class_type", "?") if isinstance(entry, Mapping) else "?"
-        for error in (entry.get("errors") or []) if isinstance(entry, Mapping) else []:
-            details = f": {error.get('details')}" if error.get("details") else ""
-            problems.append(f"node {node_id} ({class_type}): {error.get('message', 'invalid')}{details}")
-    error = body.get("error") if isinstance(body.get("error"), Mapping) else {}
+        for error in list_at(entry, "errors"):
+            if isinstance(error, Mapping):
+                details = f": {error.get('details')}" if error.get("details") else ""
+                problems.append(f"node {node_id} ({class_type}): {error.get('message', 'invalid')}{details}")
+    error = mapping_at(body, "error")
     if not problems:
         details = f" ({error['details']})" if error.get("details") else ""
         problems.append(f"{error.get('message') or 'the workflow was rejected'}{details}")
@@ -166,9 +166,8 @@ class ComfyClient:
             body = None
         if not isinstance(body, dict):
             raise WorkflowRejected([f"backend {self.name} rejected the workflow"])
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
-        node_errors = body.get("node_errors") if isinstance(body.get("node_errors"), dict) else {}
-        raise WorkflowRejected(rejection_problems(body), node_errors, str(error.get("type", "")))
+        node_errors = dict(mapping_at(body, "node_errors"))
+        raise WorkflowRejected(rejection_problems(body), node_errors, str(mapping_at(body, "error").get("type", "")))
 
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
         """The history entry of ``prompt_id``, or None while it is unknown/not finished."""

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from ..errors import ExecutionFailed, WorkflowRejected
 from .outputs import node_title
+from .wire import list_at, mapping_at
 
 __all__ = ["ParamLookup", "map_node_errors", "map_top_error", "map_rejection", "map_execution_error",
            "MESSAGE_LIMIT"]
@@ -181,7 +182,7 @@ def _node_label(graph: Mapping[str, Any], node_id: str, class_type: Any) -> str:
 
 def _problem(workflow: ParamLookup, graph: Mapping[str, Any], node_id: str, class_type: Any,
              error: Mapping[str, Any]) -> str:
-    extra = error.get("extra_info") if isinstance(error.get("extra_info"), Mapping) else {}
+    extra = mapping_at(error, "extra_info")
     label = _node_label(graph, node_id, class_type)
     reason = _REASONS.get(str(error.get("type")), _other)(error, extra, label)
     input_name = _input_name(error, extra)
@@ -197,8 +198,7 @@ def map_node_errors(workflow: ParamLookup, graph: Mapping[str, Any], node_errors
     for node_id, entry in (node_errors.items() if isinstance(node_errors, Mapping) else ()):
         if not isinstance(entry, Mapping):
             continue
-        errors = entry.get("errors") if isinstance(entry.get("errors"), list) else []
-        for error in errors:
+        for error in list_at(entry, "errors"):
             if isinstance(error, Mapping):
                 text = _problem(workflow, graph, str(node_id), entry.get("class_type"), error)
                 if text not in problems:

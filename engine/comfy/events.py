@@ -36,7 +36,7 @@ import aiohttp
 
 from .client import ComfyClient
 from ..errors import ComfyError
-from .wire import TERMINAL_EVENTS, Preview, ProgressText, parse_binary_frame
+from .wire import TERMINAL_EVENTS, Preview, ProgressText, list_at, mapping_at, parse_binary_frame
 
 __all__ = ["EventStream", "Message", "LOST_MESSAGE"]
 
@@ -260,8 +260,8 @@ class EventStream:
             await asyncio.sleep(self.recheck_interval)
 
     def _replay(self, prompt_id: str, entry: dict[str, Any]) -> None:
-        status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
-        messages = [m for m in status.get("messages") or [] if isinstance(m, list) and len(m) == 2]
+        status = mapping_at(entry, "status")
+        messages = [m for m in list_at(status, "messages") if isinstance(m, list) and len(m) == 2]
         terminal = [m for m in messages if m[0] in TERMINAL_EVENTS and isinstance(m[1], dict)]
         if terminal:
             event, data = terminal[-1]

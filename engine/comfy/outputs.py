@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .wire import list_at, mapping_at
+
 __all__ = [
     "HistoryStatus",
     "OutputFile",
@@ -181,7 +183,7 @@ def refs_from_node(node_id: str, ui_output: Any) -> list[OutputRef]:
     if not isinstance(ui_output, Mapping):
         return []
     animated = _flag(ui_output.get("animated"))
-    refs = []
+    refs: list[OutputRef] = []
     for key, items in ui_output.items():
         if not isinstance(items, list):
             continue
@@ -211,11 +213,10 @@ def output_texts(entry: Mapping[str, Any], nodes: Iterable[str] | None = None) -
 
 def parse_status(entry: Mapping[str, Any]) -> HistoryStatus:
     """The entry's status; tolerant of missing or malformed fields."""
-    status = entry.get("status") if isinstance(entry, Mapping) else None
-    status = status if isinstance(status, Mapping) else {}
-    last_type, last_data = None, {}
-    messages = status.get("messages")
-    for message in messages if isinstance(messages, list) else ():
+    status = mapping_at(entry, "status")
+    last_type: str | None = None
+    last_data: Mapping[str, Any] = {}
+    for message in list_at(status, "messages"):
         if isinstance(message, (list, tuple)) and len(message) == 2 and isinstance(message[0], str):
             last_type = message[0]
             last_data = message[1] if isinstance(message[1], Mapping) else {}

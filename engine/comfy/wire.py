@@ -37,6 +37,8 @@ __all__ = [
     "ProgressText",
     "parse_binary_frame",
     "queue_snapshot",
+    "mapping_at",
+    "list_at",
     "TERMINAL_EVENTS",
 ]
 
@@ -202,6 +204,18 @@ class ProgressText:
     node_id: str
     text: str
     prompt_id: str | None = None
+
+
+def mapping_at(payload: Any, key: str) -> Mapping[str, Any]:
+    """``payload[key]`` when it is a JSON object, else ``{}`` (nothing a server sends is trusted)."""
+    value = payload.get(key) if isinstance(payload, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def list_at(payload: Any, key: str) -> list[Any]:
+    """``payload[key]`` when it is a JSON array, else ``[]``."""
+    value = payload.get(key) if isinstance(payload, Mapping) else None
+    return value if isinstance(value, list) else []
 
 
 def queue_snapshot(listing: Mapping[str, Any]) -> QueueSnapshot:

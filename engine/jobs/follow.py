@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import ComfyError, ComfyUnavailable
 from .parts import JobSettings, withdraw
 from ..comfy.outputs import parse_status
+from ..comfy.wire import mapping_at
 from .progress import TERMINAL_STATES, JobState, ProgressEvent, ProgressTracker
 
 __all__ = ["PromptFollower", "Signal", "BackendLost", "PromptLost", "GONE", "DROPPED"]
@@ -115,7 +116,7 @@ class PromptFollower:
 
     def _feed(self, message: Any) -> None:
         if isinstance(message, dict):
-            data = message.get("data") if isinstance(message.get("data"), dict) else {}
+            data = mapping_at(message, "data")
             if message.get("type") == "execution_error" and data.get("prompt_id") == self.prompt_id:
                 self.error_data = data
         self._publish(self.tracker.feed(message))

@@ -22,20 +22,23 @@ import contextvars
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
-from ..manifest.apply import apply_params
+from ..backends.backend import Backend
+from ..backends.pool import BackendPool
+from ..comfy.error_map import map_execution_error
+from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled
+from ..manifest.apply import Prepared, bind_values, build_graph, draw_seeds, resolve_values
 from ..manifest.catalog import Workflow
-from ..comfy.error_map import map_execution_error, map_rejection
-from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled, WorkflowRejected
-from .log_context import bind_job, job_fields
 from .follow import BackendLost, PromptFollower, PromptLost, Signal
-from .parts import ImageInput, JobResult, JobSettings, bind_images, collect_outputs, spawn, withdraw
-from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .journal import Journal
+from .log_context import bind_job, job_fields
+from .parts import EventFeed, ImageInput, JobResult, JobSettings, collect_outputs, send_prompt, spawn, withdraw
+from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .records import JobRecord
+from .store import JobStore
 
 __all__ = ["Job", "JobResult", "ImageInput", "JobSettings"]
 
@@ -47,7 +50,7 @@ LOST = "lost during restart"
 class Job:
     """A job in flight; ``events()`` and ``result()`` for consumers, ``cancel()`` to stop it."""
 
-    def __init__(self, workflow: Workflow, values: dict[str, Any], *, pool: Any, store: Any,
+    def __init__(self, workflow: Workflow, values: dict[str, Any], *, pool: BackendPool, store: JobStore,
                  settings: JobSettings, job_id: str | None = None, images: Mapping[str, ImageInput] | None = None,
                  owner: str | None = None, extra: Mapping[str, Any] | None = None):
         self.id = job_id or uuid.uuid4().hex
@@ -57,64 +60,70 @@ class Job:
         self.extra = dict(extra or {})
         self._follower: PromptFollower | None = None
         self._resumed_prompt_id: str | None = None
-        self.progress = ProgressEvent(JobState.QUEUED)
-        self.timings: dict[str, float | None] = {"created": time.time(), "queued": None, "started": None,
+        self.created_at = time.time()
+        self.timings: dict[str, float | None] = {"created": self.created_at, "queued": None, "started": None,
                                                  "finished": None}
         self._pool, self._settings = pool, settings
         self._journal = Journal(store, self.id)
         self._images = dict(images or {})
-        self._graph: dict = {}
-        self._listeners: list[asyncio.Queue] = []
+        self._graph: dict[str, Any] = {}
+        self._drawn: set[str] = set()  # random params drawn for the backend the job is queued on
+        self._feed = EventFeed()
         self._cancel_requested = False
         self._result: JobResult | None = None
         self._error: EngineError | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._t0 = time.monotonic()
         self.log_fields = job_fields(self.id, workflow.name, owner)  # the job's log lines carry these
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
-    async def submit(cls, workflow: Workflow, values: Mapping[str, Any], *, pool: Any, store: Any,
-               settings: JobSettings, images: Mapping[str, ImageInput] | None = None,
-               live: Mapping[str, Any] | None = None, owner: str | None = None,
-               extra: Mapping[str, Any] | None = None) -> Job:
-        """Validate ``values`` (``ParamError``), record the job and start it in the background."""
+    def start(cls, prepared: Prepared, *, pool: BackendPool, store: JobStore, settings: JobSettings,
+              images: Mapping[str, ImageInput] | None = None, owner: str | None = None,
+              extra: Mapping[str, Any] | None = None) -> Job:
+        """Record a prepared job (its values were checked by ``prepare``) and run it in the background.
+
+        ``images`` hold the bytes of ``prepared.uploads``; until uploaded, their values are the file names."""
         images = dict(images or {})
-        placeholders = {name: image.filename or "upload.png" for name, image in images.items()}
-        applied = apply_params(workflow, {**values, **placeholders}, live=live)
-        job = cls(workflow, dict(applied.values), pool=pool, store=store, settings=settings, images=images,
+        values = {**prepared.values, **{name: image.filename for name, image in images.items()}}
+        job = cls(prepared.workflow, values, pool=pool, store=store, settings=settings, images=images,
                   owner=owner, extra=extra)
-        job._graph = applied.graph
-        job._journal.create(JobRecord(job.id, workflow.name, values=job.values, owner=owner, extra=job.extra,
-                                      seed=workflow.manifest.seed_of(job.values), created_at=job.timings["created"]))
-        job._start(job._run_new())
+        job._graph = prepared.graph
+        job._journal.create(JobRecord(job.id, job.workflow.name, values=job.values, owner=owner, extra=job.extra,
+                                      created_at=job.created_at))
+        job._run(job._guarded(job._submit_first, job.workflow.manifest.timeout))
         return job
 
     @classmethod
-    def resume(cls, workflow: Workflow, record: JobRecord, *, pool: Any, store: Any,
+    def resume(cls, workflow: Workflow, record: JobRecord, *, pool: BackendPool, store: JobStore,
                settings: JobSettings) -> Job:
         """Follow (or resubmit) a job the store says is unfinished, after a restart."""
         job = cls(workflow, dict(record.values), pool=pool, store=store, settings=settings, job_id=record.job_id,
                   owner=record.owner, extra=record.extra)
         job.timings.update(created=record.created_at, queued=record.queued_at, started=record.started_at)
         job._resumed_prompt_id = record.prompt_id
-        job._start(job._run_resumed(record))
+        job._run(job._run_resumed(record))
         return job
 
-    def _start(self, coroutine: Any) -> None:
+    def _run(self, coroutine: Coroutine[Any, Any, None]) -> None:
         context = contextvars.copy_context()
         context.run(bind_job, self.log_fields)
         self._task = asyncio.create_task(coroutine, name=f"job {self.id}", context=context)
 
     # -- consumer API ---------------------------------------------------------------------
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend | None:
         """The ``Backend`` the job is queued on (None before that)."""
         return self._follower.backend if self._follower else None
 
     @property
     def prompt_id(self) -> str | None:
         return self._follower.prompt_id if self._follower else self._resumed_prompt_id
+
+    @property
+    def progress(self) -> ProgressEvent:
+        """The latest event."""
+        return self._feed.latest
 
     @property
     def state(self) -> JobState:
@@ -129,18 +138,9 @@ class Job:
         """Why the job store is behind this job (a write failed), or None."""
         return self._journal.unsaved
 
-    async def events(self) -> AsyncIterator[ProgressEvent]:
+    def events(self) -> AsyncGenerator[ProgressEvent, None]:
         """The latest event, then every new one, ending after the terminal event."""
-        queue: asyncio.Queue = asyncio.Queue()
-        self._listeners.append(queue)
-        try:
-            event = self.progress
-            yield event
-            while not event.finished:
-                event = await queue.get()
-                yield event
-        finally:
-            self._listeners.remove(queue)
+        return self._feed.events()
 
     async def result(self) -> JobResult:
         """Wait for the end; raise the job's error (``ExecutionFailed``, ``JobCancelled``, …) if it failed."""
@@ -160,13 +160,15 @@ class Job:
             self._follower.signal(Signal.CANCEL)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             async with asyncio.timeout(self._settings.cancel_wait):
-                await asyncio.shield(self._task)
+                if self._task is not None:
+                    await asyncio.shield(self._task)
 
-    def add_done_callback(self, callback: Any) -> None:
+    def add_done_callback(self, callback: Callable[[Job], object]) -> None:
         """``callback(job)`` once the job's task ends (finished, or detached at shutdown)."""
-        self._task.add_done_callback(lambda _task: callback(self))
+        if self._task is not None:
+            self._task.add_done_callback(lambda _task: callback(self))
 
-    def backend_down(self, backend: Any) -> None:
+    def backend_down(self, backend: Backend) -> None:
         """Called by the runtime when ``backend`` is marked down."""
         if self._follower is not None and backend is self._follower.backend and not self.finished:
             self._follower.signal(Signal.BACKEND_DOWN)
@@ -180,9 +182,6 @@ class Job:
         self._unsubscribe()
 
     # -- the job's task -------------------------------------------------------------------
-    async def _run_new(self) -> None:
-        await self._guarded(self._submit_first, self.workflow.manifest.timeout)
-
     async def _run_resumed(self, record: JobRecord) -> None:
         left = record.created_at + self.workflow.manifest.timeout - time.time()
         budget = max(left, self._settings.resume_wait)
@@ -194,10 +193,10 @@ class Job:
             await self._guarded(self._resubmit, budget)
 
     async def _resubmit(self) -> None:
-        self._graph = apply_params(self.workflow, self.values).graph
+        self._graph = self._graph_for_resume()
         await self._submit_first()
 
-    async def _guarded(self, start: Any, budget: float) -> None:
+    async def _guarded(self, start: Callable[[], Awaitable[None]], budget: float) -> None:
         """Run ``start`` then follow to the end, turning every failure into a terminal state."""
         deadline = asyncio.timeout(budget)
         try:
@@ -248,43 +247,36 @@ class Job:
                     self._pool.note_unavailable(backend)
         raise error or ComfyUnavailable("no attempt to queue the job was allowed")
 
-    async def _queue_on(self, backend: Any) -> None:
-        graph = self._graph
+    async def _queue_on(self, backend: Backend) -> None:
         uploaded = {name: await backend.client.upload_image(image.data, image.filename)
                     for name, image in self._images.items()}
-        if uploaded:
-            graph = bind_images(self.workflow, graph, uploaded)
-            self.values.update(uploaded)
+        drawn = self._draw_seeds(backend)
+        graph = bind_values(self.workflow, self._graph, {**drawn, **uploaded})
+        self.values.update({**drawn, **uploaded})  # the values sent are the values shown and stored
         prompt_id = str(uuid.uuid4())
-        inbox = backend.events.subscribe(prompt_id)
-        self._check_cancel(backend, prompt_id)
-        try:
-            await backend.client.queue_prompt(graph, prompt_id=prompt_id)
-        except WorkflowRejected as exc:
-            backend.events.unsubscribe(prompt_id)
-            raise map_rejection(self.workflow, graph, exc) from None
-        except ComfyTimeout:
-            backend.events.unsubscribe(prompt_id)
-            spawn(withdraw(backend.client, prompt_id))  # it may have been queued after all
-            raise
-        except BaseException:
-            backend.events.unsubscribe(prompt_id)
-            raise
+        inbox = await send_prompt(backend, self.workflow, graph, prompt_id, before=self._check_cancel)
         self._attach(backend, prompt_id, inbox, graph)
         self._pool.note_submitted(backend, prompt_id)
         self.timings["queued"] = time.time()
         log.info("job %s queued on backend %s", self.id, backend.name)
         self._journal.post(backend=backend.name, prompt_id=prompt_id, client_id=backend.client.client_id,
-                     queued_at=self.timings["queued"], values=self.values, state=JobState.QUEUED.value)
+                           queued_at=self.timings["queued"], values=self.values, state=JobState.QUEUED.value,
+                           seed=self.workflow.manifest.seed_of(self.values))
 
-    def _check_cancel(self, backend: Any = None, prompt_id: str | None = None) -> None:
+    def _draw_seeds(self, backend: Backend) -> dict[str, Any]:
+        """Random values for the unset seeds (and those drawn for a backend the job left), within
+        what ``backend``'s inputs accept."""
+        kept = {name: value for name, value in self.values.items() if name not in self._drawn}
+        values = draw_seeds(self.workflow, kept, object_info=backend.object_info)
+        self._drawn = {name for name in values if name not in kept}
+        return {name: values[name] for name in self._drawn}
+
+    def _check_cancel(self) -> None:
         if self._cancel_requested:
-            if backend is not None:
-                backend.events.unsubscribe(prompt_id)
             raise JobCancelled("cancelled before it was queued")
 
-    def _attach(self, backend: Any, prompt_id: str, inbox: asyncio.Queue, graph: Mapping[str, Any], *,
-                foreign: bool = False) -> None:
+    def _attach(self, backend: Backend, prompt_id: str, inbox: asyncio.Queue[Any], graph: Mapping[str, Any], *,
+                foreign: bool = False) -> PromptFollower:
         self.log_fields["backend"] = backend.name
         self._follower = PromptFollower(backend, prompt_id, inbox, graph, settings=self._settings,
                                         outputs=self.workflow.output_nodes(backend.object_info),
@@ -294,6 +286,7 @@ class Job:
             self._follower.signal(Signal.BACKEND_DOWN)
         if self._cancel_requested:
             self._follower.signal(Signal.CANCEL)
+        return self._follower
 
     def _unsubscribe(self) -> None:
         if self._follower is not None:
@@ -302,16 +295,16 @@ class Job:
 
     async def _reattach(self, record: JobRecord) -> None:
         """After a restart: subscribe again and settle from ``/history`` and ``/queue``."""
-        backend = self._pool.get(record.backend)
-        if backend is None:
+        backend = self._pool.get(record.backend or "")
+        if backend is None or not record.prompt_id:
             raise ComfyUnavailable(f"{LOST} (its server is no longer configured)")
         foreign = record.client_id != backend.client.client_id  # its messages go to a closed socket
-        self._attach(backend, record.prompt_id, backend.events.subscribe(record.prompt_id),
-                     self._graph_for_resume(), foreign=foreign)
+        follower = self._attach(backend, record.prompt_id, backend.events.subscribe(record.prompt_id),
+                                self._graph_for_resume(), foreign=foreign)
         deadline = time.monotonic() + self._settings.resume_wait
         while True:
             try:
-                await self._follower.settle_if_gone(missing=LOST)
+                await follower.settle_if_gone(missing=LOST)
                 return
             except PromptLost:
                 raise
@@ -320,27 +313,28 @@ class Job:
                     raise ComfyUnavailable(f"{LOST} (its server did not come back)") from None
                 await asyncio.sleep(self._settings.queue_poll)
 
-    def _graph_for_resume(self) -> dict:
+    def _graph_for_resume(self) -> dict[str, Any]:
+        """The graph of stored values, checked again: the manifest may have changed since the restart."""
         try:
-            return apply_params(self.workflow, self.values).graph
+            return build_graph(self.workflow, resolve_values(self.workflow, self.values)).graph
         except EngineError:
             return dict(self.workflow.graph)
 
     # -- following ------------------------------------------------------------------------
     async def _follow(self) -> None:
         """Follow the prompt to its end, moving the job while it is queued on a backend that dies."""
-        while True:
+        while self._follower is not None:
             try:
                 await self._follower.run()
                 return
             except BackendLost:
-                await self._failover()
+                await self._failover(self._follower)
 
-    async def _failover(self) -> None:
+    async def _failover(self, lost: PromptFollower) -> None:
         """Move a queued job off a dead backend: same values, new prompt_id, uploads redone."""
-        old, old_prompt = self.backend, self.prompt_id
+        old = lost.backend
         self._unsubscribe()
-        spawn(withdraw(old.client, old_prompt, timeout=1.0))
+        spawn(withdraw(old.client, lost.prompt_id, timeout=1.0))
         log.info("job %s: backend %s went down while queued, moving it", self.id, old.name)
         exclude = {old.name}
         while True:
@@ -353,11 +347,14 @@ class Job:
                 await asyncio.sleep(self._settings.queue_poll)
 
     # -- outcome --------------------------------------------------------------------------
-    async def _collect(self) -> tuple[JobResult, list[dict]]:
+    async def _collect(self) -> tuple[JobResult, list[dict[str, Any]]]:
         """The result, and its output refs for the store (written with the end state: one write)."""
-        outputs, texts, refs = await collect_outputs(self.backend.client, self.prompt_id,
-                                                     self.workflow.output_nodes(self.backend.object_info))
-        result = JobResult(outputs, texts, dict(self.values), self.backend.name, self.timings)
+        follower = self._follower
+        assert follower is not None  # only called once the prompt is done
+        backend = follower.backend
+        outputs, texts, refs = await collect_outputs(backend.client, follower.prompt_id,
+                                                     self.workflow.output_nodes(backend.object_info))
+        result = JobResult(outputs, texts, dict(self.values), backend.name, self.timings)
         return result, [ref.to_dict() for ref in refs]
 
     def _publish(self, events: list[ProgressEvent]) -> None:
@@ -372,9 +369,7 @@ class Job:
             self._emit(event)
 
     def _emit(self, event: ProgressEvent) -> None:
-        self.progress = event.evolve(elapsed=time.monotonic() - self._t0)
-        for listener in self._listeners:
-            listener.put_nowait(self.progress)
+        self._feed.emit(event.evolve(elapsed=time.monotonic() - self._t0))
 
     async def _end_from_tracker(self) -> None:
         follower = self._follower
@@ -383,7 +378,7 @@ class Job:
         else:
             await self._end_failed(JobCancelled("cancelled" if self._cancel_requested else "interrupted on the server"))
 
-    async def _end_done(self, result: JobResult, outputs: list[dict]) -> None:
+    async def _end_done(self, result: JobResult, outputs: list[dict[str, Any]]) -> None:
         self._result = result
         await self._end(JobState.DONE, None, outputs=outputs)
 

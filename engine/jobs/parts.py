@@ -3,7 +3,8 @@
 - ``ImageInput``    bytes + file name of an image param; the job uploads it to the backend it runs on
 - ``JobSettings``   polling intervals and grace periods of the job runner
 - ``JobResult``     what a finished job produced
-- ``bind_images``   put uploaded server-side names into a graph (pure, copy-on-write)
+- ``EventFeed``     a job's latest ``ProgressEvent`` and everyone waiting for the next ones
+- ``send_prompt``   ``POST /prompt`` on a backend, subscribed to its websocket first; rejections mapped
 - ``collect_outputs`` read ``/history`` and download every output file of the manifest's outputs
 - ``withdraw``      delete a prompt from the queue and interrupt it if running (best effort)
 - ``spawn``         run a clean-up in the background, keeping a reference until it is done
@@ -13,20 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
-from ..manifest.catalog import Workflow
-from ..errors import ComfyError, ComfyUnavailable
+from ..backends.backend import Backend
+from ..comfy.client import ComfyClient
+from ..comfy.error_map import ParamLookup, map_rejection
 from ..comfy.outputs import OutputFile, OutputRef, output_refs, output_texts
+from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, WorkflowRejected
+from ..images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from .progress import JobState, ProgressEvent
 
-__all__ = ["ImageInput", "JobSettings", "JobResult", "bind_images", "collect_outputs", "withdraw",
+__all__ = ["ImageInput", "JobSettings", "JobResult", "EventFeed", "send_prompt", "collect_outputs", "withdraw",
            "spawn"]
 
 HISTORY_ATTEMPTS = 5
-_BACKGROUND: set[asyncio.Task] = set()
+_BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
 @dataclass(frozen=True)
@@ -68,18 +72,57 @@ class JobResult:
         return finished - queued if queued is not None and finished is not None else None
 
 
-def bind_images(workflow: Workflow, graph: Mapping[str, Any], names: Mapping[str, str]) -> dict:
-    """``graph`` with each image param's bound inputs set to its uploaded name (nodes copied, not mutated)."""
-    result = dict(graph)
-    for param, name in names.items():
-        for target in workflow.targets.get(param, ()):
-            node = result.get(target.node_id)
-            if node is not None:
-                result[target.node_id] = {**node, "inputs": {**node["inputs"], target.input_name: name}}
-    return result
+class EventFeed:
+    """A job's latest ``ProgressEvent`` and the listeners waiting for the next ones."""
+
+    def __init__(self) -> None:
+        self.latest = ProgressEvent(JobState.QUEUED)
+        self._listeners: list[asyncio.Queue[ProgressEvent]] = []
+
+    def emit(self, event: ProgressEvent) -> None:
+        self.latest = event
+        for listener in self._listeners:
+            listener.put_nowait(event)
+
+    async def events(self) -> AsyncGenerator[ProgressEvent, None]:
+        """The latest event, then every new one, ending after the terminal event."""
+        queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()
+        self._listeners.append(queue)
+        try:
+            event = self.latest
+            yield event
+            while not event.finished:
+                event = await queue.get()
+                yield event
+        finally:
+            self._listeners.remove(queue)
 
 
-async def collect_outputs(client: Any, prompt_id: str, nodes: Iterable[str]
+async def send_prompt(backend: Backend, workflow: ParamLookup, graph: dict[str, Any], prompt_id: str, *,
+                      before: Callable[[], None]) -> asyncio.Queue[Any]:
+    """Subscribe to ``prompt_id`` on the backend's websocket, call ``before()`` (it may raise: the job
+    was cancelled meanwhile), then ``POST /prompt``; returns the prompt's message queue.
+
+    A 400 is ``WorkflowRejected`` with problems mapped to the params; after a timeout the prompt is
+    withdrawn in the background (it may have been queued after all)."""
+    inbox = backend.events.subscribe(prompt_id)
+    try:
+        before()
+        await backend.client.queue_prompt(graph, prompt_id=prompt_id)
+    except WorkflowRejected as exc:
+        backend.events.unsubscribe(prompt_id)
+        raise map_rejection(workflow, graph, exc) from None
+    except ComfyTimeout:
+        backend.events.unsubscribe(prompt_id)
+        spawn(withdraw(backend.client, prompt_id))
+        raise
+    except BaseException:
+        backend.events.unsubscribe(prompt_id)
+        raise
+    return inbox
+
+
+async def collect_outputs(client: ComfyClient, prompt_id: str, nodes: Iterable[str]
                           ) -> tuple[list[OutputFile], list[str], list[OutputRef]]:
     """Files (downloaded), texts and file refs of ``nodes`` from the prompt's history entry."""
     entry = None
@@ -96,7 +139,7 @@ async def collect_outputs(client: Any, prompt_id: str, nodes: Iterable[str]
     return files, [text.text for text in output_texts(entry, nodes)], refs
 
 
-async def _download(client: Any, ref: OutputRef, attempts: int = 2) -> tuple[bytes, str]:
+async def _download(client: ComfyClient, ref: OutputRef, attempts: int = 2) -> tuple[bytes, str]:
     for attempt in range(1, attempts + 1):
         try:
             return await client.view(**ref.view_params())
@@ -107,7 +150,7 @@ async def _download(client: Any, ref: OutputRef, attempts: int = 2) -> tuple[byt
     raise AssertionError("unreachable")
 
 
-async def withdraw(client: Any, prompt_id: str, *, timeout: float = 5.0) -> None:
+async def withdraw(client: ComfyClient, prompt_id: str, *, timeout: float = 5.0) -> None:
     """Remove ``prompt_id`` from the pending queue, then interrupt it if it runs (errors ignored).
 
     Delete first: a prompt that starts between the two calls is still caught by the interrupt.
@@ -118,7 +161,7 @@ async def withdraw(client: Any, prompt_id: str, *, timeout: float = 5.0) -> None
                 await call()
 
 
-def spawn(coroutine: Any) -> None:
+def spawn(coroutine: Coroutine[Any, Any, Any]) -> None:
     """Fire and forget ``coroutine`` (a best-effort clean-up); the task is referenced until done."""
     task = asyncio.create_task(coroutine)
     _BACKGROUND.add(task)

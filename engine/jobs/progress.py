@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..comfy.outputs import failure_text, node_title, parse_status
 from ..comfy.wire import Preview
@@ -212,7 +212,7 @@ class ProgressTracker:
             return self._feed_status_message(data)
         if not self._is_ours(kind, data):
             return []
-        handler = _HANDLERS.get(kind)
+        handler = _HANDLERS.get(str(kind))
         return handler(self, data) if handler else self._start_running()
 
     def _is_ours(self, kind: Any, data: Mapping[str, Any]) -> bool:
@@ -226,7 +226,7 @@ class ProgressTracker:
         status = data.get("status")
         exec_info = status.get("exec_info") if isinstance(status, Mapping) else None
         remaining = exec_info.get("queue_remaining") if isinstance(exec_info, Mapping) else None
-        return self.feed_status(remaining) if _is_number(remaining) else []
+        return self.feed_status(int(remaining)) if _is_number(remaining) else []
 
     def _on_cached(self, data: Mapping[str, Any]) -> list[ProgressEvent]:
         nodes = data.get("nodes")
@@ -357,7 +357,7 @@ class ProgressTracker:
         return (100.0 - event.percent) * seconds / gained
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -1,4 +1,10 @@
-"""``apply_params``: a workflow plus user values → the concrete graph to queue (pure).
+"""A workflow plus user values → the concrete graph to queue (pure).
+
+- ``prepare``: the one check of a job's values (``resolve_values``) and the graph built from them
+  (``build_graph``); random seeds stay unset until the server that runs the job is known, then
+  ``draw_seeds`` draws them within what that server's inputs accept and ``bind_values`` writes
+  them (and the uploaded image names) into the graph.
+- ``apply_params``: all of it at once (engine tests, benchmarks, ``engine validate``'s checks).
 
 The template is never mutated: the returned graph shares untouched nodes with it and gets fresh
 copies of every node it writes to (copy-on-write), which keeps a job's preparation in microseconds.
@@ -15,7 +21,10 @@ from ..errors import ParamError
 from .binding import is_link
 from .catalog import Workflow
 
-__all__ = ["Applied", "apply_params", "build_graph", "draw_seeds", "resolve_values", "bypass_node"]
+__all__ = ["Applied", "Prepared", "UPLOAD_PLACEHOLDER", "apply_params", "bind_values", "build_graph", "bypass_node",
+           "draw_seeds", "prepare", "resolve_values"]
+
+UPLOAD_PLACEHOLDER = "upload.png"  # an image param's value until the upload names the file on the server
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,20 @@ class Applied:
     graph: dict
     values: dict[str, Any]
     bypassed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A job's values, checked once (``prepare``): what ``Runtime.start`` runs.
+
+    ``values`` are resolved (defaults filled; unset random seeds absent: they are drawn on the
+    server that runs the job); ``graph`` is built from them (for routing); ``uploads`` names the
+    image params that expect an uploaded image."""
+
+    workflow: Workflow
+    values: dict[str, Any]
+    graph: dict
+    uploads: tuple[str, ...] = ()
 
 
 def resolve_values(
@@ -62,6 +85,29 @@ def draw_seeds(workflow: Workflow, values: Mapping[str, Any], *, object_info: Ma
     return drawn
 
 
+def prepare(workflow: Workflow, values: Mapping[str, Any], *, uploads: Iterable[str] = (),
+            live: Mapping[str, Sequence[Any]] | None = None) -> Prepared:
+    """Check ``values`` once (``ParamError``) and build the graph; ``uploads`` are the image params
+    whose image will be given to ``Runtime.start`` (their values here are placeholders)."""
+    uploads = tuple(dict.fromkeys(uploads))
+    not_images = [name for name in uploads if name not in workflow.manifest.image_params]
+    if not_images:
+        raise ParamError(not_images[0], "is not an image parameter of this workflow")
+    resolved = resolve_values(workflow, {**values, **dict.fromkeys(uploads, UPLOAD_PLACEHOLDER)}, live=live)
+    return Prepared(workflow, resolved, build_graph(workflow, resolved).graph, uploads)
+
+
+def bind_values(workflow: Workflow, graph: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
+    """``graph`` with each param's bound inputs set to its value in ``values`` (nodes copied, not mutated)."""
+    result = dict(graph)
+    for param, value in values.items():
+        for target in workflow.targets.get(param, ()):
+            node = result.get(target.node_id)
+            if node is not None:
+                result[target.node_id] = {**node, "inputs": {**node["inputs"], target.input_name: value}}
+    return result
+
+
 def bypass_node(graph: dict, node_id: str, link_inputs: Iterable[tuple[str, str]]) -> None:
     """Splice ``node_id`` out of ``graph`` in place; ``graph`` must be a copy owned by the caller
     (touched nodes are copied here). ``link_inputs`` lists where links may sit.
@@ -75,7 +121,7 @@ def bypass_node(graph: dict, node_id: str, link_inputs: Iterable[tuple[str, str]
     for consumer_id, input_name in link_inputs:
         consumer = graph.get(consumer_id)
         value = consumer["inputs"].get(input_name) if consumer else None
-        if not (value and value[0] == node_id):
+        if consumer is None or not (value and value[0] == node_id):
             continue
         consumer = graph[consumer_id] = {**consumer, "inputs": dict(consumer["inputs"])}
         if value[1] < len(passthrough):

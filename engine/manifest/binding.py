@@ -68,6 +68,7 @@ def _keys(graph: dict, full_path) -> list[str]:
     keys: list = []
     node: Any = graph
     for step in _steps(full_path):
+        key: Any
         if isinstance(step, Fields) and len(step.fields) == 1:
             key = step.fields[0]
         elif isinstance(step, Index) and len(step.indices) == 1 and isinstance(node, dict):

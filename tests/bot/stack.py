@@ -47,7 +47,7 @@ params:
   steps: {type: int, default: 3, min: 1, max: 20, bind: '$[?(@._meta.title == "Slow Progress")].inputs.steps'}
   seconds_per_step: {type: float, default: 0.2, min: 0, max: 5, advanced: true,
                      bind: '$[?(@._meta.title == "Slow Progress")].inputs.seconds_per_step'}
-  seed: {type: seed, max: 281474976710655, bind: '$[?(@._meta.title == "Slow Progress")].inputs.nonce'}
+  seed: {type: seed, bind: '$[?(@._meta.title == "Slow Progress")].inputs.nonce'}
 outputs: ["3"]
 actions: [invert, resize]
 """

@@ -146,7 +146,7 @@ async def test_an_action_whose_backend_is_gone_says_so(fake_comfy, db_path, cata
         (await stack.store.update(source.job_id, backend="retired"))
         await stack.dispatch(stack.fake.component_payload(f"dc:act:{source.job_id}:1:invert"))
         final = stack.webhook_edits()[-1].payload
-        assert final["content"] == "image: the server that made result #1 is not available right now"
+        assert final["content"] == "image: the server that made output #1 is not available right now"
         assert len((await stack.jobs())) == 1
 
 
