@@ -28,6 +28,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -168,42 +169,53 @@ class _DisComfy(discord.Client):
         await self.runtime.start()
         await self._start_metrics()
         signer = await self._start_originals()
-        self.flow = Flow(self.runtime, settings, self.catalog, original_link=signer and signer.link,
+        self.flow = Flow(self.runtime, settings, self.catalog, original_link=signer.link if signer else None,
                          **self._flow_options)
-        self.reloader = Reloader(settings.manifests_dir, settings.workflows_dir, current=lambda: self.catalog,
-                                 object_infos=self._object_infos, apply=self._apply_catalog, notify=self._tell_admins)
+        self.reloader = Reloader(settings.manifests_dir, settings.workflows_dir,
+                                 current=lambda: self._parts().catalog, object_infos=self._object_infos,
+                                 apply=self._apply_catalog, notify=self._tell_admins)
         self._install_commands()
         install_buttons(self, self.flow.button_hooks())
         install_error_handlers(self.tree)
         await sync_if_changed(self.tree, sync_marker(settings.db_path), settings.guild_ids)
         for job in await self.runtime.resume():
             self._follow_resumed(job)
-        retention = Retention(self.store, self.flow.inputs.path, RetentionPolicy.from_settings(settings))
+        retention = Retention(store, self.flow.inputs.path, RetentionPolicy.from_settings(settings))
         self._background.append(asyncio.create_task(retention.run(), name="retention"))
         if settings.reload_on_change:
             self._watcher = asyncio.create_task(self.reloader.watch(stop=self._stop_watching), name="manifest watch")
 
+    def _parts(self) -> _Parts:
+        """What ``setup_hook`` made (asking before it ran is a bug)."""
+        catalog, store, runtime, flow, reloader = self.catalog, self.store, self.runtime, self.flow, self.reloader
+        if catalog is None or store is None or runtime is None or flow is None or reloader is None:
+            raise RuntimeError("the bot is not set up yet")
+        return _Parts(catalog, store, runtime, flow, reloader)
+
     def _install_commands(self) -> None:
         """The commands for the current catalog, replacing any built before (hot reload)."""
-        info = InfoCommands(catalog=self.catalog, runtime=self.runtime, store=self.store, settings=self.settings,
-                            cancel=self.flow.cancel, commands=self.tree.get_commands)
-        hooks = self.flow.command_hooks(help=info.help, status=info.status, workflows=info.workflows,
-                                        choices=info.choices, cancel=info.cancel, user_jobs=info.user_jobs)
+        parts = self._parts()
+        info = InfoCommands(catalog=parts.catalog, runtime=parts.runtime, store=parts.store, settings=self.settings,
+                            cancel=parts.flow.cancel, commands=lambda: self.tree.get_commands())
+        hooks = parts.flow.command_hooks(help=info.help, status=info.status, workflows=info.workflows,
+                                         choices=info.choices, cancel=info.cancel, user_jobs=info.user_jobs)
         self.tree.clear_commands(guild=None)
         for guild_id in self.settings.guild_ids:
             self.tree.clear_commands(guild=discord.Object(guild_id))
-        for command in build_commands(self.catalog, hooks):
+        for command in build_commands(parts.catalog, hooks):
             self.tree.add_command(command)
-        self.tree.add_command(admin_group(self.settings, self.reloader.reload))
+        self.tree.add_command(admin_group(self.settings, parts.reloader.reload))
 
     async def _apply_catalog(self, catalog: Catalog) -> bool:
         """Serve ``catalog`` from now on (jobs in flight keep theirs); True when the commands were synced."""
-        self.catalog = self.runtime.catalog = self.flow.catalog = catalog
+        parts = self._parts()
+        self.catalog = parts.runtime.catalog = parts.flow.catalog = catalog
         self._install_commands()
         return await sync_if_changed(self.tree, sync_marker(self.settings.db_path), self.settings.guild_ids)
 
     def _object_infos(self) -> list[Mapping[str, Any]]:
-        return [backend.object_info for backend in self.runtime.pool if backend.up and backend.object_info]
+        runtime = self.runtime
+        return [b.object_info for b in runtime.pool if b.up and b.object_info] if runtime is not None else []
 
     async def _tell_admins(self, lines: list[str]) -> None:
         if self.settings.admin_channel_id is not None:
@@ -286,6 +298,15 @@ class _DisComfy(discord.Client):
             await self.store.close()
             self.store = None
         await super().close()
+
+
+@dataclass(frozen=True)
+class _Parts:
+    catalog: Catalog
+    store: JobStore
+    runtime: Runtime
+    flow: Flow
+    reloader: Reloader
 
 
 class DisComfyBot(_DisComfy, discord.Client):

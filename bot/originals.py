@@ -104,7 +104,7 @@ class OriginalsServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])  # the bound port when 0 was asked for
         return self.port
 
     async def close(self) -> None:

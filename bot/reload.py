@@ -56,6 +56,8 @@ class Reloader:
             log.warning("manifest problem: %s", problem)
 
     async def _safely_notify(self, change: CatalogChange) -> None:
+        if self._notify is None:
+            return
         try:
             await self._notify(change.lines())
         except Exception as exc:  # a missing channel or permission must not break reloads

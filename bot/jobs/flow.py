@@ -228,7 +228,8 @@ class Flow:
                             prompt_preview=workflow.manifest.caption_of(job.values))
         try:
             result = await job.result()
-            link = (lambda n: self.original_link(job.id, n)) if self.original_link else None
+            sign = self.original_link
+            link = (lambda n: sign(job.id, n)) if sign else None
             fields = await result_fields(job.id, workflow, result, limit=target.filesize_limit(),
                                          actions=self.actions_for(workflow), original_link=link)
         except JobCancelled:

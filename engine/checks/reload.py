@@ -68,7 +68,11 @@ def reload_catalog(manifests_dir: Path, workflows_dir: Path | None, current: Cat
     """The catalog to serve next and what changed (see the module docstring)."""
     served = {str(wf.source.file): wf for wf in current}
     chosen: list[Workflow] = []
-    added, changed, kept, refused, problems = [], [], [], [], []
+    added: list[str] = []
+    changed: list[str] = []
+    kept: list[str] = []
+    refused: list[str] = []
+    problems: list[str] = []
     for file in manifest_files([manifests_dir]) if Path(manifests_dir).is_dir() else []:
         before = served.get(str(file))
         inspection = inspect_manifest(file, workflows_dir)
@@ -77,7 +81,7 @@ def reload_catalog(manifests_dir: Path, workflows_dir: Path | None, current: Cat
             chosen.append(before)  # unchanged: keep the very object (jobs and buttons hold it)
             continue
         issues = list(inspection.issues) if new is None else _server_issues(file, workflows_dir, object_infos)
-        if not issues:
+        if new is not None and not issues:
             chosen.append(new)
             (changed if before is not None else added).append(new.name)
             continue
