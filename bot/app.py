@@ -162,7 +162,8 @@ class _DisComfy(discord.Client):
         self.catalog = load_logged_catalog(settings)
         store = await self.open_store()
         backends = [(backend.name, backend.url) for backend in settings.backends]
-        caps = JobSettings(max_image_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_input_pixels)
+        caps = JobSettings(max_image_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_input_pixels,
+                           want_previews=settings.previews)
         options = {"client_id": client_id_for(settings.db_path), "settings": caps, **self._runtime_options}
         self.runtime = Runtime(self.catalog, backends, store, **options)
         set_user_salt(self.runtime.client_id)  # log lines hash user ids with a key of this install

@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     """Largest input image in pixels (width × height), checked before decoding."""
     progress_interval: float = Field(2.0, ge=1.5)
     """Seconds between two edits of a job's progress message (Discord throttles edits)."""
+    previews: bool = True
+    """Show ComfyUI's live preview frames in progress messages (a manifest can turn them off with `previews: false`)."""
+    preview_interval: float = Field(5.0, ge=1.5)
+    """Seconds between two uploads of a live preview frame."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
     log_format: Literal["text", "json"] = "text"

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import warnings
+from collections.abc import Callable
 
 from PIL import Image
 
-__all__ = ["PREVIEW_NAME", "PREVIEW_MAX_SIDE", "PREVIEW_QUALITY", "MAX_FRAME_BYTES", "MAX_FRAME_PIXELS",
+__all__ = ["LivePreview", "PREVIEW_NAME", "PREVIEW_MAX_SIDE", "PREVIEW_QUALITY", "MAX_FRAME_BYTES", "MAX_FRAME_PIXELS",
            "encode_preview", "encode_preview_async"]
 
 PREVIEW_NAME = "preview.jpg"
@@ -52,3 +54,60 @@ def encode_preview(frame: bytes, *, max_side: int = PREVIEW_MAX_SIDE, quality: i
 async def encode_preview_async(frame: bytes, **options: int) -> bytes | None:
     """:func:`encode_preview` in a worker thread, so the event loop keeps running."""
     return await asyncio.to_thread(encode_preview, frame, **options)
+
+
+class LivePreview:
+    """Which preview the progress message shows, re-uploaded at most every ``interval`` seconds.
+
+    ``offer`` each event's preview frame; ``poll`` starts encoding the latest frame (in a worker
+    thread, never awaited by the caller) once ``interval`` has passed since the last upload, and
+    hands out the encoded JPEG when it is ready. ``wait_time`` says when polling again makes
+    sense; ``close`` drops an encoding still running, so the result never waits for a preview.
+    """
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self._clock = clock
+        self._offered: bytes | None = None  # the latest frame offered
+        self._frame: bytes | None = None  # ... while it is still to be encoded
+        self._encoding: asyncio.Task | None = None
+        self._shown_at: float | None = None
+        self.uploads = 0
+
+    def offer(self, frame: bytes | None) -> None:
+        """The preview of the latest event (events repeat the last frame: only a new one counts)."""
+        if frame is not None and frame is not self._offered:
+            self._frame = self._offered = frame
+
+    def _due(self) -> bool:
+        return self._shown_at is None or self._clock() - self._shown_at >= self.interval
+
+    def poll(self) -> bytes | None:
+        """An encoded preview to upload now (counted as uploaded), or None."""
+        if self._encoding is not None and self._encoding.done():
+            task, self._encoding = self._encoding, None
+            encoded = None if task.cancelled() or task.exception() else task.result()
+            if encoded is not None:
+                self._shown_at = self._clock()
+                self.uploads += 1
+                return encoded
+        if self._encoding is None and self._frame is not None and self._due():
+            frame, self._frame = self._frame, None
+            self._encoding = asyncio.ensure_future(encode_preview_async(frame))
+        return None
+
+    @property
+    def encoding(self) -> asyncio.Task | None:
+        """The encoding under way (wait for it, then ``poll``)."""
+        return self._encoding
+
+    def wait_time(self) -> float | None:
+        """Seconds until ``poll`` may start an encoding; None when there is nothing to encode."""
+        if self._encoding is not None or self._frame is None:
+            return None
+        return 0.0 if self._shown_at is None else max(self.interval - (self._clock() - self._shown_at), 0.0)
+
+    def close(self) -> None:
+        if self._encoding is not None:
+            self._encoding.cancel()
+            self._encoding = None

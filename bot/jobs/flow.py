@@ -99,6 +99,7 @@ class Flow:
                  original_link: Callable[[str, int], str] | None = None):
         self.runtime, self.settings, self.catalog = runtime, settings, catalog
         self.original_link = original_link  # (job id, output #) → signed URL; None: originals are off
+        self.preview_interval = settings.preview_interval
         self.guards = guards or Guards.from_settings(settings)
         self.edit_interval = settings.progress_interval if edit_interval is None else edit_interval
         self.inputs = InputFolder(Path(settings.db_path).parent / "inputs")
@@ -224,8 +225,10 @@ class Flow:
         """Show ``job``'s progress in ``target``, then its result or what went wrong."""
         bind_job(job.log_fields)  # this task's log lines are the job's
         workflow = job.workflow
+        previews = self.settings.previews and workflow.manifest.previews
         await show_progress(job, target, title=self._title(workflow.name), interval=self.edit_interval,
-                            prompt_preview=workflow.manifest.caption_of(job.values))
+                            prompt_preview=workflow.manifest.caption_of(job.values),
+                            preview_interval=self.preview_interval if previews else None)
         try:
             result = await job.result()
             sign = self.original_link

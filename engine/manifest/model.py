@@ -52,6 +52,7 @@ class Manifest(_Strict):
     params: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Param] = Field(default_factory=dict)
     outputs: list[str] = Field(default_factory=list, description="Output node ids; default: every output node")
     actions: list[Name] = Field(default_factory=list, description="Manifests offered as result buttons")
+    previews: bool = Field(default=True, description="Show live preview frames in the progress message")
     caption: Name | None = Field(default=None, description="The text param that captions the job (progress, "
                                  "/cancel, results); default: the first required text param")
 

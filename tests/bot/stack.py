@@ -119,6 +119,10 @@ class Stack:
     def webhook_edits(self) -> list[Request]:
         return [r for r in self.fake.requests if r.via == "webhook" and r.method == "PATCH"]
 
+    def result_edits(self) -> list[Request]:
+        """Webhook edits carrying files other than a live preview frame (results, by the flow's shape)."""
+        return [r for r in self.webhook_edits() if any(name != "preview.jpg" for name, _ in r.files)]
+
     def bot_edits(self) -> list[Request]:
         return [r for r in self.fake.requests if r.via == "http" and r.method == "PATCH"]
 

@@ -75,7 +75,7 @@ async def test_a_database_locked_for_10_s_delays_no_other_answer(fake_comfy, db_
         async with asyncio.timeout(40):  # the jobs were only delayed: every one ends, recorded and posted
             while len([r for r in await stack.jobs() if r.state == JobState.DONE]) < 6:
                 await asyncio.sleep(0.1)
-        finals = [e for e in stack.webhook_edits() if e.files]
+        finals = stack.result_edits()
         assert len(finals) == 6 and not any(e.payload.get("content") == NOT_SAVED for e in finals)
 
 

@@ -95,6 +95,7 @@ class PromptRun:
         self.fake = fake
         self.item = item
         self.time_scale = fake.time_scale
+        self.preview_side = fake.preview_side
         self.node_id = ""
         self.states: dict[str, dict] = {}
         self.executed: list[str] = []

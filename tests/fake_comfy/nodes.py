@@ -74,6 +74,7 @@ class NodeContext(Protocol):
     """What the executor offers a running node."""
 
     time_scale: float
+    preview_side: int
 
     async def progress(self, value: int, total: int, preview: Image.Image | None = None,
                        preview_format: str = "JPEG") -> None: ...
@@ -169,12 +170,14 @@ async def slow_progress(ctx: NodeContext, i: dict) -> NodeResult:
     steps, image = i["steps"], i["image"]
     preview = image[0].copy() if i.get("preview") else None
     if preview is not None:
-        preview.thumbnail((64, 64))
+        preview.thumbnail((ctx.preview_side, ctx.preview_side))
     for step in range(1, steps + 1):
         await ctx.sleep(i["seconds_per_step"] * ctx.time_scale)
         if i.get("progress_text"):
             await ctx.text(f"step {step}/{steps}")
-        await ctx.progress(step, steps, preview)
+        # like a sampler's previews, each step's frame differs (here: it brightens towards the image)
+        frame = preview.point(lambda v, k=step: v * k // steps) if preview is not None else None
+        await ctx.progress(step, steps, frame)
     return (image,), None
 
 

@@ -9,7 +9,8 @@ Fault knobs (all synchronous setters unless noted):
 ``reject_next(body)``, ``fail_node(class_type=, node_id=, message=, times=)``,
 ``drop_websockets_after(messages, prompt_id)``, ``await drop_websockets()``,
 ``await die(mode="refuse"|"hang")``, ``await revive(restart=False)``, ``node_seconds``,
-``time_scale`` (multiplies SlowProgress' seconds_per_step), ``pause()``/``resume()`` the worker.
+``time_scale`` (multiplies SlowProgress' seconds_per_step), ``preview_side`` (SlowProgress' preview
+frames fit this square; 64 by default), ``pause()``/``resume()`` the worker.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class FakeComfy:
         # shared and never mutated here: the routes copy what they change (LoadImage's file list)
         self.object_info = object_info if object_info is not None else object_info_snapshot(shared=True)
         self.time_scale = time_scale
+        self.preview_side = 64  # SlowProgress previews: the image shrunk to fit this square
         self.node_seconds: dict[str, float] = {}
         self.temp_prefix = "ComfyUI_temp_" + "".join(random.choices(string.ascii_lowercase, k=5))
         self.number = 0
