@@ -62,6 +62,10 @@ class Backend:
         self.info_fetched_at: float | None = None
         self.ws_down_since: float | None = None
         self.slow_checks = 0  # health checks in a row that timed out
+        self.owed: set[str] = set()  # prompts moved elsewhere while this server hung: withdraw when it answers
+        self.last_view: tuple[frozenset, frozenset] | None = None  # the queue at the last health check
+        self.last_view_at = float("-inf")
+        self.changed_since: float | None = None  # the queue changed after this (monotonic): a status is due
         self.queue = QueueSnapshot()
         self.queue_asked_at = float("-inf")  # monotonic time the request behind ``queue`` was sent
         self._positions: dict[str, int] = {}

@@ -197,11 +197,48 @@ class BackendPool:
             return
         backend.slow_checks = 0
         backend.report_snapshot(snapshot, asked_at)
+        await self._withdraw_owed(backend, snapshot)
+        self._check_silence(backend, snapshot, asked_at)
         if self._websocket_lost(backend):
             self._mark_down(backend, "websocket lost")
         elif not backend.up and backend.events.connected:
             backend.up = True
             log.info("backend %s is up", backend.name)
+
+    def owe_withdrawal(self, backend: Backend, prompt_id: str) -> None:
+        """``prompt_id`` was moved off ``backend`` (hung or down): take it out of that server's queue as
+        soon as it answers again, so it never runs twice."""
+        backend.owed.add(prompt_id)
+
+    async def _withdraw_owed(self, backend: Backend, snapshot: Any) -> None:
+        """Delete (and interrupt, if it already started) every owed prompt the server still has; a
+        prompt it no longer has is settled."""
+        present = {prompt_id for prompt_id in backend.owed if prompt_id in snapshot}
+        backend.owed &= present
+        if not present:
+            return
+        log.info("backend %s answers again: withdrawing %d moved job(s)", backend.name, len(present))
+        with contextlib.suppress(ComfyError):  # kept owed: the next check tries again
+            await backend.client.delete_queued(sorted(present))
+            for prompt_id in present & set(snapshot.running):
+                await backend.client.interrupt(prompt_id)
+
+    def _check_silence(self, backend: Backend, snapshot: Any, asked_at: float) -> None:
+        """ComfyUI broadcasts ``status`` on every change of its queue. A connected websocket that
+        delivered nothing since before a change seen one check ago is open but silent: reconnect it
+        (the stream then reconciles every prompt of ours from ``/history``). Detection takes at most
+        two health intervals after the change."""
+        events = backend.events
+        if backend.changed_since is not None and events.connected and backend.in_flight \
+                and events.last_message_at < backend.changed_since:
+            log.warning("backend %s: websocket open but silent; reconnecting", backend.name)
+            task = asyncio.create_task(events.reconnect(), name=f"reconnect {backend.name}")
+            self._callback_tasks.add(task)
+            task.add_done_callback(self._callback_done)
+        view = (frozenset(snapshot.running), frozenset(snapshot.pending))
+        changed = backend.last_view is not None and view != backend.last_view
+        backend.changed_since = backend.last_view_at if changed else None
+        backend.last_view, backend.last_view_at = view, asked_at
 
     def _heard_lately(self, backend: Backend) -> bool:
         """The websocket delivered a message within the last check's time: the server is alive, and

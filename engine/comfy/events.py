@@ -138,6 +138,12 @@ class EventStream:
             self._status_listeners.remove(listener)
 
     # -- connection -----------------------------------------------------------------------
+    async def reconnect(self) -> None:
+        """Drop the current socket (open but silent): the stream connects again and reconciles every
+        unfinished subscription from ``/history``."""
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
+
     def backoff(self, attempt: int) -> float:
         """Seconds before reconnect ``attempt`` (1-based): capped exponential, jittered to 50–100 %."""
         delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))

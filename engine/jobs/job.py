@@ -334,6 +334,7 @@ class Job:
         """Move a queued job off a dead backend: same values, new prompt_id, uploads redone."""
         old = lost.backend
         self._unsubscribe()
+        self._pool.owe_withdrawal(old, lost.prompt_id)  # a hung server may still run it when it answers
         spawn(withdraw(old.client, lost.prompt_id, timeout=1.0))
         log.info("job %s: backend %s went down while queued, moving it", self.id, old.name)
         exclude = {old.name}

@@ -102,6 +102,10 @@ class FakeComfy:
         running = [self.running.to_list()] if self.running else []
         return {"queue_running": running, "queue_pending": [entry[2].to_list() for entry in self.pending]}
 
+    def pending_ids(self) -> list[str]:
+        """Prompt ids waiting in the queue, in order."""
+        return [entry[2].prompt_id for entry in sorted(self.pending)]
+
     def submit(self, body: dict) -> tuple[int, dict]:
         """``POST /prompt`` on a parsed JSON body; raises TypeError for a non-dict prompt (→ 500)."""
         if "number" in body:
