@@ -250,7 +250,7 @@ class _DisComfy(discord.Client):
 
     async def open_store(self) -> JobStore:
         if self.store is None:
-            self.store = await JobStore.open(str(self.settings.db_path))
+            self.store = await JobStore.open(self.settings.database_url)
         return self.store
 
     def _follow_resumed(self, job: Job) -> None:
@@ -360,6 +360,6 @@ def _checked_run(settings: Settings, discord_api: str) -> int:
         log.error("cannot reach Discord (%s)", network_reason(exc))
         return 1
     except StoreError as exc:  # locked by another program, damaged, or newer than this program
-        log.error("cannot open the job database %s: %s", settings.db_path.name, exc)
+        log.error("cannot open the job database: %s", exc)
         return 1
     return 0

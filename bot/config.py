@@ -49,6 +49,7 @@ SPECIAL_ENV_NAMES = {  # tried in order, before DISCOMFY_<SETTING>; the singular
     "backends": ("COMFYUI_URLS", "COMFYUI_URL"),
     "log_format": ("LOG_FORMAT",),
     "metrics_port": ("METRICS_PORT",),
+    "db_url": ("DB_URL",),
 }
 OTHER_ENV_NAMES = {"DISCOMFY_CONFIG"}
 
@@ -124,7 +125,10 @@ class Settings(BaseSettings):
     workflows_dir: Path = Path("workflows")
     """Folder of ComfyUI API-format graphs (`NAME.json`) the manifests name."""
     db_path: Path = Path("discomfy.sqlite3")
-    """The job database (SQLite); kept inputs and the sync marker live next to it."""
+    """The job database (SQLite) unless `db_url` says otherwise; kept inputs and the sync marker live next to it."""
+    db_url: SecretStr | None = None
+    """The job database as a URL: `postgresql://user:password@host/db` for PostgreSQL (several bot processes
+    can share it), or an SQLite path; unset: `db_path`."""
     admin_user_ids: list[int] = []
     """Users allowed to administer the bot (/admin, other users' jobs)."""
     admin_role_ids: list[int] = []
@@ -192,6 +196,22 @@ class Settings(BaseSettings):
             if not text or any(ch.isspace() for ch in text):
                 raise ValueError("must be a single word without spaces")
         return text
+
+    @field_validator("db_url", mode="before")
+    @classmethod
+    def _database_url(cls, url: Any) -> Any:
+        text = url.get_secret_value() if isinstance(url, SecretStr) else url
+        if isinstance(text, str):
+            text = text.strip()
+            scheme = text.partition("://")[0] if "://" in text else ""
+            if scheme not in ("", "postgresql", "postgres", "sqlite"):
+                raise ValueError("must be postgresql://… or an SQLite file path")
+        return text or None
+
+    @property
+    def database_url(self) -> str:
+        """What ``JobStore.open`` takes: ``db_url`` when set, else the ``db_path`` file."""
+        return self.db_url.get_secret_value() if self.db_url is not None else str(self.db_path)
 
     @field_validator("guild_ids", "admin_user_ids", "admin_role_ids", mode="before")
     @classmethod

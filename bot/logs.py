@@ -62,6 +62,11 @@ class Redactor(logging.Filter):
             replacements[urlsplit(backend.url).netloc] = f"<backend {backend.name}>"
         if settings.discord_token is not None:
             replacements[settings.discord_token.get_secret_value()] = "<token>"
+        if settings.db_url is not None:  # it may carry a password
+            url = settings.db_url.get_secret_value()
+            replacements[url] = "<database>"
+            if (password := urlsplit(url).password) and len(password) > 3:
+                replacements[password] = "<password>"
         return cls(replacements)
 
     def redact(self, text: str) -> str:

@@ -40,4 +40,4 @@ async def fake_comfy(make_fake_comfy) -> FakeServer:
     return await make_fake_comfy()
 
 
-from tests.storekit import postgres_server, store_url  # noqa: E402,F401  (fixtures for every test folder)
+from tests.storekit import pg_url, postgres_server, store_url  # noqa: E402,F401  (fixtures for every test folder)

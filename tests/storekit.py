@@ -17,7 +17,7 @@ import pytest
 
 from tests.pgserver import postgres_url
 
-__all__ = ["store_url", "raw_execute", "DATABASES"]
+__all__ = ["store_url", "pg_url", "postgres_server", "raw_execute", "DATABASES"]
 
 DATABASES = ["sqlite", "postgresql"]
 
@@ -33,13 +33,18 @@ def postgres_server():
 
 @pytest.fixture(params=DATABASES)
 def store_url(request, tmp_path) -> str:
-    """A database URL no other test uses."""
+    """A database URL no other test uses, on each database."""
     if request.param == "sqlite":
         return str(tmp_path / "jobs.sqlite3")
-    server = request.getfixturevalue("postgres_server")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def pg_url(postgres_server) -> str:
+    """A fresh schema of the session's PostgreSQL server, as a URL."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    asyncio.run(_pg_execute(server, f"CREATE SCHEMA {schema}"))
-    return f"{server}{'&' if '?' in server else '?'}options=-csearch_path%3D{schema}"
+    asyncio.run(_pg_execute(postgres_server, f"CREATE SCHEMA {schema}"))
+    return f"{postgres_server}{'&' if '?' in postgres_server else '?'}options=-csearch_path%3D{schema}"
 
 
 async def raw_execute(url: str, sql: str, params: tuple[Any, ...] = ()) -> None:

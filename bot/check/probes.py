@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sqlite3
 import ssl
 import uuid
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from engine import ComfyClient, ComfyError, ComfyTimeout, Timeouts, validate_paths
+from engine import ComfyClient, ComfyError, ComfyTimeout, JobStore, StoreError, Timeouts, validate_paths
 
 from ..config import BackendConfig, Settings
 
@@ -153,25 +152,26 @@ def _broken(report) -> list[Finding]:
 
 # -- files ---------------------------------------------------------------------------------
 
-def _database_writable(path: Path) -> Finding:
+def _database_usable(settings: Settings) -> Finding:
+    """Open the job store the bot would open (SQLite file or PostgreSQL), migrations included."""
+    url = settings.database_url
+    name = "PostgreSQL" if url.startswith(("postgresql://", "postgres://")) else Path(url).name
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path), timeout=2.0, isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")  # takes the write lock without changing anything
-            db.execute("ROLLBACK")
-        finally:
-            db.close()
-    except (sqlite3.Error, OSError) as exc:
-        return Finding("database", "fail", f"{path.name} is not writable ({_sqlite_reason(exc)})", fatal=True)
-    return Finding("database", "ok", f"{path.name} writable")
+        if name != "PostgreSQL":
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+        asyncio.run(_open_and_close(url))
+    except (StoreError, OSError) as exc:
+        reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        return Finding("database", "fail", f"{name} is not usable ({reason})", fatal=True)
+    return Finding("database", "ok", f"{name} writable")
 
 
-def _sqlite_reason(exc: BaseException) -> str:
-    text = str(exc).lower()
-    for known in ("locked", "readonly", "read-only", "not a database", "unable to open", "disk i/o"):
-        if known in text:
-            return known.replace("readonly", "read-only")
+async def _open_and_close(url: str) -> None:
+    store = await JobStore.open(url, retry_for=2.0)
+    await store.close()
+
+
+def _os_reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or type(exc).__name__
 
 
@@ -188,4 +188,4 @@ def _folder_writable(area: str, folder: Path) -> Finding:
 
 def storage_findings(settings: Settings) -> list[Finding]:
     """The database and the folder of kept files (inputs) are writable. Blocking: run it in a thread."""
-    return [_database_writable(settings.db_path), _folder_writable("files", settings.db_path.parent / "inputs")]
+    return [_database_usable(settings), _folder_writable("files", settings.db_path.parent / "inputs")]
