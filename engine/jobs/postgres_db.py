@@ -113,6 +113,10 @@ class PostgresDatabase:
         self._writes.put_nowait(_Write(_pg(sql), tuple(params), False, time.monotonic() + self.retry_for, None,
                                        on_failure))
 
+    async def compact(self) -> None:
+        """``VACUUM`` the jobs table (outside a transaction; PostgreSQL also does this on its own)."""
+        await self._attempts(lambda conn: conn.execute("VACUUM (ANALYZE) jobs"), time.monotonic() + self.retry_for)
+
     async def close(self) -> None:
         if self._writer is not None:
             self._writes.put_nowait(None)

@@ -217,6 +217,14 @@ async def test_a_failing_migration_changes_nothing(store_url):
             await job_store.db.fetch("SELECT half_done FROM jobs")
 
 
+async def test_prune_finished_and_compact(store):
+    for n, (state, finished) in enumerate([("done", 10.0), ("failed", 50.0), ("running", None), ("cancelled", None)]):
+        await store.create(record(f"j{n}", state=state, finished_at=finished, created_at=5.0 + n))
+    assert await store.prune_finished(before=20.0) == 2  # done at 10, cancelled created at 8; never the running one
+    await store.compact()
+    assert sorted(r.job_id for r in await store.recent()) == ["j1", "j2"]
+
+
 def test_store_errors_are_engine_errors():
     assert issubclass(StoreError, EngineError)
 
