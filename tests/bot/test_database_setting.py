@@ -14,7 +14,7 @@ from bot.logs import Redactor
 from bot.config import ConfigError, Settings, load_settings
 
 from .payloads import CHANNEL_ID
-from .test_app import booted, eventually, make_settings, manifests, running_job, slow_job, start  # noqa: F401
+from .test_app import _result_files, booted, eventually, make_settings, manifests, running_job, slow_job, start  # noqa: F401
 
 PG = "postgresql://discomfy:hunter2-secret@db.internal:5432/jobs"
 
@@ -53,7 +53,7 @@ async def test_a_job_survives_a_restart_on_each_database(tmp_path, manifests, fa
         async with booted(settings) as second:
             message = f"/channels/{CHANNEL_ID}/messages/{slow.extra['message_id']}"
             posted = lambda: [r for r in second.requests if r.via == "http" and r.method == "PATCH"  # noqa: E731
-                              and r.path == message and r.files]
+                              and r.path == message and _result_files(r)]
             await eventually(posted)
             assert (await second.client.store.get(slow.job_id)).state == "done"
             assert await second.client.store.unfinished() == []
