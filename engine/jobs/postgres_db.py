@@ -69,7 +69,7 @@ def _with_lock_timeout(url: str, seconds: float) -> str:
     """``url`` with ``-c lock_timeout=…`` added to its own ``options`` (a search_path there stays)."""
     params = conninfo_to_dict(url)
     params["options"] = f"{params.get('options', '')} -c lock_timeout={int(seconds * 1000)}".strip()
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 @functools.lru_cache(maxsize=256)
@@ -204,8 +204,8 @@ async def _migrate(conn: psycopg.AsyncConnection, migrations: Sequence[Migration
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         await conn.execute("CREATE TABLE IF NOT EXISTS discomfy_schema (version INTEGER NOT NULL)")
-        row = await (await conn.execute("SELECT version FROM discomfy_schema")).fetchone()
-        version = row["version"] if row else 0
+        row: Any = await (await conn.execute("SELECT version FROM discomfy_schema")).fetchone()  # a dict_row
+        version = int(row["version"]) if row else 0
         if row is None:
             await conn.execute("INSERT INTO discomfy_schema (version) VALUES (0)")
         if version > len(migrations):

@@ -57,7 +57,7 @@ class Database(Protocol):
 def database_for(url: str, *, retry_for: float = 20.0) -> Database:
     """The database ``url`` names: ``postgresql://…`` (or ``postgres://…``), else an SQLite path."""
     if url.startswith(("postgresql://", "postgres://")):
-        from .postgres_db import PostgresDatabase  # type: ignore[import-not-found]  # lands with issue 11
+        from .postgres_db import PostgresDatabase
 
         return PostgresDatabase(url, retry_for=retry_for)
     from .sqlite_db import SqliteDatabase
