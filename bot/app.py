@@ -196,7 +196,7 @@ class _DisComfy(discord.Client):
     def _install_commands(self) -> None:
         """The commands for the current catalog, replacing any built before (hot reload)."""
         parts = self._parts()
-        info = InfoCommands(catalog=parts.catalog, runtime=parts.runtime, store=parts.store, settings=self.settings,
+        info = InfoCommands(catalog=parts.catalog, runtime=parts.runtime, store=parts.store, access=parts.flow.access,
                             cancel=parts.flow.cancel, commands=lambda: self.tree.get_commands())
         hooks = parts.flow.command_hooks(help=info.help, status=info.status, workflows=info.workflows,
                                          choices=info.choices, cancel=info.cancel, user_jobs=info.user_jobs)
@@ -205,7 +205,7 @@ class _DisComfy(discord.Client):
             self.tree.clear_commands(guild=discord.Object(guild_id))
         for command in build_commands(parts.catalog, hooks):
             self.tree.add_command(command)
-        self.tree.add_command(admin_group(self.settings, parts.reloader.reload))
+        self.tree.add_command(admin_group(parts.flow.access, parts.reloader.reload))
 
     async def _apply_catalog(self, catalog: Catalog) -> bool:
         """Serve ``catalog`` from now on (jobs in flight keep theirs); True when the commands were synced."""

@@ -1,4 +1,4 @@
-"""``/admin …``: commands for the bot's admins (``is_admin``, the same rule as everywhere else).
+"""``/admin …``: commands for the bot's admins (``AccessPolicy.is_admin``, the rule for every path).
 
 - ``/admin reload`` reloads the manifests and workflows now and answers, ephemerally, with what
   changed and every problem found (``file:line:col: …``).
@@ -13,8 +13,7 @@ from discord import app_commands
 
 from engine import CatalogChange
 
-from ..config import Settings
-from .info import is_admin
+from ..access import AccessPolicy, Who
 
 __all__ = ["admin_group", "NOT_ADMIN"]
 
@@ -22,12 +21,12 @@ NOT_ADMIN = "Only the bot's admins can do this."
 MESSAGE_LIMIT = 2000
 
 
-def admin_group(settings: Settings, reload: Callable[[str], Awaitable[CatalogChange]]) -> app_commands.Group:
+def admin_group(access: AccessPolicy, reload: Callable[[str], Awaitable[CatalogChange]]) -> app_commands.Group:
     group = app_commands.Group(name="admin", description="Bot administration (admins only)", guild_only=False)
 
     @group.command(name="reload", description="Reload the manifests and workflows now")
     async def reload_command(interaction: discord.Interaction) -> None:
-        if not is_admin(interaction.user, settings):
+        if not access.is_admin(Who.of(interaction)):
             await interaction.response.send_message(NOT_ADMIN, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)

@@ -20,7 +20,7 @@ from discord import app_commands
 
 from engine import BackendStatus, Catalog, JobRecord, JobStore, Param, Runtime, StoreError, Workflow
 
-from ..config import Settings
+from ..access import AccessPolicy, Who
 from ..errors import ANSWER_WAIT
 from .options import option_params
 from ..delivery.render import DESCRIPTION_LIMIT, clip, format_duration
@@ -34,7 +34,6 @@ __all__ = [
     "choices_embed",
     "job_label",
     "paginate",
-    "is_admin",
 ]
 
 AppCommand = app_commands.Command | app_commands.Group
@@ -45,6 +44,7 @@ PAGE_LIMIT = DESCRIPTION_LIMIT - 96  # room for a "page 2/3" line and clipping s
 MAX_PAGES = 5  # one response + four followups, then the user is pointed elsewhere
 LABEL_LIMIT = 100  # autocomplete choice names
 RECENT_JOBS = 50
+NO_SUCH_JOB = "You have no job with that id."
 COLOUR = discord.Colour.blurple()
 
 
@@ -92,14 +92,6 @@ def help_pages(commands: Iterable[TreeCommand], catalog: Catalog) -> list[str]:
         leaves = command.walk_commands() if isinstance(command, app_commands.Group) else [command]
         blocks += [_leaf_block(leaf, catalog) for leaf in leaves if isinstance(leaf, app_commands.Command)]
     return paginate(blocks)
-
-
-def is_admin(user: discord.abc.User, settings: Settings) -> bool:
-    """Whether ``user`` is a bot admin: listed by id, or holding a listed role (guild members)."""
-    if user.id in settings.admin_user_ids:
-        return True
-    roles = {role.id for role in getattr(user, "roles", ())}
-    return not roles.isdisjoint(settings.admin_role_ids)
 
 
 def status_embed(statuses: Sequence[BackendStatus], *, show_names: bool) -> discord.Embed:
@@ -187,14 +179,14 @@ CancelHook = Callable[[discord.Interaction, str], Awaitable[None]]
 
 
 class InfoCommands:
-    """The static commands' handlers; ``cancel`` checks ownership then delegates to the flow."""
+    """The static commands' handlers; ``cancel`` asks the access policy, then delegates to the flow."""
 
-    def __init__(self, *, catalog: Catalog, runtime: Runtime, store: JobStore, settings: Settings,
+    def __init__(self, *, catalog: Catalog, runtime: Runtime, store: JobStore, access: AccessPolicy,
                  cancel: CancelHook, commands: Callable[[], Iterable[TreeCommand]]):
         self._catalog = catalog
         self._runtime = runtime
         self._store = store
-        self._settings = settings
+        self._access = access
         self._cancel = cancel
         self._commands = commands
 
@@ -202,7 +194,7 @@ class InfoCommands:
         await _send_pages(interaction, "DisComfy commands", help_pages(self._commands(), self._catalog))
 
     async def status(self, interaction: discord.Interaction) -> None:
-        embed = status_embed(self._runtime.status(), show_names=is_admin(interaction.user, self._settings))
+        embed = status_embed(self._runtime.status(), show_names=self._access.is_admin(Who.of(interaction)))
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     async def workflows(self, interaction: discord.Interaction) -> None:
@@ -214,19 +206,21 @@ class InfoCommands:
 
     async def cancel(self, interaction: discord.Interaction, job_id: str) -> None:
         record = await self._runtime.get(job_id, timeout=ANSWER_WAIT)
-        if record is None or record.owner != str(interaction.user.id):
-            await interaction.response.send_message("You have no job with that id.", ephemeral=True)
+        if record is None or self._access.manage_refusal(Who.of(interaction), record.owner):
+            await interaction.response.send_message(NO_SUCH_JOB, ephemeral=True)  # others' jobs are not shown
         elif record.finished:
             await interaction.response.send_message(f"That job has already ended ({record.state}).", ephemeral=True)
         else:
             await self._cancel(interaction, job_id)
 
-    async def user_jobs(self, user_id: int) -> list[tuple[str, str]]:
-        """``(job_id, label)`` of the user's queued and running jobs, newest first (none while the
-        job database is unavailable: autocomplete must answer within 3 s)."""
+    async def user_jobs(self, interaction: discord.Interaction) -> list[tuple[str, str]]:
+        """``(job_id, label)`` of the queued and running jobs this user may cancel (an admin: everyone's),
+        newest first (none while the job database is unavailable: autocomplete must answer within 3 s)."""
         now = time.time()
+        who = Who.of(interaction)
+        owner = None if self._access.is_admin(who) else str(who.user_id)
         try:
-            records = await self._store.recent(owner=str(user_id), limit=RECENT_JOBS, timeout=ANSWER_WAIT)
+            records = await self._store.recent(owner=owner, limit=RECENT_JOBS, timeout=ANSWER_WAIT)
         except StoreError as exc:
             log.warning("cannot list the jobs of a user for autocomplete (%s)", exc)
             return []

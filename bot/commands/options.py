@@ -116,10 +116,12 @@ class ParamOption(app_commands.Transformer):
     Values pass through as Discord typed them: the engine checks a job's values once, when the
     flow prepares the job. Only attachments are looked at here (their content type)."""
 
-    def __init__(self, name: str, param: Param, live: LiveChoices):
+    def __init__(self, name: str, param: Param, live: LiveChoices,
+                 listed: Callable[[discord.Interaction], bool] = lambda _: True):
         self.name = name
         self.param = param
         self._live = live
+        self._listed = listed  # the access policy: may this workflow's lists be offered to this user here?
 
     @property
     def type(self) -> AppCommandOptionType:
@@ -159,6 +161,8 @@ class AutocompleteParamOption(ParamOption):
 
     async def autocomplete(self, interaction: discord.Interaction, value: int | float | str, /
                            ) -> list[app_commands.Choice[int | float | str]]:
+        if not self._listed(interaction):
+            return []  # a restricted workflow's lists are not shown to who may not run it here
         static = self.param.static_choices
         if static:
             return rank_choices(((c.name, str(c.value)) for c in static), str(value))
@@ -166,11 +170,13 @@ class AutocompleteParamOption(ParamOption):
         return rank_choices(((v, v) for v in available), str(value))
 
 
-def make_param_option(name: str, param: Param, live: LiveChoices) -> ParamOption:
-    """The transformer for one param: autocomplete for live lists and for > 25 static choices."""
+def make_param_option(name: str, param: Param, live: LiveChoices,
+                      listed: Callable[[discord.Interaction], bool] = lambda _: True) -> ParamOption:
+    """The transformer for one param: autocomplete for live lists and for > 25 static choices
+    (offered only where ``listed(interaction)``)."""
     if param.live_source or len(param.static_choices) > MAX_STATIC_CHOICES:
-        return AutocompleteParamOption(name, param, live)
-    return ParamOption(name, param, live)
+        return AutocompleteParamOption(name, param, live, listed)
+    return ParamOption(name, param, live, listed)
 
 
 def _checked_attachment(option: ParamOption, attachment: discord.Attachment) -> discord.Attachment:

@@ -58,7 +58,9 @@ class CommandHooks:
     choices: Callable[[Interaction, str, str | None], Awaitable[None]]
     cancel: Callable[[Interaction, str], Awaitable[None]]
     live_choices: Callable[[str], Sequence[str]]
-    user_jobs: Callable[[int], Awaitable[Sequence[tuple[str, str]]]]
+    user_jobs: Callable[[Interaction], Awaitable[Sequence[tuple[str, str]]]]
+    listed: Callable[[Interaction, Workflow], bool]  # may this workflow's choice lists be offered here?
+    sources: Callable[[Interaction], Sequence[str]]  # the live lists /choices may show here
 
 
 def inert_hooks() -> CommandHooks:
@@ -67,11 +69,12 @@ def inert_hooks() -> CommandHooks:
     async def nothing(*_: Any) -> None:
         return None
 
-    async def no_jobs(_: int) -> list[tuple[str, str]]:
+    async def no_jobs(_: Interaction) -> list[tuple[str, str]]:
         return []
 
     return CommandHooks(run=nothing, setup=nothing, help=nothing, status=nothing, workflows=nothing,
-                        choices=nothing, cancel=nothing, live_choices=lambda _: [], user_jobs=no_jobs)
+                        choices=nothing, cancel=nothing, live_choices=lambda _: [], user_jobs=no_jobs,
+                        listed=lambda *_: False, sources=lambda _: [])
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,9 @@ def _command(name: str, description: str, options: list[_Option],
 def _workflow_command(workflow: Workflow, name: str, hooks: CommandHooks, *, top_level: bool) -> app_commands.Command:
     manifest = workflow.manifest
     options = [_Option(p, manifest.params[p].description_for(p),
-                       make_param_option(p, manifest.params[p], hooks.live_choices), manifest.params[p].required)
+                       make_param_option(p, manifest.params[p], hooks.live_choices,
+                                         listed=lambda interaction: hooks.listed(interaction, workflow)),
+                       manifest.params[p].required)
                for p in option_params(manifest)]
 
     async def invoke(interaction: Interaction, values: dict[str, Any]) -> None:
@@ -143,11 +148,11 @@ def _group(command: str, workflows: list[Workflow], hooks: CommandHooks) -> app_
 
 
 def _static_commands(catalog: Catalog, hooks: CommandHooks) -> list[app_commands.Command]:
-    sources = sorted({p.live_source for wf in catalog for p in wf.manifest.params.values() if p.live_source})
-    source = PickOption("source", lambda _: [(s, s) for s in sources], strict=True,
+    source = PickOption("source", lambda interaction: [(s, s) for s in hooks.sources(interaction)], strict=True,
                         problem="is not a list any workflow uses")
+
     async def user_jobs(interaction: Interaction) -> list[tuple[str, str]]:
-        return [(label, job_id) for job_id, label in await hooks.user_jobs(interaction.user.id)]
+        return [(label, job_id) for job_id, label in await hooks.user_jobs(interaction)]
 
     job = PickOption("job", user_jobs, strict=False)
 

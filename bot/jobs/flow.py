@@ -5,8 +5,9 @@
 ``button_hooks``). ``run`` is one path for every way a job starts (slash command, setup view,
 rerun, new seed, tweak, action):
 
-1. cheap checks, answered ephemerally without starting anything: access (manifest nsfw, roles,
-   channels — buttons bypass Discord's own command flags), the values (``runtime.prepare``: their
+1. cheap checks, answered ephemerally without starting anything: access (``bot.access``: the
+   manifest's nsfw, roles and channels — of the source too for an action; buttons bypass
+   Discord's own command flags), the values (``runtime.prepare``: their
    one check; image values only by size and source, before any download), the per-user job cap,
    rate limits;
 2. ``defer(thinking=True)`` — a public message that becomes the job's message (see ``delivery``);
@@ -36,18 +37,19 @@ from engine import (
     Catalog, Job, JobCancelled, JobState, ParamError, Prepared, Runtime, StoreError, Workflow, bind_job,
 )
 
-from ..views.buttons import NOT_OWNER, UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone
+from ..access import AccessPolicy, Who
+from ..views.buttons import UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone
 from ..commands.slash import CommandHooks
 from ..config import Settings
 from ..delivery.message import MessageTarget, failure_fields, result_fields
 from ..metrics import observe_delivered
 from ..errors import ANSWER_WAIT, user_message
-from .guards import ConcurrencyCap, RateLimiter, check_access, check_rate
+from .guards import ConcurrencyCap, RateLimiter, check_rate
 from .inputs import InputFolder, OutputSource, check_image_source, read_images, stored_inputs
 from ..delivery.progress import show_progress
 from ..views.setup import SetupView
 
-__all__ = ["Guards", "Flow", "access_refusal"]
+__all__ = ["Guards", "Flow"]
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +74,6 @@ class Guards:
                    ConcurrencyCap(settings.max_concurrent_per_user))
 
 
-def access_refusal(interaction: Interaction, workflow: Workflow) -> str | None:
-    """Why ``workflow`` may not run for this user in this channel (None: it may)."""
-    manifest = workflow.manifest
-    if not (manifest.nsfw or manifest.roles or manifest.channels):
-        return None
-    channel, user = interaction.channel, interaction.user
-    is_nsfw = getattr(channel, "is_nsfw", None)
-    roles = getattr(user, "roles", [])
-    role_ids = {r.id for r in roles} | set(getattr(user, "_roles", ()))  # ids even when roles aren't cached
-    return check_access(nsfw=manifest.nsfw, channel_is_nsfw=bool(is_nsfw and is_nsfw()), allowed_roles=manifest.roles,
-                        user_role_ids=sorted(role_ids), user_role_names=[r.name for r in roles],
-                        allowed_channels=manifest.channels, channel_id=interaction.channel_id or 0,
-                        parent_channel_id=getattr(channel, "parent_id", None))
-
-
 async def _tell(interaction: Interaction, text: str) -> None:
     await interaction.response.send_message(text[:2000], ephemeral=True)
 
@@ -101,20 +88,30 @@ class Flow:
         self.original_link = original_link  # (job id, output #) → signed URL; None: originals are off
         self.preview_interval = settings.preview_interval
         self.guards = guards or Guards.from_settings(settings)
+        self.access = AccessPolicy(settings.admin_user_ids, settings.admin_role_ids)
         self.edit_interval = settings.progress_interval if edit_interval is None else edit_interval
         self.inputs = InputFolder(Path(settings.db_path).parent / "inputs")
         self._now = now
 
     # ---- hooks for the app -------------------------------------------------------------------
     def command_hooks(self, *, help, status, workflows, choices, user_jobs, cancel=None) -> CommandHooks:
-        """``CommandHooks`` with run/setup/live choices (and by default cancel) from here."""
+        """``CommandHooks`` with run/setup/live choices and what may be listed (and by default cancel)
+        from here."""
         return CommandHooks(run=self.run, setup=self.setup, help=help, status=status, workflows=workflows,
                             choices=choices, cancel=cancel or self.cancel, live_choices=self.live,
-                            user_jobs=user_jobs)
+                            user_jobs=user_jobs, listed=self.listed, sources=self.sources)
 
     def button_hooks(self) -> ButtonHooks:
         return ButtonHooks(job=self.job_info, workflow=self.workflow, run=self.run, action=self.action,
-                           cancel=self.cancel, live=self.live)
+                           cancel=self.cancel, access=self.access, live=self.live)
+
+    def listed(self, interaction: Interaction, workflow: Workflow) -> bool:
+        """Whether ``workflow``'s choice lists may be offered here (autocomplete)."""
+        return self.access.may_list(Who.of(interaction), workflow)
+
+    def sources(self, interaction: Interaction) -> list[str]:
+        """The live lists ``/choices`` may show here: those of the workflows this user may run."""
+        return self.access.sources(Who.of(interaction), self.catalog)
 
     def workflow(self, name: str) -> Workflow | None:
         return self.catalog.workflows.get(name)
@@ -145,14 +142,20 @@ class Flow:
 
     async def action(self, interaction: Interaction, job_id: str, index: int, target: Workflow,
                      values: dict[str, Any]) -> None:
-        """Feed output #``index`` of ``job_id`` into ``target``'s first image param, then run it."""
+        """Feed output #``index`` of ``job_id`` into ``target``'s first image param, then run it: the
+        rules of both workflows apply (the source's too: a result is not a way around them)."""
+        record = await self.runtime.get(job_id, timeout=ANSWER_WAIT)
+        source = self.workflow(record.manifest) if record is not None else None
+        if record is not None and source is None:
+            await _tell(interaction, str(WorkflowGone(record.manifest)))
+            return
         image = target.manifest.image_params[0]
         await self._start(interaction, target, {**values, image: OutputSource(job_id, index)},
-                          {"source": {"job": job_id, "output": index}})
+                          {"source": {"job": job_id, "output": index}}, source=source)
 
     async def _start(self, interaction: Interaction, workflow: Workflow, values: dict[str, Any],
-                     extra: dict[str, Any]) -> None:
-        refusal = access_refusal(interaction, workflow)
+                     extra: dict[str, Any], *, source: Workflow | None = None) -> None:
+        refusal = self.access.refusal(Who.of(interaction), source, workflow)
         prepared = None if refusal else await self._prepare(workflow, values)
         if not isinstance(prepared, Prepared):
             await _tell(interaction, refusal or prepared or "")
@@ -281,8 +284,9 @@ class Flow:
         if record is None:
             await _tell(interaction, UNKNOWN_JOB)
             return
-        if not self._may_manage(interaction, record.owner):
-            await _tell(interaction, NOT_OWNER)
+        refusal = self.access.manage_refusal(Who.of(interaction), record.owner)
+        if refusal:
+            await _tell(interaction, refusal)
             return
         job = self.runtime.job(job_id)
         if job is None or job.finished:
@@ -294,16 +298,9 @@ class Flow:
         await interaction.followup.send("Cancelled." if done else "The job ended before it could be cancelled.",
                                         ephemeral=True)
 
-    def _may_manage(self, interaction: Interaction, owner: str | None) -> bool:
-        user = interaction.user
-        if str(user.id) == str(owner) or user.id in self.settings.admin_user_ids:
-            return True
-        role_ids = {r.id for r in getattr(user, "roles", [])} | set(getattr(user, "_roles", ()))
-        return bool(role_ids & set(self.settings.admin_role_ids))
-
     async def setup(self, interaction: Interaction, command: str) -> None:
         """Open the guided setup for ``command``'s workflows (those usable here)."""
-        workflows = [wf for wf in self.catalog.commands().get(command, []) if access_refusal(interaction, wf) is None]
+        workflows = self.access.runnable(Who.of(interaction), self.catalog.commands().get(command, []))
         if not workflows:
             await _tell(interaction, NOTHING_HERE)
             return

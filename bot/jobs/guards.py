@@ -1,4 +1,5 @@
-"""Who may start a job, where and how often: rate limits, per-user job caps and access rules.
+"""How often and how much a user may start: rate limits and per-user job caps (who may, and where:
+``bot.access``).
 
 Pure logic with an injected clock, so it is tested without sleeping. The bot asks these guards
 before queueing a job and shows the returned refusal text (short, ephemeral) when one says no.
@@ -11,13 +12,12 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 
 __all__ = [
     "RateLimiter",
     "ConcurrencyCap",
     "check_rate",
-    "check_access",
     "EVERYONE",
 ]
 
@@ -129,43 +129,6 @@ class ConcurrencyCap:
         """The text shown to a user at the cap."""
         jobs = "job" if self.max_per_user == 1 else "jobs"
         return f"You already have {self.max_per_user} {jobs} running: wait for one to finish."
-
-
-def check_access(
-    *,
-    nsfw: bool,
-    channel_is_nsfw: bool,
-    allowed_roles: Sequence[str | int],
-    user_role_ids: Sequence[int],
-    allowed_channels: Sequence[str | int],
-    channel_id: int,
-    parent_channel_id: int | None,
-    user_role_names: Sequence[str] = (),
-) -> str | None:
-    """Whether a workflow may run here for this user; a refusal text, or None when allowed.
-
-    Empty ``allowed_roles``/``allowed_channels`` mean everyone/everywhere. Roles match by id
-    (int or digit string) or by name (case-insensitive, needs ``user_role_names``). A thread is
-    allowed when its parent channel is; ``channel_is_nsfw`` should already reflect the parent.
-    """
-    if allowed_channels and not _channel_allowed(allowed_channels, channel_id, parent_channel_id):
-        return "This workflow is not available in this channel."
-    if nsfw and not channel_is_nsfw:
-        return "This workflow is only available in NSFW channels."
-    if allowed_roles and not _role_allowed(allowed_roles, user_role_ids, user_role_names):
-        return "You need a role that is allowed to use this workflow."
-    return None
-
-
-def _channel_allowed(allowed: Sequence[str | int], channel_id: int, parent_id: int | None) -> bool:
-    wanted = {str(c).strip() for c in allowed}
-    return str(channel_id) in wanted or (parent_id is not None and str(parent_id) in wanted)
-
-
-def _role_allowed(allowed: Sequence[str | int], role_ids: Sequence[int], role_names: Sequence[str]) -> bool:
-    wanted = {str(r).strip().casefold() for r in allowed}
-    held = {str(r) for r in role_ids} | {name.casefold() for name in role_names}
-    return not wanted.isdisjoint(held)
 
 
 def _seconds(wait: float) -> str:

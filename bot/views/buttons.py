@@ -7,8 +7,9 @@ click works after a restart with no stored view: the app registers the classes o
 
 What a click does is the app's business: the callbacks call the ``ButtonHooks`` the app stores
 on the client as ``client.discomfy_buttons`` (see ``install_buttons``); no module-level state.
-Rerun, new seed, tweak and actions are open to anyone (the hooks apply rate limits); delete and
-cancel are for the job's owner only. Buttons that open a modal answer with it at once (a modal
+Every click is checked with the access policy (``bot.access``): rerun, new seed and tweak by the
+job's workflow's rules, an action by its source's and its target's, delete and cancel for the
+job's owner or an admin (the hooks check again and apply rate limits). Buttons that open a modal answer with it at once (a modal
 cannot follow a defer); everything else is left to the hook, which must respond within 3 s.
 """
 
@@ -21,6 +22,7 @@ import discord
 
 from engine import StoreError, Workflow, discord_limits as limits
 
+from ..access import AccessPolicy, Who
 from ..errors import STORE_DOWN
 from .modals import (FIELDS_PER_MODAL, LiveChoices, ModalId, ParamModal, from_earlier_run, new_nonce, page_title,
                      parse_modal_custom_id, raw_modal_values)
@@ -52,7 +54,6 @@ HOOKS_ATTRIBUTE = "discomfy_buttons"
 MAX_BUTTONS = 5 * 5  # five action rows of five buttons
 LABEL_LIMIT = limits.MAX_BUTTON_LABEL_LENGTH
 _JOB = r"(?P<job>[-_a-z0-9]{1,40})"
-NOT_OWNER = "Only the person who started this job can do that."
 UNKNOWN_JOB = "I no longer know this job, so this button cannot work."
 UNAVAILABLE = "This button is not available right now."
 STALE_FORM = "This form was opened before the bot restarted; please open it again."
@@ -85,6 +86,7 @@ class ButtonHooks:
       of the job into ``target``'s image param, with ``values`` for its other params
     - ``cancel(interaction, job_id)`` → cancel a queued or running job
     - ``live(source)`` → the server's list for a ``choices_from`` source, for modal selects
+    - ``access`` → the access policy every click is checked with
     """
 
     job: Callable[[str], Awaitable[JobInfo | None]]
@@ -92,6 +94,7 @@ class ButtonHooks:
     run: Callable[[discord.Interaction, Workflow, dict[str, Any]], Awaitable[None]]
     action: Callable[[discord.Interaction, str, int, Workflow, dict[str, Any]], Awaitable[None]]
     cancel: Callable[[discord.Interaction, str], Awaitable[None]]
+    access: AccessPolicy
     live: LiveChoices | None = None
 
 
@@ -109,9 +112,10 @@ async def _tell(interaction: discord.Interaction, text: str) -> None:
     await interaction.response.send_message(text, ephemeral=True)
 
 
-async def _context(interaction: discord.Interaction, job_id: str, *, owner_only: bool = False
+async def _context(interaction: discord.Interaction, job_id: str, *, manage: bool = False
                    ) -> tuple[ButtonHooks, JobInfo] | None:
-    """The hooks and the job for a click, or None after telling the user why not."""
+    """The hooks and the job for a click, or None after telling the user why not: the access policy
+    decides (``manage``: cancel/delete — owner or admin; else the job's workflow may run here)."""
     hooks = hooks_of(interaction.client)
     if hooks is None:
         await _tell(interaction, UNAVAILABLE)
@@ -127,8 +131,10 @@ async def _context(interaction: discord.Interaction, job_id: str, *, owner_only:
     if job is None:
         await _tell(interaction, UNKNOWN_JOB)
         return None
-    if owner_only and str(interaction.user.id) != str(job.owner_id):
-        await _tell(interaction, NOT_OWNER)
+    who = Who.of(interaction)
+    refusal = hooks.access.manage_refusal(who, job.owner_id) if manage else hooks.access.run_refusal(who, job.workflow)
+    if refusal:
+        await _tell(interaction, refusal)
         return None
     return hooks, job
 
@@ -257,6 +263,10 @@ class ActionButton(discord.ui.DynamicItem[discord.ui.Button],
         if target is None or not target.manifest.image_params:
             await _tell(interaction, "This action is not available any more.")
             return
+        refusal = hooks.access.run_refusal(Who.of(interaction), target)  # the source's: checked by _context
+        if refusal:
+            await _tell(interaction, refusal)
+            return
         modal = action_modal(hooks, self.job_id, job, self.index, target)
         if modal is not None:
             await interaction.response.send_modal(modal)
@@ -265,7 +275,7 @@ class ActionButton(discord.ui.DynamicItem[discord.ui.Button],
 
 
 class DeleteButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:del:{_JOB}$"):
-    """Deletes the result message (the job's owner only)."""
+    """Deletes the result message (the job's owner or an admin)."""
 
     def __init__(self, job_id: str, label: str = "🗑️ Delete"):
         super().__init__(_button(f"dc:del:{job_id}", label, discord.ButtonStyle.danger))
@@ -276,13 +286,13 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:de
         return cls(match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        if await _context(interaction, self.job_id, owner_only=True):
+        if await _context(interaction, self.job_id, manage=True):
             await interaction.response.defer()
             await interaction.delete_original_response()  # the message this button is on
 
 
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:cancel:{_JOB}$"):
-    """Cancels a queued or running job (the job's owner only)."""
+    """Cancels a queued or running job (the job's owner or an admin)."""
 
     def __init__(self, job_id: str, label: str = "⏹️ Cancel"):
         super().__init__(_button(f"dc:cancel:{job_id}", label, discord.ButtonStyle.danger))
@@ -293,7 +303,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:ca
         return cls(match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        if context := await _context(interaction, self.job_id, owner_only=True):
+        if context := await _context(interaction, self.job_id, manage=True):
             await context[0].cancel(interaction, self.job_id)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.access import AccessPolicy, Who
 from bot.commands.slash import CommandHooks
 from engine.manifest.catalog import Catalog, load_catalog
 
@@ -24,9 +25,11 @@ BUNDLED_MANIFESTS = REPO / "manifests"
 class RecordingHooks:
     """``CommandHooks`` that record every call as ``(hook, args...)``; autocomplete data is settable."""
 
+    catalog: Catalog | None = None  # with it, /choices and autocomplete follow the access policy
     calls: list[tuple] = field(default_factory=list)
     live: dict[str, list[str]] = field(default_factory=dict)
     jobs: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    access: AccessPolicy = field(default_factory=AccessPolicy)
 
     def hooks(self) -> CommandHooks:
         def recorder(hook: str):
@@ -39,10 +42,14 @@ class RecordingHooks:
                             status=recorder("status"), workflows=recorder("workflows"),
                             choices=recorder("choices"), cancel=recorder("cancel"),
                             live_choices=lambda source: self.live.get(source, []),
-                            user_jobs=self.user_jobs)
+                            user_jobs=self.user_jobs, listed=lambda i, wf: self.access.may_list(Who.of(i), wf),
+                            sources=self.sources)
 
-    async def user_jobs(self, user_id: int) -> list[tuple[str, str]]:
-        return self.jobs.get(user_id, [])
+    async def user_jobs(self, interaction: Any) -> list[tuple[str, str]]:
+        return self.jobs.get(interaction.user.id, [])
+
+    def sources(self, interaction: Any) -> list[str]:
+        return self.access.sources(Who.of(interaction), self.catalog) if self.catalog else []
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +67,8 @@ def bundled_catalog() -> Catalog:
 
 
 @pytest.fixture
-def recording_hooks() -> RecordingHooks:
-    return RecordingHooks()
+def recording_hooks(fixture_catalog) -> RecordingHooks:
+    return RecordingHooks(fixture_catalog)
 
 
 @pytest.fixture

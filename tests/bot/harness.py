@@ -18,7 +18,8 @@ breaks the bot tests, look here first. Private touchpoints:
 - ``discord.webhook.async_.async_context`` (ContextVar) and the keyword signature of
   ``AsyncWebhookAdapter.request(route, session, *, payload, multipart, files, params, ...)``;
 - ``client._connection`` (``ConnectionState``): ``.user`` (normally set by READY),
-  ``.application_id``, ``.parse_interaction_create(payload)`` (what the websocket calls);
+  ``.application_id``, ``.parse_interaction_create(payload)`` (what the websocket calls),
+  ``._get_guild``/``._add_guild`` and ``Guild._add_role`` (the guild cache GUILD_CREATE fills);
 - ``client.http.request(route, *, files, form, json, ...)`` and ``client.http.get_from_cdn(url)``,
   replaced on the instance;
 - ``discord.ClientUser(state=..., data=...)``;
@@ -44,7 +45,7 @@ from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 from .payloads import (APP_ID, BOT_ID, Upload, command_data, component_data, component_message, interaction, message_data,
                        modal_data, snowflake)
 
-__all__ = ["Request", "RecordingWebhook", "RecordingHTTP", "FakeDiscord", "fake_discord"]
+__all__ = ["Request", "RecordingWebhook", "RecordingHTTP", "FakeDiscord", "fake_discord", "remember_guild"]
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ class FakeDiscord:
         before = asyncio.all_tasks()
         token = async_context.set(self.webhook)
         try:
+            remember_guild(self.client._connection, payload)
             self.client._connection.parse_interaction_create(payload)
         finally:
             async_context.reset(token)
@@ -243,6 +245,22 @@ async def _settle(before: set[asyncio.Task], timeout: float) -> None:
         if remaining <= 0:
             raise TimeoutError(f"tasks still running: {', '.join(t.get_name() for t in pending)}")
         await asyncio.wait(pending, timeout=remaining)
+
+
+def remember_guild(state: Any, payload: dict) -> None:
+    """Cache the payload's guild with the roles its member holds (named ``role <id>``), as a real bot
+    has its guilds and their roles cached from GUILD_CREATE: ``Member.roles`` then resolves them."""
+    guild_id, member = payload.get("guild_id"), payload.get("member")
+    if not guild_id or not member:
+        return
+    guild = state._get_guild(int(guild_id))
+    if guild is None:
+        guild = discord.Guild(data={"id": guild_id, "name": "Test guild"}, state=state)
+        state._add_guild(guild)
+    for role_id in member.get("roles", []):
+        if guild.get_role(int(role_id)) is None:
+            guild._add_role(discord.Role(guild=guild, state=state, data={
+                "id": role_id, "name": f"role {role_id}", "position": 1, "permissions": "0"}))
 
 
 def _install(client: discord.Client, tree: app_commands.CommandTree) -> FakeDiscord:

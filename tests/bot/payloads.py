@@ -80,8 +80,8 @@ def _user(user_id: int) -> dict:
             "global_name": None}
 
 
-def _guild_part(user_id: int, nsfw: bool, roles: Iterable[int]) -> dict:
-    channel = {"id": str(CHANNEL_ID), "type": 0, "name": "general", "guild_id": str(GUILD_ID), "position": 0,
+def _guild_part(user_id: int, nsfw: bool, roles: Iterable[int], channel_id: int = CHANNEL_ID) -> dict:
+    channel = {"id": str(channel_id), "type": 0, "name": "general", "guild_id": str(GUILD_ID), "position": 0,
                "nsfw": nsfw, "parent_id": None, "permission_overwrites": [], "topic": None,
                "rate_limit_per_user": 0, "last_message_id": None, "flags": 0}
     member = {"user": _user(user_id), "roles": [str(r) for r in roles], "joined_at": "2024-01-01T00:00:00+00:00",
@@ -92,7 +92,7 @@ def _guild_part(user_id: int, nsfw: bool, roles: Iterable[int]) -> dict:
 
 def interaction(kind: int, data: dict, *, user_id: int = USER_ID, nsfw: bool = False, guild: bool = True,
                 created: datetime | None = None, size_limit: int = TEN_MIB, roles: Iterable[int] = (),
-                message: dict | None = None) -> dict:
+                message: dict | None = None, channel_id: int = CHANNEL_ID) -> dict:
     """An INTERACTION_CREATE payload (kind 2 command, 3 component, 4 autocomplete, 5 modal submit).
 
     ``created`` dates the interaction (its token lasts 15 minutes); ``guild=False`` makes it a DM.
@@ -102,7 +102,7 @@ def interaction(kind: int, data: dict, *, user_id: int = USER_ID, nsfw: bool = F
                "attachment_size_limit": size_limit, "app_permissions": _ALL, "entitlements": [],
                "authorizing_integration_owners": {"0": str(GUILD_ID)} if guild else {}, "context": 0 if guild else 1}
     if guild:
-        payload.update(_guild_part(user_id, nsfw, roles))
+        payload.update(_guild_part(user_id, nsfw, roles, channel_id))
     else:
         payload["user"] = _user(user_id)
         payload["channel"] = {"id": str(user_id), "type": 1, "recipients": [_user(user_id)]}

@@ -21,6 +21,7 @@ from discord import app_commands
 from discord.webhook.async_ import async_context
 
 from bot.views.buttons import install_buttons
+from bot.commands.info import InfoCommands
 from bot.commands.slash import build_commands
 from bot.config import Settings
 from bot.errors import install_error_handlers
@@ -29,7 +30,7 @@ from engine.manifest.catalog import Catalog, load_catalog
 from engine.runtime import JobSettings, Runtime
 from engine.jobs.store import JobRecord, JobStore
 
-from .harness import FakeDiscord, Request, fake_discord
+from .harness import FakeDiscord, Request, fake_discord, remember_guild
 
 __all__ = ["REPO", "Stack", "flow_catalog", "running_stack", "png"]
 
@@ -102,6 +103,7 @@ class Stack:
         before = asyncio.all_tasks()
         token = async_context.set(self.fake.webhook)
         try:
+            remember_guild(self.fake.client._connection, payload)
             self.fake.client._connection.parse_interaction_create(payload)
         finally:
             async_context.reset(token)
@@ -148,10 +150,6 @@ async def _inert(*_: Any) -> None:
     return None
 
 
-async def _no_jobs(_: int) -> list[tuple[str, str]]:
-    return []
-
-
 @asynccontextmanager
 async def running_stack(comfy_url: str, db_path: Path, catalog: Catalog, *, edit_interval: float = 0.01,
                         **settings: Any) -> AsyncIterator[Stack]:
@@ -165,7 +163,10 @@ async def running_stack(comfy_url: str, db_path: Path, catalog: Catalog, *, edit
     client = discord.Client(intents=discord.Intents.default())
     tree = app_commands.CommandTree(client)
     install_error_handlers(tree)
-    hooks = flow.command_hooks(help=_inert, status=_inert, workflows=_inert, choices=_inert, user_jobs=_no_jobs)
+    info = InfoCommands(catalog=catalog, runtime=runtime, store=store, access=flow.access, cancel=flow.cancel,
+                        commands=lambda: tree.get_commands())
+    hooks = flow.command_hooks(help=_inert, status=_inert, workflows=_inert, choices=info.choices,
+                               cancel=info.cancel, user_jobs=info.user_jobs)
     try:
         async with fake_discord(build_commands(catalog, hooks), client=client, tree=tree) as fake:
             install_buttons(client, flow.button_hooks())

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.access import NOT_YOURS as NOT_OWNER
+from bot.access import AccessPolicy
 from bot.views.buttons import (
     DYNAMIC_ITEMS,
-    NOT_OWNER,
     STALE_FORM,
     UNAVAILABLE,
     UNKNOWN_JOB,
@@ -81,7 +82,7 @@ class App:
 
     def hooks(self) -> ButtonHooks:
         return ButtonHooks(job=self.job, workflow=self.catalog.get, run=self.run, action=self.action,
-                           cancel=self.cancel)
+                           cancel=self.cancel, access=AccessPolicy())
 
 
 @pytest.fixture

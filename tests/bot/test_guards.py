@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.jobs.guards import EVERYONE, ConcurrencyCap, RateLimiter, check_access, check_rate
+from bot.jobs.guards import EVERYONE, ConcurrencyCap, RateLimiter, check_rate
 
 
 class FakeClock:
@@ -206,52 +206,3 @@ def test_cap_never_exceeds_max_and_counts_match_a_model(max_per_user, ops):
             cap.release(user, job)
             jobs.discard(job)
         assert cap.running(user) == len(jobs) <= max_per_user
-
-
-# --- check_access -----------------------------------------------------------------------------
-
-
-def access(**overrides):
-    values = dict(
-        nsfw=False,
-        channel_is_nsfw=False,
-        allowed_roles=(),
-        user_role_ids=(),
-        allowed_channels=(),
-        channel_id=100,
-        parent_channel_id=None,
-    )
-    values.update(overrides)
-    return check_access(**values)
-
-
-def test_no_rules_allow_everyone_everywhere():
-    assert access() is None
-
-
-def test_nsfw_workflow_needs_an_nsfw_channel():
-    assert access(nsfw=True) == "This workflow is only available in NSFW channels."
-    assert access(nsfw=True, channel_is_nsfw=True) is None
-    assert access(nsfw=False, channel_is_nsfw=True) is None
-
-
-def test_channel_rules_accept_ints_and_digit_strings_and_thread_parents():
-    assert access(allowed_channels=[100]) is None
-    assert access(allowed_channels=["100"]) is None
-    assert access(allowed_channels=[200]) == "This workflow is not available in this channel."
-    assert access(allowed_channels=["200"], channel_id=555, parent_channel_id=200) is None
-    assert access(allowed_channels=[200], channel_id=555, parent_channel_id=300) is not None
-
-
-def test_role_rules_match_ids_or_names():
-    refusal = "You need a role that is allowed to use this workflow."
-    assert access(allowed_roles=[5], user_role_ids=[4, 5]) is None
-    assert access(allowed_roles=["5"], user_role_ids=[5]) is None
-    assert access(allowed_roles=[6], user_role_ids=[4, 5]) == refusal
-    assert access(allowed_roles=["Artists"], user_role_ids=[4], user_role_names=["artists"]) is None
-    assert access(allowed_roles=["Artists"], user_role_ids=[4]) == refusal
-
-
-def test_channel_refusal_comes_before_role_and_nsfw():
-    text = access(nsfw=True, allowed_channels=[1], allowed_roles=[9])
-    assert text == "This workflow is not available in this channel."

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from bot.commands.slash import build_commands, command_payload, inert_hooks
 from bot.config import Settings
-from bot.commands.info import (PAGE_LIMIT, choices_embed, help_pages, is_admin, job_label, paginate, param_summary,
+from bot.access import AccessPolicy, Who
+from bot.commands.info import (PAGE_LIMIT, choices_embed, help_pages, job_label, paginate, param_summary,
                       status_embed, workflow_pages)
 from bot.delivery.render import embed_problems
 from engine.backends.pool import BackendStatus
@@ -85,22 +86,12 @@ def test_status_shows_backend_names_to_admins():
     assert "gpu-east" in text and "gpu-west" in text
 
 
-class _User:
-    def __init__(self, user_id: int, roles: tuple = ()):
-        self.id = user_id
-        self.roles = roles
-
-
-class _Role:
-    def __init__(self, role_id: int):
-        self.id = role_id
-
-
 def test_admins_are_listed_users_or_holders_of_listed_roles():
     settings = Settings(admin_user_ids=[5], admin_role_ids=[77])
-    assert is_admin(_User(5), settings)
-    assert is_admin(_User(6, (_Role(77),)), settings)
-    assert not is_admin(_User(6, (_Role(78),)), settings)
+    policy = AccessPolicy(settings.admin_user_ids, settings.admin_role_ids)
+    assert policy.is_admin(Who(5))
+    assert policy.is_admin(Who(6, role_ids=frozenset({77})))
+    assert not policy.is_admin(Who(6, role_ids=frozenset({78})))
 
 
 def test_param_summary_says_type_range_default_and_source(fixture_catalog):
