@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import StoreBusy, StoreError
@@ -87,6 +87,7 @@ class PostgresDatabase:
         self.retry_for = retry_for
         self._pool = AsyncConnectionPool(_with_lock_timeout(url, lock_timeout), min_size=1, max_size=max_size,
                                          open=False, name="discomfy-jobs",
+                                         connection_class=psycopg.AsyncConnection[DictRow],
                                          kwargs={"autocommit": True, "row_factory": dict_row})
         self._writes: asyncio.Queue[_Write | None] = asyncio.Queue()
         self._writer: asyncio.Task | None = None
@@ -165,7 +166,7 @@ class PostgresDatabase:
                 write.settle(None, _translate(exc))
 
     # -- retries ----------------------------------------------------------------------------------
-    async def _attempts(self, work: Callable[[psycopg.AsyncConnection], Any], deadline: float) -> Any:
+    async def _attempts(self, work: Callable[[psycopg.AsyncConnection[DictRow]], Any], deadline: float) -> Any:
         """``await work(connection)``, again while locked or unreachable, until ``deadline``."""
         while True:
             try:
@@ -188,19 +189,19 @@ class PostgresDatabase:
             raise StoreBusy("the job database did not answer in time") from None
 
 
-async def _run(conn: psycopg.AsyncConnection, sql: str, params: Sequence[Any], rows: bool) -> Any:
+async def _run(conn: psycopg.AsyncConnection[DictRow], sql: str, params: Sequence[Any], rows: bool) -> Any:
     cursor = await conn.execute(sql, params)
     if rows:
         return await cursor.fetchall() if cursor.description else []
     return cursor.rowcount
 
 
-async def _in_one_transaction(conn: psycopg.AsyncConnection, writes: list[_Write]) -> list[Any]:
+async def _in_one_transaction(conn: psycopg.AsyncConnection[DictRow], writes: list[_Write]) -> list[Any]:
     async with conn.transaction():
         return [await _run(conn, write.sql, write.params, write.rows) for write in writes]
 
 
-async def _migrate(conn: psycopg.AsyncConnection, migrations: Sequence[Migration]) -> None:
+async def _migrate(conn: psycopg.AsyncConnection[DictRow], migrations: Sequence[Migration]) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         await conn.execute("CREATE TABLE IF NOT EXISTS discomfy_schema (version INTEGER NOT NULL)")
