@@ -65,7 +65,7 @@ def load_logged_catalog(settings: Settings) -> Catalog:
     """The catalog; every manifest problem is logged (``file:line:col: …``) and that manifest skipped."""
     if not settings.manifests_dir.is_dir():
         log.error("manifest folder %s does not exist; no workflow commands", settings.manifests_dir)
-    catalog = load_catalog([settings.manifests_dir], settings.workflows_dir)
+    catalog = load_catalog([settings.manifests_dir], settings.workflows_dir, settings.limits())
     loaded = {str(workflow.source.file) for workflow in catalog}
     for issue in catalog.issues:
         outcome = "problem" if str(issue.file) in loaded else "skipped"
@@ -162,9 +162,9 @@ class _DisComfy(discord.Client):
         self.catalog = load_logged_catalog(settings)
         store = await self.open_store()
         backends = [(backend.name, backend.url) for backend in settings.backends]
-        caps = JobSettings(max_image_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_input_pixels,
-                           want_previews=settings.previews)
-        options = {"client_id": client_id_for(settings.db_path), "settings": caps, **self._runtime_options}
+        caps = JobSettings(want_previews=settings.previews)
+        options = {"client_id": client_id_for(settings.db_path), "settings": caps, "limits": settings.limits(),
+                   **self._runtime_options}
         self.runtime = Runtime(self.catalog, backends, store, **options)
         set_user_salt(self.runtime.client_id)  # log lines hash user ids with a key of this install
         await self.runtime.start()

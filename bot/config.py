@@ -20,6 +20,7 @@ out of ``repr``, so logging the settings leaks neither.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
@@ -37,6 +38,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine import DEFAULT_LIMITS as LIMITS, Limits
 
 __all__ = ["BackendConfig", "RateLimit", "Settings", "ConfigError", "load_settings", "env_names"]
 
@@ -159,6 +162,29 @@ class Settings(BaseSettings):
     """Show ComfyUI's live preview frames in progress messages (a manifest can turn them off with `previews: false`)."""
     preview_interval: float = Field(5.0, ge=1.5)
     """Seconds between two uploads of a live preview frame."""
+    # bounds on outside data: engine.limits.Limits, defaults from there (README "Limits")
+    max_manifest_bytes: int = Field(LIMITS.max_manifest_bytes, gt=0)
+    """Largest manifest file, in bytes."""
+    max_yaml_aliases: int = Field(LIMITS.max_yaml_aliases, gt=0)
+    """Alias uses (`*name`) allowed in one manifest."""
+    max_yaml_nodes: int = Field(LIMITS.max_yaml_nodes, gt=0)
+    """YAML nodes of one manifest once its aliases are expanded."""
+    max_yaml_depth: int = Field(LIMITS.max_yaml_depth, gt=0)
+    """Nesting of one manifest."""
+    max_workflow_bytes: int = Field(LIMITS.max_workflow_bytes, gt=0)
+    """Largest workflow file, in bytes."""
+    max_json_depth: int = Field(LIMITS.max_json_depth, gt=0)
+    """Nesting of any JSON read: workflow files, server answers, websocket messages."""
+    max_server_json_bytes: int = Field(LIMITS.max_server_json_bytes, gt=0)
+    """Largest JSON answer of a ComfyUI server (its `/object_info` is the biggest), in bytes."""
+    max_websocket_frame_bytes: int = Field(LIMITS.max_websocket_frame_bytes, gt=0)
+    """Largest websocket message of a ComfyUI server (previews, websocket images), in bytes."""
+    max_output_bytes: int = Field(LIMITS.max_output_bytes, gt=0)
+    """All output files of one job together, in bytes."""
+    max_output_files: int = Field(LIMITS.max_output_files, gt=0)
+    """Output files of one job."""
+    max_output_pixels: int = Field(LIMITS.max_output_pixels, gt=0, le=PILLOW_PIXEL_CEILING)
+    """Largest output image decoded for a grid or to be re-encoded, in pixels; larger ones are sent as they are."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
     log_format: Literal["text", "json"] = "text"
@@ -180,6 +206,12 @@ class Settings(BaseSettings):
     """Run every gateway shard in this process (one connection suffices below about 1000 guilds)."""
     shard_count: int | None = Field(None, ge=1)
     """Number of shards; unset: Discord's recommendation."""
+
+    def limits(self) -> Limits:
+        """The engine's ``Limits`` from these settings (input images: ``max_upload_bytes``, ``max_input_pixels``)."""
+        names = [item.name for item in dataclasses.fields(Limits) if item.name in type(self).model_fields]
+        same = {name: getattr(self, name) for name in names}
+        return Limits(**same, max_image_bytes=self.max_upload_bytes, max_image_pixels=self.max_input_pixels)
 
     @classmethod
     def settings_customise_sources(

@@ -19,8 +19,10 @@ from .errors import (
     ExecutionFailed,
     Issue,
     JobCancelled,
+    LimitExceeded,
     ManifestError,
     ParamError,
+    ServerLimitExceeded,
     StoreBusy,
     StoreCorrupt,
     StoreError,
@@ -32,6 +34,7 @@ from .jobs.log_context import bind_job, current_job_fields, set_user_salt, user_
 from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState, ProgressEvent
 from .jobs.store import JobRecord, JobStore
+from .limits import DEFAULT_LIMITS, Limits
 from .manifest.apply import Applied, Prepared, apply_params, build_graph, draw_seeds, prepare, resolve_values
 from .manifest.binding import Target
 from .manifest.catalog import Catalog, Workflow, load_catalog, load_workflow
@@ -96,6 +99,9 @@ __all__ = [
     "Timeouts",
     "IMAGE_FORMATS",
     "human_size",
+    # bounds on outside data
+    "Limits",
+    "DEFAULT_LIMITS",
     # errors
     "EngineError",
     "StoreError",
@@ -110,6 +116,8 @@ __all__ = [
     "WorkflowRejected",
     "ExecutionFailed",
     "JobCancelled",
+    "LimitExceeded",
+    "ServerLimitExceeded",
     # log lines of a job
     "bind_job",
     "current_job_fields",

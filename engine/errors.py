@@ -3,8 +3,10 @@
 - ``EngineError``
   - ``ManifestError``   the manifest author fixes a file; carries every ``Issue`` found at once
   - ``ParamError``      the user fixes a value; names the parameter (``"steps: must be ≤ 150"``)
+  - ``LimitExceeded``   outside data is over one of ``engine.limits.Limits``; names the limit
   - ``ComfyError``      something on the ComfyUI side
     - ``ComfyUnavailable``   cannot reach the server (or it answered 5xx): retry elsewhere
+      - ``ServerLimitExceeded`` its answer or frame broke a limit (also a ``LimitExceeded``)
     - ``ComfyTimeout``       the server or the job took too long
     - ``WorkflowRejected``   400 from ``POST /prompt``; ``problems`` are mapped to params
     - ``ExecutionFailed``    ``execution_error`` while running
@@ -26,8 +28,10 @@ __all__ = [
     "EngineError",
     "ManifestError",
     "ParamError",
+    "LimitExceeded",
     "ComfyError",
     "ComfyUnavailable",
+    "ServerLimitExceeded",
     "ComfyTimeout",
     "WorkflowRejected",
     "ExecutionFailed",
@@ -88,12 +92,28 @@ class ParamError(EngineError, ValueError):
         super().__init__(f"{param}: {problem}")
 
 
+class LimitExceeded(EngineError):
+    """Data from outside is bigger (bytes, nesting, aliases, pixels) than ``limit`` allows; ``limit``
+    is the ``engine.limits.Limits`` field, which is also the setting that raises it."""
+
+    def __init__(self, message: str, limit: str):
+        self.limit = limit
+        super().__init__(message)
+
+
 class ComfyError(EngineError):
     """Something went wrong on (or on the way to) a ComfyUI server."""
 
 
 class ComfyUnavailable(ComfyError, ConnectionError):
     """The server cannot be reached, or answered with a server error."""
+
+
+class ServerLimitExceeded(ComfyUnavailable, LimitExceeded):
+    """A server's answer or websocket frame broke a limit: that server cannot be used for it."""
+
+    def __init__(self, message: str, limit: str):
+        LimitExceeded.__init__(self, message, limit)
 
 
 class ComfyTimeout(ComfyError, TimeoutError):

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from PIL import Image
 
 from .errors import ParamError
+from .limits import DEFAULT_LIMITS, human_size
 
 __all__ = ["IMAGE_FORMATS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "DecodedImage", "check_image", "human_size"]
 
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-MAX_IMAGE_BYTES = 100 * 1024 * 1024  # ComfyUI's own max_upload_size (GET /features)
-MAX_IMAGE_PIXELS = 64_000_000        # 8000 × 8000: beyond what any bundled workflow can use
+MAX_IMAGE_BYTES = DEFAULT_LIMITS.max_image_bytes
+MAX_IMAGE_PIXELS = DEFAULT_LIMITS.max_image_pixels
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,6 @@ class DecodedImage:
     height: int
     format: str
     mime: str
-
-
-def human_size(size: int) -> str:
-    """``10 MiB``, ``1.5 MiB``, ``300 KiB``, ``12 bytes``."""
-    mib = 1024 * 1024
-    if size >= mib:
-        return f"{size // mib} MiB" if size % mib == 0 else f"{size / mib:.1f} MiB"
-    if size >= 1024:
-        return f"{size / 1024:.0f} KiB"
-    return f"{size} bytes"
 
 
 def check_image(data: bytes, *, param: str = "image", max_bytes: int = MAX_IMAGE_BYTES,

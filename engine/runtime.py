@@ -29,6 +29,7 @@ from .jobs.job import Job
 from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState
 from .jobs.store import JobRecord, JobStore
+from .limits import DEFAULT_LIMITS, Limits
 from .manifest.apply import Prepared, prepare
 from .manifest.catalog import Catalog, Workflow
 
@@ -43,13 +44,16 @@ class Runtime:
     def __init__(self, catalog: Catalog, backends: Sequence[tuple[str, str]], store: JobStore, *,
                  client_id: str | None = None, health_interval: float = 5.0, health_timeout: float | None = None,
                  timeouts: Timeouts | None = None, settings: JobSettings | None = None,
-                 session_factory: Callable[[], aiohttp.ClientSession] | None = None):
+                 session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+                 limits: Limits = DEFAULT_LIMITS):
         self.catalog = catalog
         self.store = store
         self.client_id = client_id or f"discomfy-{uuid.uuid4().hex[:12]}"
         self.settings = settings or JobSettings()
+        self.limits = limits
         self.pool = BackendPool(backends, client_id=self.client_id, health_interval=health_interval,
-                                health_timeout=health_timeout, timeouts=timeouts, session_factory=session_factory)
+                                health_timeout=health_timeout, timeouts=timeouts, session_factory=session_factory,
+                                limits=limits)
         self._jobs: dict[str, Job] = {}
 
     async def start(self) -> None:
@@ -98,8 +102,8 @@ class Runtime:
             raise ParamError(name, "needs an image" if name in prepared.uploads else
                              "is not an image parameter of this workflow")
         for name, image in images.items():  # decoded off the loop: a large image takes a while
-            await asyncio.to_thread(check_image, image.data, param=name, max_bytes=self.settings.max_image_bytes,
-                                    max_pixels=self.settings.max_image_pixels)
+            await asyncio.to_thread(check_image, image.data, param=name, max_bytes=self.limits.max_image_bytes,
+                                    max_pixels=self.limits.max_image_pixels)
         job = Job.start(prepared, pool=self.pool, store=self.store, settings=self.settings, images=images,
                         owner=owner, extra=extra)
         self._track(job)

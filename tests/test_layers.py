@@ -1,7 +1,7 @@
 """The layers, checked statically (every import statement, top-level or inside a function).
 
 - ``engine`` never imports ``discord`` or ``bot``.
-- Inside ``engine`` imports only go down: errors/images → comfy → manifest → checks → backends
+- Inside ``engine`` imports only go down: errors/limits/bounded/images → comfy → manifest → checks → backends
   → jobs → runtime → cli and the package's public face (``engine/__init__.py``).
 - ``bot`` uses the engine's public face only: ``from engine import …`` (names in ``engine.__all__``).
 """
@@ -18,7 +18,7 @@ import engine
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {  # first dotted part below engine → rank; an import may only reach the same rank or lower
-    "errors": 0, "images": 0, "comfy": 1, "manifest": 2, "checks": 3, "backends": 4, "jobs": 5, "runtime": 6,
+    "errors": 0, "limits": 0, "bounded": 0, "images": 0, "comfy": 1, "manifest": 2, "checks": 3, "backends": 4, "jobs": 5, "runtime": 6,
     "cli": 7, "": 7,
 }
 

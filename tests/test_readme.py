@@ -31,3 +31,18 @@ def test_the_configuration_reference_is_generated_from_the_settings_model():
     assert with_reference(readme) == readme, "run: python -m bot.config_reference README.md"
     for name in Settings.model_fields:
         assert f"| `{name}` |" in readme
+
+
+def test_every_engine_limit_is_a_setting_and_is_explained():
+    import dataclasses
+
+    from engine import DEFAULT_LIMITS, Limits
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Limits\n", 1)[1].split("\n## ", 1)[0]
+    bot_names = {"max_image_bytes": "max_upload_bytes", "max_image_pixels": "max_input_pixels"}
+    for field in dataclasses.fields(Limits):
+        setting = bot_names.get(field.name, field.name)
+        assert setting in Settings.model_fields and f"`{setting}`" in section, setting
+        if setting == field.name:  # the bot's default is the engine's, not a second copy
+            assert Settings.model_fields[setting].default == getattr(DEFAULT_LIMITS, field.name)

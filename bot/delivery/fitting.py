@@ -26,7 +26,7 @@ from pathlib import Path, PurePath
 
 from PIL import Image, ImageSequence
 
-from engine import IMAGE_FORMATS, human_size
+from engine import DEFAULT_LIMITS, IMAGE_FORMATS, human_size
 
 from ..metrics import observe_fitting
 
@@ -85,8 +85,11 @@ class _Encoded:
     size: tuple[int, int]
 
 
-def fit_file(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile:
+def fit_file(data: bytes, *, filename: str, mime: str, limit: int,
+             max_pixels: int = DEFAULT_LIMITS.max_output_pixels) -> FittedFile:
     """Return ``data`` unchanged if it fits in ``limit`` bytes, else a re-encoded version.
+
+    An image is only decoded within ``max_pixels`` (all frames of an animation together).
 
     Raises:
         TooLargeError: nothing acceptable fits (the message explains it to the user).
@@ -97,8 +100,9 @@ def fit_file(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile
         image = _open_image(data)
         if image is not None:
             with image:
+                _refuse_pixels(image.size, max_pixels)
                 if getattr(image, "is_animated", False):
-                    return _fit_animated(image, filename=filename, limit=limit)
+                    return _fit_animated(image, filename=filename, limit=limit, max_pixels=max_pixels)
                 return _fit_still_file(image, filename=filename, source_size=len(data), limit=limit)
         if _looks_like_audio(data, mime):
             return _fit_audio(data, filename=filename, limit=limit)
@@ -114,39 +118,61 @@ def fit_file(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile
     raise TooLargeError(f"This file is too large for Discord's {human_size(limit)} limit.")
 
 
-async def fit_file_async(data: bytes, *, filename: str, mime: str, limit: int) -> FittedFile:
+async def fit_file_async(data: bytes, *, filename: str, mime: str, limit: int,
+                         max_pixels: int = DEFAULT_LIMITS.max_output_pixels) -> FittedFile:
     """:func:`fit_file` in a worker thread, so the event loop keeps running."""
     started = time.perf_counter()
     try:
-        return await asyncio.to_thread(fit_file, data, filename=filename, mime=mime, limit=limit)
+        return await asyncio.to_thread(fit_file, data, filename=filename, mime=mime, limit=limit, max_pixels=max_pixels)
     finally:
         observe_fitting(mime.partition("/")[0] or "other", time.perf_counter() - started)
 
 
-def make_grid(images: list[bytes], *, limit: int) -> bytes:
+def make_grid(images: list[bytes], *, limit: int, max_pixels: int = DEFAULT_LIMITS.max_output_pixels) -> bytes:
     """Tile images into one preview, ``ceil(sqrt(n))`` columns, as a JPEG within ``limit``.
 
     Cells are the size of the largest image (scaled so the grid's longest side is at most
     4096 px); smaller images are centred on black. JPEG because a grid is only a preview and a
-    lossless PNG of a 2048² grid takes seconds to encode.
+    lossless PNG of a 2048² grid takes seconds to encode. Sizes are read from the headers first:
+    an image over ``max_pixels`` refuses the grid (``TooLargeError``) before anything is decoded,
+    and the tiles are decoded and shrunk one at a time, so memory holds one image, not the batch.
     """
     if not images:
         raise ValueError("make_grid needs at least one image")
-    tiles = [_decode_rgb(data) for data in images]
-    columns = math.ceil(math.sqrt(len(tiles)))
-    rows = math.ceil(len(tiles) / columns)
-    cell_w = max(t.width for t in tiles)
-    cell_h = max(t.height for t in tiles)
+    sizes = [_checked_size(data, max_pixels) for data in images]
+    columns = math.ceil(math.sqrt(len(sizes)))
+    rows = math.ceil(len(sizes) / columns)
+    cell_w = max(w for w, _ in sizes)
+    cell_h = max(h for _, h in sizes)
     shrink = min(1.0, GRID_MAX_SIDE / max(columns * cell_w, rows * cell_h))
     cell_w, cell_h = max(1, int(cell_w * shrink)), max(1, int(cell_h * shrink))
     grid = Image.new("RGB", (columns * cell_w, rows * cell_h))
-    for index, tile in enumerate(tiles):
+    for index, data in enumerate(images):
+        tile = _decode_rgb(data)
         tile.thumbnail((cell_w, cell_h), Image.Resampling.LANCZOS)
         row, column = divmod(index, columns)
         x = column * cell_w + (cell_w - tile.width) // 2
         y = row * cell_h + (cell_h - tile.height) // 2
         grid.paste(tile, (x, y))
+        del tile
     return _fit_still(grid, try_lossless=False, limit=limit).data
+
+
+def _checked_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """An image's size from its header; ``TooLargeError`` past ``max_pixels``, ``ValueError`` if unreadable."""
+    image = _open_image(data)
+    if image is None:
+        raise ValueError("not an image")
+    with image:
+        _refuse_pixels(image.size, max_pixels)
+        return image.size
+
+
+def _refuse_pixels(size: tuple[int, int], max_pixels: int, frames: int = 1) -> None:
+    if size[0] * size[1] * frames > max_pixels:
+        raise TooLargeError(f"This image has too many pixels ({size[0]}×{size[1]}"
+                            f"{f' × {frames} frames' if frames > 1 else ''}) to be re-encoded "
+                            f"(limit max_output_pixels).")
 
 
 def sniff_image_mime(data: bytes) -> str:
@@ -214,9 +240,10 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
 
 
-def _fit_animated(image: Image.Image, *, filename: str, limit: int) -> FittedFile:
+def _fit_animated(image: Image.Image, *, filename: str, limit: int, max_pixels: int) -> FittedFile:
     frames, durations = [], []
     for frame in ImageSequence.Iterator(image):
+        _refuse_pixels(image.size, max_pixels, len(frames) + 1)  # before this frame is decoded
         durations.append(int(frame.info.get("duration", 100)) or 100)
         frames.append(frame.convert("RGBA"))
     loop = int(image.info.get("loop", 0))

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import discord
 
-from engine import JobResult, JobState, OutputFile, Workflow
+from engine import DEFAULT_LIMITS, JobResult, JobState, OutputFile, Workflow
 
 from ..views.buttons import result_view
 from .audio import AudioError, waveform_png
@@ -121,29 +121,34 @@ def _safe_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _grid(outputs: Sequence[OutputFile], limit: int) -> bytes | None:
+def _grid(outputs: Sequence[OutputFile], limit: int, max_pixels: int) -> bytes | None:
     try:
-        return make_grid([o.data for o in outputs], limit=limit)
+        return make_grid([o.data for o in outputs], limit=limit, max_pixels=max_pixels)
+    except TooLargeError as exc:
+        log.warning("no grid of %d images: %s", len(outputs), exc)
     except Exception as exc:  # a corrupt output must not cost the whole result
         log.warning("could not build a grid of %d images: %s", len(outputs), type(exc).__name__)
-        return None
+    return None
 
 
 async def fit_outputs(outputs: Sequence[OutputFile], *, limit: int, request_limit: int = REQUEST_LIMIT,
-                      max_files: int = MAX_FILES) -> tuple[list[FittedFile], list[str]]:
-    """The files to attach (a grid first for a batch of still images) and the notes about them."""
+                      max_files: int = MAX_FILES, max_pixels: int = DEFAULT_LIMITS.max_output_pixels
+                      ) -> tuple[list[FittedFile], list[str]]:
+    """The files to attach (a grid first for a batch of still images) and the notes about them;
+    images are decoded only within ``max_pixels`` (``max_output_pixels``)."""
     files: list[FittedFile] = []
     notices: list[str] = []
     stills = [o for o in outputs if o.kind == "image" and not o.animated]
     if len(stills) > 1 and len(outputs) > 1:
-        grid = await asyncio.to_thread(_grid, stills, limit)
+        grid = await asyncio.to_thread(_grid, stills, limit, max_pixels)
         if grid is not None:
             files.append(FittedFile(grid, GRID_NAME, "image/jpeg", changed=False, notice=""))
     budget = max(request_limit, limit) - sum(len(f.data) for f in files)
     left_out = 0
     for number, output in enumerate(outputs, start=1):
         try:
-            fitted = await fit_file_async(output.data, filename=output.filename, mime=output.mime, limit=limit)
+            fitted = await fit_file_async(output.data, filename=output.filename, mime=output.mime, limit=limit,
+                                          max_pixels=max_pixels)
         except TooLargeError as exc:
             notices.append(f"#{number}: {exc}")
             continue
@@ -196,11 +201,13 @@ def original_links(outputs_count: int, fitted: Sequence[FittedFile],
 
 async def result_fields(job_id: str, workflow: Workflow, result: JobResult, *, limit: int,
                         actions: Sequence[tuple[str, str]],
-                        original_link: Callable[[int], str] | None = None) -> dict[str, Any]:
+                        original_link: Callable[[int], str] | None = None,
+                        max_pixels: int = DEFAULT_LIMITS.max_output_pixels) -> dict[str, Any]:
     """What the job's message is edited to when it is done: embed, files and buttons.
 
-    ``original_link(n)`` gives the signed URL of output #n's original (see ``bot.originals``)."""
-    fitted, notices = await fit_outputs(result.outputs, limit=limit)
+    ``original_link(n)`` gives the signed URL of output #n's original (see ``bot.originals``);
+    images are decoded only within ``max_pixels`` (``max_output_pixels``)."""
+    fitted, notices = await fit_outputs(result.outputs, limit=limit, max_pixels=max_pixels)
     taken: set[str] = set()
     files = [discord.File(io.BytesIO(f.data), filename=_safe_name(f.filename, taken)) for f in fitted]
     embed = result_embed(workflow, result.values, seed=workflow.manifest.seed_of(result.values), backend=result.backend,

@@ -66,6 +66,7 @@ class Backend:
         self.last_view: tuple[frozenset, frozenset] | None = None  # the queue at the last health check
         self.last_view_at = float("-inf")
         self.changed_since: float | None = None  # the queue changed after this (monotonic): a status is due
+        self.problem: str | None = None  # why the last health check failed (no URL), None when it passed
         self.queue = QueueSnapshot()
         self.queue_asked_at = float("-inf")  # monotonic time the request behind ``queue`` was sent
         self._positions: dict[str, int] = {}

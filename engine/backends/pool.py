@@ -31,6 +31,7 @@ import aiohttp
 from .backend import Backend, BackendStatus
 from ..comfy.client import ComfyClient, Timeouts
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable
+from ..limits import DEFAULT_LIMITS, Limits
 from ..comfy.events import EventStream
 from ..comfy.object_info import combo_choices
 from ..comfy.wire import mapping_at
@@ -56,7 +57,8 @@ class BackendPool:
     def __init__(self, backends: Sequence[tuple[str, str]], *, client_id: str,
                  session_factory: Callable[[], aiohttp.ClientSession] | None = None,
                  health_interval: float = 5.0, object_info_ttl: float = 300.0,
-                 health_timeout: float | None = None, timeouts: Timeouts | None = None):
+                 health_timeout: float | None = None, timeouts: Timeouts | None = None,
+                 limits: Limits = DEFAULT_LIMITS):
         names = [name for name, _ in backends]
         if not names or len(set(names)) != len(names):
             raise ValueError("backends need at least one entry and unique names")
@@ -64,6 +66,7 @@ class BackendPool:
         self._client_id = client_id
         self._session_factory = session_factory
         self._timeouts = timeouts
+        self.limits = limits
         self._sessions: list[aiohttp.ClientSession] = []
         self.health_interval = health_interval
         self.object_info_ttl = object_info_ttl
@@ -80,7 +83,8 @@ class BackendPool:
             session = self._session_factory() if self._session_factory else None
             if session is not None:
                 self._sessions.append(session)
-            client = ComfyClient(url, client_id=self._client_id, name=name, session=session, timeouts=self._timeouts)
+            client = ComfyClient(url, client_id=self._client_id, name=name, session=session, timeouts=self._timeouts,
+                                 limits=self.limits)
             self._backends[name] = Backend(name, client, self._event_stream(client))
         await asyncio.gather(*(self._open(b) for b in self._backends.values()))
         for backend in self._backends.values():
@@ -190,12 +194,14 @@ class BackendPool:
             if not backend.up or self._info_stale(backend):
                 await self._refresh(backend)  # big answer: the client's own request timeout applies
         except (ComfyError, TimeoutError) as exc:
+            self._note_problem(backend, str(exc) or type(exc).__name__)
             slow = isinstance(exc, (TimeoutError, ComfyTimeout))
             backend.slow_checks = backend.slow_checks + 1 if slow else 0
             if not slow or backend.slow_checks >= SLOW_CHECKS_DOWN and not self._heard_lately(backend):
                 self._mark_down(backend, type(exc).__name__)
             return
         backend.slow_checks = 0
+        self._note_problem(backend, None)
         backend.report_snapshot(snapshot, asked_at)
         await self._withdraw_owed(backend, snapshot)
         self._check_silence(backend, snapshot, asked_at)
@@ -239,6 +245,14 @@ class BackendPool:
         changed = backend.last_view is not None and view != backend.last_view
         backend.changed_since = backend.last_view_at if changed else None
         backend.last_view, backend.last_view_at = view, asked_at
+
+    @staticmethod
+    def _note_problem(backend: Backend, problem: str | None) -> None:
+        """Keep why ``backend`` fails its checks; log each new reason once (a limit names itself)."""
+        if problem is not None and problem != backend.problem:
+            named = problem if problem.startswith(f"backend {backend.name}") else f"backend {backend.name}: {problem}"
+            log.warning("health check failed: %s", named)
+        backend.problem = problem
 
     def _heard_lately(self, backend: Backend) -> bool:
         """The websocket delivered a message within the last check's time: the server is alive, and

@@ -138,9 +138,9 @@ def _bypass_issues(src: YamlSource, name: str, node_id: str, graph: Mapping, obj
     without such input loses that input, which must then be optional."""
     node = graph[node_id]
     info = object_info.get(node.get("class_type"))
-    if info is None:
+    if not isinstance(info, Mapping):
         return []
-    outputs = list(info.get("output") or [])
+    outputs = info.get("output") if isinstance(info.get("output"), list) else []
     passthrough = [input_name for input_name, value in node["inputs"].items() if is_link(value)]
     loc, issues = ("params", name, "when_unset"), []
     for consumer_id, input_name, slot in _consumers(graph, node_id):

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from ..manifest.binding import BindError, Target, resolve_bind
 from ..manifest.catalog import Inspection, catalog_of, inspect_manifest
 from ..errors import Issue
+from ..limits import DEFAULT_LIMITS, Limits
 from .discord_payloads import command_limit_issues, manifest_limit_issues, param_limit_issues
 from ..manifest.model import Manifest, Param
 from ..manifest.kinds import parse_param
@@ -174,6 +175,7 @@ def validate_paths(
     *,
     workflows_dir: Path | str | None = None,
     object_info: Mapping[str, Any] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Report:
     """Check every manifest under ``paths`` (folders or files); never stops at the first problem.
 
@@ -185,7 +187,7 @@ def validate_paths(
     issues: list[Issue] = []
     found: list[tuple[Inspection, _Subject | None]] = []
     for file in files:
-        inspection = inspect_manifest(file, wf_dir)
+        inspection = inspect_manifest(file, wf_dir, limits)
         subject = _subject(inspection)
         issues += inspection.issues
         if subject is not None:

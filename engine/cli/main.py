@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import aiohttp
-
+from ..bounded import parse_json, read_file
+from ..comfy.client import ComfyClient, Timeouts
 from ..manifest.draft import draft_manifest, draft_name
-from ..errors import ManifestError
+from ..errors import ComfyError, ComfyTimeout, LimitExceeded, ManifestError
+from ..limits import DEFAULT_LIMITS, Limits, limits_from_env
 from ..manifest.schema import schema_text
 from ..checks.validate import manifest_files, validate_paths
 from . import run
@@ -31,42 +32,67 @@ class UsageError(Exception):
     """A problem with the command line or its inputs (exit 2)."""
 
 
-async def _get_object_info(url: str, timeout: float) -> Any:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-        async with session.get(url.rstrip("/") + "/object_info") as response:
-            if response.status != 200:
-                raise UsageError(f"the ComfyUI server answered /object_info with HTTP {response.status}")
-            return await response.json(content_type=None)
+async def _get_object_info(url: str, timeout: float, limits: Limits) -> Any:
+    client = ComfyClient(url, client_id="engine-cli", name="server", limits=limits,
+                         timeouts=Timeouts(request=timeout, connect=min(timeout, 10.0)))
+    async with client:
+        return await client.object_info()
 
 
-def fetch_object_info(url: str, timeout: float = OBJECT_INFO_TIMEOUT) -> dict:
-    """``GET /object_info`` from a ComfyUI server; ``UsageError`` with a one-line reason on failure."""
+def fetch_object_info(url: str, timeout: float = OBJECT_INFO_TIMEOUT, limits: Limits = DEFAULT_LIMITS) -> dict:
+    """``GET /object_info`` from a ComfyUI server within ``limits``; ``UsageError`` with a one-line reason."""
     try:
-        data = asyncio.run(_get_object_info(url, timeout))
-    except asyncio.TimeoutError:  # before OSError: TimeoutError is one
+        data = asyncio.run(_get_object_info(url, timeout, limits))
+    except LimitExceeded as exc:
+        raise UsageError(f"cannot use /object_info from the ComfyUI server: {_without_backend(exc)}") from None
+    except ComfyTimeout:
         raise UsageError(f"the ComfyUI server did not answer /object_info within {timeout:.0f} s") from None
-    except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: bad URL or JSON
+    except ComfyError as exc:
+        raise UsageError(f"cannot get /object_info from the ComfyUI server ({_without_backend(exc)})") from None
+    except ValueError as exc:  # a URL aiohttp cannot use
         raise UsageError(f"cannot get /object_info from the ComfyUI server ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise UsageError("the ComfyUI server's /object_info is not a JSON object")
+    if not data:
+        raise UsageError("the ComfyUI server's /object_info is not a JSON object with node classes")
     return data
 
 
-def _read_object_info(path: str) -> dict:
+def _without_backend(exc: Exception) -> str:
+    return str(exc).removeprefix("backend server: ")
+
+
+def read_json_file(path: str, what: str, *, max_bytes: int, limit: str, limits: Limits) -> Any:
+    """A local JSON file within ``max_bytes`` and ``max_json_depth``; ``UsageError`` with one line otherwise."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read object info {path} ({type(exc).__name__})") from None
+        return parse_json(read_file(path, max_bytes=max_bytes, limit=limit, what=f"{what} {path}"),
+                          max_depth=limits.max_json_depth, what=f"{what} {path}")
+    except LimitExceeded as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path} ({exc.strerror or exc})") from None
+    except ValueError as exc:  # not UTF-8, not JSON
+        raise UsageError(f"cannot read {what} {path} ({type(exc).__name__})") from None
+
+
+def _read_object_info(path: str, limits: Limits) -> dict:
+    data = read_json_file(path, "object info", max_bytes=limits.max_server_json_bytes,
+                          limit="max_server_json_bytes", limits=limits)
     if not isinstance(data, dict):
         raise UsageError(f"object info {path} is not a JSON object")
     return data
 
 
+def _limits() -> Limits:
+    try:
+        return limits_from_env()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _object_info(args: argparse.Namespace) -> dict | None:
     if getattr(args, "object_info", None):
-        return _read_object_info(args.object_info)
+        return _read_object_info(args.object_info, _limits())
     if getattr(args, "server", None):
-        return fetch_object_info(args.server)
+        return fetch_object_info(args.server, limits=_limits())
     return None
 
 
@@ -79,7 +105,7 @@ def _validate(args: argparse.Namespace) -> int:
         raise UsageError(f"no manifests (*.yaml) in {', '.join(paths)}")
     if args.workflows and not Path(args.workflows).is_dir():
         raise UsageError(f"no such folder: {args.workflows}")
-    report = validate_paths(paths, workflows_dir=args.workflows, object_info=_object_info(args))
+    report = validate_paths(paths, workflows_dir=args.workflows, object_info=_object_info(args), limits=_limits())
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -94,10 +120,9 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _init(args: argparse.Namespace) -> int:
     workflow = Path(args.workflow)
-    try:
-        graph = json.loads(workflow.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read workflow {workflow} ({type(exc).__name__})") from None
+    limits = _limits()
+    graph = read_json_file(args.workflow, "workflow", max_bytes=limits.max_workflow_bytes, limit="max_workflow_bytes",
+                           limits=limits)
     name = draft_name(args.name or workflow.stem)
     out = Path(args.out) if args.out else workflow.resolve().parent.parent / "manifests" / f"{name}.yaml"
     if out.exists() and not args.force:
@@ -149,8 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _printable_output() -> None:
+    """Text that cannot be encoded for the terminal (a lone surrogate, an emoji on an ASCII
+    console) is printed escaped instead of stopping the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``engine`` command; return its exit code."""
+    _printable_output()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -17,29 +17,35 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import mimetypes
 import os
+import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from ..bounded import read_file
+from ..comfy.outputs import known_extension
 from ..manifest.apply import Prepared, prepare
 from ..manifest.catalog import Catalog, Workflow, load_workflow
-from ..errors import (ComfyTimeout, ComfyUnavailable, EngineError, ExecutionFailed, JobCancelled, ManifestError,
-                     ParamError, WorkflowRejected)
+from ..errors import (ComfyTimeout, ComfyUnavailable, EngineError, ExecutionFailed, JobCancelled, LimitExceeded,
+                     ManifestError, ParamError, WorkflowRejected)
 from ..manifest.help import params_help
 from ..jobs.progress import JobState, ProgressEvent
 from ..jobs.store import JobStore
+from ..limits import Limits, limits_from_env
 
 __all__ = ["add_parser", "run_command", "describe_event", "output_paths", "parse_assignments", "DEFAULT_SERVER"]
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 CANCEL_GRACE = 5.0  # seconds allowed to cancel the job on the server after Ctrl-C or --timeout
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")  # a guessed extension is used only when plain
 
 
 class RunUsageError(Exception):
@@ -54,6 +60,7 @@ class RunRequest:
     servers: list[tuple[str, str]]
     out_dir: Path
     timeout: float | None
+    limits: Limits
 
 
 @dataclass
@@ -118,7 +125,7 @@ def output_paths(out_dir: Path, manifest: str, tag: str, files: list[tuple[str, 
     """``DIR/<manifest>-<tag>-<n>.<ext>`` for (filename, mime) pairs; existing files are not overwritten."""
     paths, taken = [], set()
     for n, (filename, mime) in enumerate(files, 1):
-        ext = Path(filename).suffix or mimetypes.guess_extension(mime) or ".bin"
+        ext = _extension(filename, mime)
         path, extra = out_dir / f"{manifest}-{tag}-{n}{ext}", 1
         while path.exists() or path in taken:
             extra += 1
@@ -126,6 +133,27 @@ def output_paths(out_dir: Path, manifest: str, tag: str, files: list[tuple[str, 
         taken.add(path)
         paths.append(path)
     return paths
+
+
+def _extension(filename: str, mime: str) -> str:
+    """The file name's extension when it is an output type we know (the server chose it), else the
+    MIME type's, else ``.bin``: never a separator, NUL, surrogate or a name too long for the filesystem."""
+    known = known_extension(PurePosixPath(filename).name)
+    if known is not None:
+        return known
+    guessed = mimetypes.guess_extension(mime.split(";")[0].strip()) if mime.isascii() else None
+    return guessed if guessed and _EXTENSION.fullmatch(guessed) else ".bin"
+
+
+def seconds(text: str) -> float:
+    """``--timeout``: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
 
 
 def seed_tag(workflow: Workflow, values: dict[str, Any], job_id: str) -> str:
@@ -196,45 +224,62 @@ def make_view(title: str, quiet: bool):
 # -- running --------------------------------------------------------------------------------
 
 
-def _read_images(paths: dict[str, Path]) -> dict[str, Any]:
+def _read_images(paths: dict[str, Path], limits: Limits) -> dict[str, Any]:
+    """Each image file within ``max_image_bytes`` (regular files only: never a FIFO or a device)."""
     from ..runtime import ImageInput
 
     images = {}
     for param, path in paths.items():
         try:
-            images[param] = ImageInput(data=path.read_bytes(), filename=path.name)
+            data = read_file(path, max_bytes=limits.max_image_bytes, limit="max_image_bytes", what=f"image {path}")
+        except LimitExceeded as exc:
+            raise RunUsageError(str(exc)) from None
         except OSError as exc:
-            raise RunUsageError(f"cannot read image {path} ({type(exc).__name__})") from None
+            raise RunUsageError(f"cannot read image {path} ({exc.strerror or exc})") from None
+        images[param] = ImageInput(data=data, filename=path.name)
     return images
 
 
 async def _follow(job: Any, view: Any, timeout: float | None) -> Any:
-    """Show the job's progress and return its result; cancel it on the server if we stop waiting."""
+    """Show the job's progress and return its result; cancel it on the server if we stop waiting.
+
+    Only our own ``--timeout`` is reported as such: the job's own ``ComfyTimeout`` (its manifest's
+    ``timeout``) is a ``TimeoutError`` too and passes through with its own message.
+    """
+    deadline = asyncio.timeout(timeout)
     try:
-        async with asyncio.timeout(timeout):
+        async with deadline:
             async for event in job.events():
                 view.show(event)
             return await job.result()
-    except (asyncio.CancelledError, TimeoutError) as exc:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(job.cancel(), CANCEL_GRACE)
-        if isinstance(exc, TimeoutError):
-            raise ComfyTimeout(f"timed out after {timeout:g} s; the job was cancelled") from None
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        await _cancel(job)
+        raise ComfyTimeout(f"timed out after {timeout:g} s (--timeout); the job was cancelled") from None
+    except asyncio.CancelledError:
+        await _cancel(job)
         raise
+
+
+async def _cancel(job: Any) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(job.cancel(), CANCEL_GRACE)
 
 
 async def execute(request: RunRequest, view: Any) -> RunOutcome:
     """Start a runtime, run the job, write its outputs; the runtime is closed whatever happens."""
     from ..runtime import Runtime
 
-    images = _read_images(request.images)
+    images = _read_images(request.images, request.limits)
     catalog = Catalog(MappingProxyType({request.workflow.name: request.workflow}))
     store = await JobStore.open(":memory:")
-    runtime = Runtime(catalog, backends=request.servers, store=store)
+    runtime = Runtime(catalog, backends=request.servers, store=store, limits=request.limits)
     try:
         await runtime.start()
         if not any(backend.up for backend in runtime.status()):
-            raise ComfyUnavailable("no server answered")
+            problems = [backend.problem for backend in runtime.pool if backend.problem]
+            raise ComfyUnavailable("; ".join(problems) or "no server answered")
         job = await runtime.start_job(request.prepared, images=images, owner="cli")
         result = await _follow(job, view, request.timeout)
     finally:
@@ -271,13 +316,15 @@ def _request(args: argparse.Namespace) -> RunRequest:
     path = Path(args.manifest)
     if not path.is_file():
         raise RunUsageError(f"no such manifest: {path}")
-    workflow = load_workflow(path, Path(args.workflows) if args.workflows else None)
+    try:
+        limits = limits_from_env()
+    except ValueError as exc:
+        raise RunUsageError(str(exc)) from None
+    workflow = load_workflow(path, Path(args.workflows) if args.workflows else None, limits)
     values = parse_assignments(args.set or [])
     images = parse_images(args.image or [], workflow.manifest.image_params)
     prepared = prepare(workflow, values, uploads=images)  # the one check of the values, before any traffic
-    if args.timeout is not None and args.timeout <= 0:
-        raise RunUsageError("--timeout must be a positive number of seconds")
-    return RunRequest(workflow, prepared, images, _servers(args.server), Path(args.out), args.timeout)
+    return RunRequest(workflow, prepared, images, _servers(args.server), Path(args.out), args.timeout, limits)
 
 
 def _report(outcome: RunOutcome, as_json: bool) -> None:
@@ -360,7 +407,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--server", action="append", metavar="URL",
                      help=f"ComfyUI server (repeatable; default: $COMFYUI_URL or {DEFAULT_SERVER})")
     run.add_argument("--workflows", metavar="DIR", help="workflow folder (default: workflows/ next to the manifest)")
-    run.add_argument("--timeout", type=float, metavar="S", help="give up (and cancel the job) after S seconds")
+    run.add_argument("--timeout", type=seconds, metavar="S", help="give up (and cancel the job) after S seconds")
     run.add_argument("--json", action="store_true", help="print the result as JSON, no progress")
     run.set_defaults(handler=run_command)
     return run

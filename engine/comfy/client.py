@@ -5,13 +5,17 @@ One ``aiohttp.ClientSession`` per backend for the process lifetime (``async with
 ``ComfyUnavailable`` / ``ComfyTimeout``; a 5xx answer is ``ComfyUnavailable``, a 400 from
 ``POST /prompt`` is ``WorkflowRejected``. Messages name the backend (``backend <name>``), never
 its URL, and never include the text of the underlying exception (it may contain the URL).
+
+Every answer is read within ``Limits``: JSON answers up to ``max_server_json_bytes`` and
+``max_json_depth`` (parsed in a thread when big), ``GET /view`` downloads up to the byte budget the
+caller passes, websocket messages up to ``max_websocket_frame_bytes`` (refused by aiohttp from the
+frame header, before the payload is buffered). Past a limit: ``ServerLimitExceeded`` naming it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,12 +23,17 @@ from typing import Any
 
 import aiohttp
 
-from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, WorkflowRejected
+from ..bounded import parse_json
+from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, LimitExceeded, ServerLimitExceeded, WorkflowRejected
+from ..limits import DEFAULT_LIMITS, Limits, human_size
 from .wire import Queued, QueueSnapshot, list_at, mapping_at, queue_snapshot
 
 __all__ = ["ComfyClient", "Timeouts", "rejection_problems"]
 
 log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+PARSE_IN_THREAD = 1024 * 1024  # JSON answers larger than this are parsed off the event loop
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,13 @@ class ComfyClient:
     """The verbs DisComfy needs from one ComfyUI server (see module docstring)."""
 
     def __init__(self, base_url: str, *, client_id: str, name: str = "comfyui",
-                 session: aiohttp.ClientSession | None = None, timeouts: Timeouts | None = None):
+                 session: aiohttp.ClientSession | None = None, timeouts: Timeouts | None = None,
+                 limits: Limits = DEFAULT_LIMITS):
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self.name = name
         self.timeouts = timeouts or Timeouts()
+        self.limits = limits
         self._session = session
         self._owns_session = session is None
 
@@ -109,14 +120,41 @@ class ComfyClient:
         if status >= 400:
             raise ComfyError(f"backend {self.name}: {what} answered HTTP {status}")
 
+    async def _body(self, response: aiohttp.ClientResponse, what: str, max_bytes: int, limit: str) -> bytes:
+        """The whole body, refused as soon as it proves larger than ``max_bytes`` (declared or read)."""
+        if response.content_length is not None and response.content_length > max_bytes:
+            raise self._over(what, max_bytes, limit)
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(CHUNK):
+            if len(body) + len(chunk) > max_bytes:
+                raise self._over(what, max_bytes, limit)
+            body += chunk
+        return bytes(body)
+
+    def _over(self, what: str, max_bytes: int, limit: str) -> ServerLimitExceeded:
+        return ServerLimitExceeded(f"backend {self.name}: {what} is larger than {human_size(max_bytes)} "
+                                   f"(limit {limit})", limit)
+
+    async def _read_json(self, response: aiohttp.ClientResponse, request: str) -> Any:
+        """The body as JSON (None when empty) within ``max_server_json_bytes`` and ``max_json_depth``."""
+        what = f"the answer to {request}"
+        raw = await self._body(response, what, self.limits.max_server_json_bytes, "max_server_json_bytes")
+        if not raw:
+            return None
+        try:
+            if len(raw) > PARSE_IN_THREAD:
+                return await asyncio.to_thread(parse_json, raw, max_depth=self.limits.max_json_depth, what=what)
+            return parse_json(raw, max_depth=self.limits.max_json_depth, what=what)
+        except LimitExceeded as exc:
+            raise ServerLimitExceeded(f"backend {self.name}: {exc}", exc.limit) from None
+
     async def _json(self, method: str, path: str, what: str, *, body: Any = None,
                     params: Mapping[str, str] | None = None) -> Any:
         async with self._translate(what):
             async with self.session.request(method, self._url(path), json=body, params=params,
                                             timeout=self.timeouts.client_timeout()) as response:
                 self._check(response.status, what)
-                raw = await response.read()
-                return json.loads(raw) if raw else None
+                return await self._read_json(response, f"{method} {path.partition('?')[0]}")
 
     # -- verbs -----------------------------------------------------------------------------
     async def upload_image(self, data: bytes, filename: str, *, subfolder: str = "",
@@ -134,7 +172,7 @@ class ComfyClient:
             async with self.session.post(self._url("/upload/image"), data=form,
                                          timeout=self.timeouts.client_timeout(self.timeouts.transfer)) as response:
                 self._check(response.status, what)
-                answer = json.loads(await response.read())
+                answer = await self._read_json(response, "POST /upload/image")
         name = str(answer["name"]) if isinstance(answer, dict) and answer.get("name") else None
         if name is None:
             raise ComfyUnavailable(f"backend {self.name}: {what} gave no file name")
@@ -152,18 +190,21 @@ class ComfyClient:
         async with self._translate(what):
             async with self.session.post(self._url("/prompt"), json=body,
                                          timeout=self.timeouts.client_timeout()) as response:
-                raw = await response.read()
                 if response.status == 400:
-                    self._reject(raw)
+                    self._reject(await self._rejection_body(response))
                 self._check(response.status, what)
-                answer = json.loads(raw)
+                answer = await self._read_json(response, "POST /prompt")
+        if not isinstance(answer, dict):
+            raise ComfyUnavailable(f"backend {self.name}: {what} gave no prompt id")
         return Queued(str(answer.get("prompt_id", prompt_id)), answer.get("number", 0), answer.get("node_errors") or {})
 
-    def _reject(self, raw: bytes) -> None:
+    async def _rejection_body(self, response: aiohttp.ClientResponse) -> Any:
         try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
+            return await self._read_json(response, "POST /prompt")
+        except ValueError:  # not JSON: rejected all the same
+            return None
+
+    def _reject(self, body: Any) -> None:
         if not isinstance(body, dict):
             raise WorkflowRejected([f"backend {self.name} rejected the workflow"])
         node_errors = dict(mapping_at(body, "node_errors"))
@@ -178,15 +219,18 @@ class ComfyClient:
     async def queue(self) -> QueueSnapshot:
         return queue_snapshot(await self._json("GET", "/queue", "reading the queue") or {})
 
-    async def view(self, filename: str, subfolder: str = "", type: str = "output") -> tuple[bytes, str]:
-        """Bytes and MIME type of an output file (``GET /view``)."""
+    async def view(self, filename: str, subfolder: str = "", type: str = "output", *,
+                   max_bytes: int | None = None) -> tuple[bytes, str]:
+        """Bytes and MIME type of an output file (``GET /view``), at most ``max_bytes``
+        (default: the whole ``max_output_bytes``; a job passes what is left of it)."""
         what = "downloading an output"
         params = {"filename": filename, "subfolder": subfolder, "type": type}
+        cap = self.limits.max_output_bytes if max_bytes is None else max_bytes
         async with self._translate(what):
             async with self.session.get(self._url("/view"), params=params,
                                         timeout=self.timeouts.client_timeout(self.timeouts.transfer)) as response:
                 self._check(response.status, what)
-                return await response.read(), response.content_type
+                return await self._body(response, "an output file", cap, "max_output_bytes"), response.content_type
 
     async def object_info(self, class_type: str | None = None) -> dict[str, Any]:
         path = f"/object_info/{class_type}" if class_type else "/object_info"
@@ -209,4 +253,4 @@ class ComfyClient:
         url = self._url(f"/ws?clientId={self.client_id}").replace("http", "ws", 1)
         async with self._translate("opening the websocket"):
             return await self.session.ws_connect(url, heartbeat=heartbeat, timeout=aiohttp.ClientWSTimeout(
-                ws_receive=None, ws_close=self.timeouts.connect), max_msg_size=0)
+                ws_receive=None, ws_close=self.timeouts.connect), max_msg_size=self.limits.max_websocket_frame_bytes)

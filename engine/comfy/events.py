@@ -18,6 +18,11 @@ unfinished subscription is reconciled: if ``/history`` has it, its terminal mess
 ``status.messages`` followed by ``executing null`` (both with ``"reconciled": True`` in data);
 if it is queued or running, live messages continue; if the server knows it nowhere for
 ``lost_after`` seconds, an ``execution_error`` "lost by the server" ends it.
+
+Frames are bounded (``Limits``): a message larger than ``max_websocket_frame_bytes`` is refused
+from its header (the socket closes and reconnects) and ends the prompt that is running with an
+``execution_error`` naming the limit; a text message nested deeper than ``max_json_depth`` is
+dropped with a warning.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import random
 import time
@@ -34,8 +38,10 @@ from typing import Any
 
 import aiohttp
 
+from ..bounded import parse_json
+from ..errors import ComfyError, LimitExceeded
+from ..limits import human_size
 from .client import ComfyClient
-from ..errors import ComfyError
 from .wire import TERMINAL_EVENTS, Preview, ProgressText, list_at, mapping_at, parse_binary_frame
 
 __all__ = ["EventStream", "Message", "LOST_MESSAGE"]
@@ -52,6 +58,10 @@ class _Subscription:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     terminal_seen: bool = False
     done: bool = False
+
+
+def _too_big(error: Any) -> bool:
+    return isinstance(error, aiohttp.WebSocketError) and error.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
 
 
 def _is_finish(message: dict[str, Any], prompt_id: str) -> bool:
@@ -164,6 +174,8 @@ class EventStream:
                 await self._listen(self._ws)
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                 log.info("backend %s: websocket failed (%s)", self.client.name, type(exc).__name__)
+            except Exception:  # a bug of ours on an odd message: reconnect rather than go deaf for good
+                log.exception("backend %s: websocket reader crashed; reconnecting", self.client.name)
             finally:
                 self.connected = False
                 self._connected_event.clear()
@@ -190,12 +202,32 @@ class EventStream:
         async for frame in ws:
             self.last_message_at = time.monotonic()
             if frame.type == aiohttp.WSMsgType.TEXT:
-                with contextlib.suppress(ValueError):
-                    message = json.loads(frame.data)
-                    if isinstance(message, dict):
-                        self._on_text(message)
+                message = self._parse(frame.data)
+                if isinstance(message, dict):
+                    self._on_text(message)
             elif frame.type == aiohttp.WSMsgType.BINARY:
                 self._on_binary(frame.data)
+            elif frame.type == aiohttp.WSMsgType.ERROR and _too_big(frame.data):
+                self._on_frame_too_big()
+
+    def _parse(self, text: str) -> Any:
+        try:
+            return parse_json(text, max_depth=self.client.limits.max_json_depth, what="a websocket message")
+        except ValueError:
+            return None
+        except LimitExceeded as exc:
+            log.warning("backend %s: dropped %s", self.client.name, exc)
+            return None
+
+    def _on_frame_too_big(self) -> None:
+        """The server sent a message over ``max_websocket_frame_bytes``: it is lost, and with it
+        (most likely) an output or preview of the prompt running now, which therefore fails."""
+        limit = self.client.limits.max_websocket_frame_bytes
+        text = f"the server sent a websocket message larger than {human_size(limit)} (limit max_websocket_frame_bytes)"
+        log.warning("backend %s: %s", self.client.name, text)
+        if self._running is not None:
+            data = {**self._lost_data(self._running), "exception_message": text, "exception_type": "LimitExceeded"}
+            self._finish_synthetic(self._running, "execution_error", data)
 
     # -- routing --------------------------------------------------------------------------
     def _on_text(self, message: dict[str, Any]) -> None:
@@ -215,8 +247,10 @@ class EventStream:
             self._running = None
 
     def _on_status(self, data: dict[str, Any]) -> None:
-        remaining = ((data.get("status") or {}).get("exec_info") or {}).get("queue_remaining")
-        if not isinstance(remaining, int):
+        status = data.get("status")
+        exec_info = status.get("exec_info") if isinstance(status, dict) else None
+        remaining = exec_info.get("queue_remaining") if isinstance(exec_info, dict) else None
+        if not isinstance(remaining, int) or isinstance(remaining, bool):
             return
         self.queue_remaining = remaining
         for listener in self._status_listeners:

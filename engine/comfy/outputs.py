@@ -29,6 +29,7 @@ __all__ = [
     "failure_text",
     "history_entry",
     "kind_of",
+    "known_extension",
     "mime_of",
     "node_title",
     "output_refs",
@@ -166,6 +167,12 @@ def mime_of(filename: str, hint: str | None = None) -> str:
     if hint and "/" in hint:
         return hint
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def known_extension(filename: str) -> str | None:
+    """``.png`` for ``x.PNG``: the file name's extension when it is one of the output types we know."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return f".{extension}" if extension in _MIME_BY_EXTENSION else None
 
 
 def kind_of(mime: str, list_key: str = "images") -> str:

@@ -7,11 +7,14 @@ binary frames (§6.3). Pure code, no I/O.
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict
+
+from ..bounded import parse_json
+from ..errors import LimitExceeded
+from ..limits import DEFAULT_LIMITS
 
 __all__ = [
     "PromptRequest",
@@ -223,7 +226,8 @@ def queue_snapshot(listing: Mapping[str, Any]) -> QueueSnapshot:
 
     def items(key: str) -> list[list[Any]]:
         raw = listing.get(key) if isinstance(listing, Mapping) else None
-        return [i for i in raw or [] if isinstance(i, list) and len(i) >= 2 and isinstance(i[0], int | float)]
+        raw = raw if isinstance(raw, list) else []
+        return [i for i in raw if isinstance(i, list) and len(i) >= 2 and isinstance(i[0], int | float)]
 
     running = tuple(str(item[1]) for item in items("queue_running"))
     pending = tuple(str(item[1]) for item in sorted(items("queue_pending"), key=lambda item: item[0]))
@@ -248,8 +252,8 @@ def parse_binary_frame(frame: bytes) -> Preview | ProgressText | None:
             return None
     if event == 4 and word <= len(body):
         try:
-            meta = json.loads(body[:word])
-        except ValueError:
+            meta = parse_json(body[:word], max_depth=DEFAULT_LIMITS.max_json_depth, what="a preview's metadata")
+        except (ValueError, LimitExceeded):
             return None
         if not isinstance(meta, dict):
             return None

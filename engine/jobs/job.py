@@ -35,7 +35,8 @@ from ..manifest.catalog import Workflow
 from .follow import BackendLost, PromptFollower, PromptLost, Signal
 from .journal import Journal
 from .log_context import bind_job, job_fields
-from .parts import EventFeed, ImageInput, JobResult, JobSettings, collect_outputs, send_prompt, spawn, withdraw
+from .parts import (EventFeed, ImageInput, JobResult, JobSettings, collect_outputs, send_prompt, spawn,
+                    upload_filename, withdraw)
 from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .records import JobRecord
 from .store import JobStore
@@ -248,7 +249,7 @@ class Job:
         raise error or ComfyUnavailable("no attempt to queue the job was allowed")
 
     async def _queue_on(self, backend: Backend) -> None:
-        uploaded = {name: await backend.client.upload_image(image.data, image.filename)
+        uploaded = {name: await backend.client.upload_image(image.data, upload_filename(image.filename))
                     for name, image in self._images.items()}
         drawn = self._draw_seeds(backend)
         graph = bind_values(self.workflow, self._graph, {**drawn, **uploaded})
@@ -354,7 +355,8 @@ class Job:
         assert follower is not None  # only called once the prompt is done
         backend = follower.backend
         outputs, texts, refs = await collect_outputs(backend.client, follower.prompt_id,
-                                                     self.workflow.output_nodes(backend.object_info))
+                                                     self.workflow.output_nodes(backend.object_info),
+                                                     self._pool.limits)
         result = JobResult(outputs, texts, dict(self.values), backend.name, self.timings)
         return result, [ref.to_dict() for ref in refs]
 

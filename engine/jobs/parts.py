@@ -5,6 +5,7 @@
 - ``JobResult``     what a finished job produced
 - ``EventFeed``     a job's latest ``ProgressEvent`` and everyone waiting for the next ones
 - ``send_prompt``   ``POST /prompt`` on a backend, subscribed to its websocket first; rejections mapped
+- ``upload_filename`` the file name an image is uploaded under (pure)
 - ``collect_outputs`` read ``/history`` and download every output file of the manifest's outputs
 - ``withdraw``      delete a prompt from the queue and interrupt it if running (best effort)
 - ``spawn``         run a clean-up in the background, keeping a reference until it is done
@@ -21,13 +22,13 @@ from typing import Any
 from ..backends.backend import Backend
 from ..comfy.client import ComfyClient
 from ..comfy.error_map import ParamLookup, map_rejection
+from ..limits import DEFAULT_LIMITS, Limits, human_size
 from ..comfy.outputs import OutputFile, OutputRef, output_refs, output_texts
-from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, WorkflowRejected
-from ..images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, ServerLimitExceeded, WorkflowRejected
 from .progress import JobState, ProgressEvent
 
-__all__ = ["ImageInput", "JobSettings", "JobResult", "EventFeed", "send_prompt", "collect_outputs", "withdraw",
-           "spawn"]
+__all__ = ["ImageInput", "JobSettings", "JobResult", "EventFeed", "send_prompt", "upload_filename", "collect_outputs",
+           "withdraw", "spawn"]
 
 HISTORY_ATTEMPTS = 5
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -51,8 +52,6 @@ class JobSettings:
     cancel_wait: float = 10.0  # cancel() waits this long for the job to end
     submit_attempts: int = 2  # 1 + retries on another backend when the server is unavailable
     want_previews: bool = True
-    max_image_bytes: int = MAX_IMAGE_BYTES  # input images: byte and pixel caps (engine.images.check_image)
-    max_image_pixels: int = MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -122,9 +121,17 @@ async def send_prompt(backend: Backend, workflow: ParamLookup, graph: dict[str, 
     return inbox
 
 
-async def collect_outputs(client: ComfyClient, prompt_id: str, nodes: Iterable[str]
+def upload_filename(filename: str) -> str:
+    """The name an image is uploaded under: the last part of ``filename`` without control
+    characters or a leading dot, at most 100 characters; ``upload.png`` when nothing is left."""
+    name = "".join(c for c in filename.replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable()).lstrip(".")
+    return name[-100:].strip() or "upload.png"
+
+
+async def collect_outputs(client: ComfyClient, prompt_id: str, nodes: Iterable[str], limits: Limits = DEFAULT_LIMITS
                           ) -> tuple[list[OutputFile], list[str], list[OutputRef]]:
-    """Files (downloaded), texts and file refs of ``nodes`` from the prompt's history entry."""
+    """Files (downloaded), texts and file refs of ``nodes`` from the prompt's history entry, within
+    ``max_output_files`` and ``max_output_bytes`` (all files together)."""
     entry = None
     for attempt in range(HISTORY_ATTEMPTS):
         entry = await client.history(prompt_id)
@@ -135,14 +142,25 @@ async def collect_outputs(client: ComfyClient, prompt_id: str, nodes: Iterable[s
         raise ComfyUnavailable("the server finished the job but has no record of its outputs")
     nodes = list(nodes)
     refs = output_refs(entry, nodes)
-    files = [OutputFile.from_ref(ref, *await _download(client, ref)) for ref in refs]
+    if len(refs) > limits.max_output_files:
+        raise ServerLimitExceeded(f"the job made more than {limits.max_output_files} output files "
+                                  "(limit max_output_files)", "max_output_files")
+    files, left = [], limits.max_output_bytes
+    for ref in refs:
+        try:
+            data, mime = await _download(client, ref, left)
+        except ServerLimitExceeded:
+            raise ServerLimitExceeded(f"the job's outputs are larger than {human_size(limits.max_output_bytes)} "
+                                      "(limit max_output_bytes)", "max_output_bytes") from None
+        files.append(OutputFile.from_ref(ref, data, mime))
+        left -= len(data)
     return files, [text.text for text in output_texts(entry, nodes)], refs
 
 
-async def _download(client: ComfyClient, ref: OutputRef, attempts: int = 2) -> tuple[bytes, str]:
+async def _download(client: ComfyClient, ref: OutputRef, max_bytes: int, attempts: int = 2) -> tuple[bytes, str]:
     for attempt in range(1, attempts + 1):
         try:
-            return await client.view(**ref.view_params())
+            return await client.view(**ref.view_params(), max_bytes=max_bytes)
         except ComfyUnavailable:
             if attempt == attempts:
                 raise

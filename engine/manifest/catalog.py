@@ -2,13 +2,13 @@
 
 ``load_workflow`` checks what can be checked without a server: the manifest schema (unknown keys
 included), the workflow file (exists, API format), every bind (resolves to ≥ 1 node input), and
-output node ids. ``load_catalog`` loads a folder and adds cross-manifest checks (duplicate names,
+output node ids. Files are read within ``Limits`` (bytes, YAML aliases and nesting, JSON
+nesting), and ``workflow:`` must name a file inside the workflows folder. ``load_catalog`` loads a folder and adds cross-manifest checks (duplicate names,
 actions pointing at manifests that take an image). Server-aware checks live in ``validate``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,8 +18,10 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
+from ..bounded import parse_json, read_file
 from ..comfy.object_info import input_max
-from ..errors import Issue, ManifestError
+from ..errors import Issue, LimitExceeded, ManifestError
+from ..limits import DEFAULT_LIMITS, Limits
 from .binding import BindError, Target, is_link, resolve_bind
 from .model import Manifest
 from .kinds import parse_param
@@ -115,8 +117,19 @@ def _schema_issues(src: YamlSource, exc: ValidationError) -> list[Issue]:
     return issues
 
 
-def _read_graph(path: Path, src: YamlSource) -> tuple[dict | None, list[Issue]]:
+def workflow_path(workflows_dir: Path, name: str) -> Path | None:
+    """``workflows_dir / name`` when ``name`` is a relative path that stays inside the folder
+    (no ``..``, not absolute); None otherwise. Symlinks the operator put there are followed."""
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts or not parts:
+        return None
+    return workflows_dir / name
+
+
+def _read_graph(path: Path | None, src: YamlSource, limits: Limits = DEFAULT_LIMITS) -> tuple[dict | None, list[Issue]]:
     loc = ("workflow",)
+    if path is None:
+        return None, [src.issue(loc, "", "workflow must name a file inside the workflows folder", "workflow_outside")]
     try:
         found = path.is_file()
     except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte …
@@ -124,9 +137,14 @@ def _read_graph(path: Path, src: YamlSource) -> tuple[dict | None, list[Issue]]:
     if not found:
         return None, [src.issue(loc, "", f"workflow file {path.name[:80]} not found", "workflow_missing")]
     try:
-        graph = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, [src.issue(loc, "", f"workflow {path.name} is not valid JSON ({type(exc).__name__})", "workflow_json")]
+        raw = read_file(path, max_bytes=limits.max_workflow_bytes, limit="max_workflow_bytes",
+                        what=f"workflow {path.name[:80]}")
+        graph = parse_json(raw, max_depth=limits.max_json_depth, what=f"workflow {path.name[:80]}")
+    except LimitExceeded as exc:
+        return None, [src.issue(loc, "", str(exc), "limit")]
+    except (OSError, ValueError) as exc:
+        return None, [src.issue(loc, "", f"workflow {path.name[:80]} is not valid JSON ({type(exc).__name__})",
+                                "workflow_json")]
     if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
         return None, [src.issue(loc, "", f"workflow {path.name} is a UI-format export; in ComfyUI use "
                                          "\"Export (API)\" and save that file instead", "workflow_ui_format")]
@@ -205,16 +223,26 @@ class Inspection:
     issues: list[Issue]
 
 
-def inspect_manifest(manifest_path: Path, workflows_dir: Path | None = None) -> Inspection:
+def _read_manifest(path: Path, file: str, limits: Limits) -> tuple[str | None, list[Issue]]:
+    try:
+        raw = read_file(path, max_bytes=limits.max_manifest_bytes, limit="max_manifest_bytes", what="the manifest")
+        return raw.decode("utf-8"), []
+    except LimitExceeded as exc:
+        return None, [Issue(file, 0, 0, "", str(exc), "limit")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Issue(file, 0, 0, "", f"cannot read manifest ({type(exc).__name__})", "io")]
+
+
+def inspect_manifest(manifest_path: Path, workflows_dir: Path | None = None,
+                     limits: Limits = DEFAULT_LIMITS) -> Inspection:
     """Load one manifest and its workflow, collecting every problem instead of stopping at the first."""
     manifest_path = Path(manifest_path)
     workflows_dir = Path(workflows_dir) if workflows_dir else default_workflows_dir(manifest_path.parent)
     file = str(manifest_path)
-    try:
-        text = manifest_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return Inspection(file, None, None, None, [Issue(file, 0, 0, "", f"cannot read manifest ({type(exc).__name__})", "io")])
-    src, issues = read_yaml(text, file)
+    text, issues = _read_manifest(manifest_path, file, limits)
+    if text is None:
+        return Inspection(file, None, None, None, issues)
+    src, issues = read_yaml(text, file, limits)
     if src is None:
         return Inspection(file, None, None, None, issues)
     if not isinstance(src.data, dict):
@@ -226,7 +254,7 @@ def inspect_manifest(manifest_path: Path, workflows_dir: Path | None = None) -> 
     except ValidationError as exc:
         issues += _schema_issues(src, exc)
     workflow_name = manifest.workflow if manifest else str(data.get("workflow") or f"{data['name']}.json")
-    graph, graph_issues = _read_graph(workflows_dir / workflow_name, src)
+    graph, graph_issues = _read_graph(workflow_path(workflows_dir, workflow_name), src, limits)
     issues += graph_issues
     if graph is None:
         return Inspection(file, None, None, src, issues)
@@ -240,9 +268,9 @@ def inspect_manifest(manifest_path: Path, workflows_dir: Path | None = None) -> 
     return Inspection(file, workflow, graph, src, issues)
 
 
-def load_workflow(manifest_path: Path, workflows_dir: Path | None = None) -> Workflow:
+def load_workflow(manifest_path: Path, workflows_dir: Path | None = None, limits: Limits = DEFAULT_LIMITS) -> Workflow:
     """Load one manifest and its workflow; raise ``ManifestError`` with every problem found."""
-    inspection = inspect_manifest(manifest_path, workflows_dir)
+    inspection = inspect_manifest(manifest_path, workflows_dir, limits)
     if inspection.workflow is None:
         raise ManifestError(inspection.issues)
     return inspection.workflow
@@ -309,13 +337,13 @@ def catalog_of(workflows: Iterable[Workflow], issues: Iterable[Issue] = ()) -> C
     return Catalog(MappingProxyType(by_name), tuple(sorted(issues)))
 
 
-def load_catalog(paths: Iterable[Path], workflows_dir: Path | None = None) -> Catalog:
+def load_catalog(paths: Iterable[Path], workflows_dir: Path | None = None, limits: Limits = DEFAULT_LIMITS) -> Catalog:
     """Load every manifest under ``paths`` (folders or files); never raises for a bad manifest."""
     workflows: list[Workflow] = []
     issues: list[Issue] = []
     for file in _manifest_files(paths):
         try:
-            workflows.append(load_workflow(file, workflows_dir))
+            workflows.append(load_workflow(file, workflows_dir, limits))
         except ManifestError as exc:
             issues += exc.issues
     return catalog_of(workflows, issues)

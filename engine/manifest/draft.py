@@ -158,7 +158,8 @@ class _Graph:
     def text_inputs(self, node_id: str) -> tuple[str, ...]:
         known = _TEXT_INPUTS.get(self.cls(node_id))
         info = self.info.get(self.cls(node_id))
-        if known is None and info and "CONDITIONING" in (info.get("output") or []):
+        outputs = info.get("output") if isinstance(info, dict) else None
+        if known is None and isinstance(outputs, list) and "CONDITIONING" in outputs:
             known = tuple(n for n in self.graph[node_id]["inputs"]
                           if (s := self.spec(node_id, n)) and spec_type(s) == "STRING"
                           and spec_options(s).get("multiline"))

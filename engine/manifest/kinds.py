@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_vali
 
 from ..errors import ParamError
 from .param import MAX_SEED, Choice, ParamBase
-from .values import as_bool, as_float, as_int, as_text, number_text, within
+from .values import as_bool, as_float, as_int, as_text, number_text, upload_name, within
 
 __all__ = ["TextParam", "IntParam", "FloatParam", "BoolParam", "ChoiceParam", "SeedParam", "ImageParam", "Param",
            "parse_param"]
@@ -304,9 +304,7 @@ class ImageParam(ParamBase):
         return "PNG, JPEG or WebP image"
 
     def coerce(self, name: str, value: Any, server_list: Sequence[Any] | None = None) -> str:
-        if not isinstance(value, str) or not value or "\n" in value or ".." in value:
-            raise ParamError(name, "must be an uploaded image")
-        return value
+        return upload_name(name, value)
 
     def show(self, value: Any) -> str:
         if value is None or value == "":

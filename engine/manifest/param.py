@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ParamError
+from .values import valid_unicode
 
 __all__ = ["MAX_SEED", "Choice", "ParamBase", "humanize"]
 
@@ -130,13 +131,13 @@ class ParamBase(_Strict):
             if self.required:
                 raise ParamError(name, "is required")
             return None
-        return self.coerce(name, value, server_list)
+        return self.coerce(name, valid_unicode(name, value), server_list)
 
     def resolve(self, name: str, value: Any, server_list: Sequence[Any] | None = None) -> Any:
         """The value a job uses: ``value``, else the default; None leaves the workflow's own value
         (or bypasses the node, or draws a random seed)."""
         if value is not None and self.is_given(value):
-            return self.coerce(name, value, server_list)
+            return self.coerce(name, valid_unicode(name, value), server_list)
         if self.default is None:  # the common case, without a call (a job's hot path)
             if self.required:
                 raise ParamError(name, "is required")

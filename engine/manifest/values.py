@@ -12,10 +12,12 @@ from typing import Any, TypeVar
 
 from ..errors import ParamError
 
-__all__ = ["as_int", "as_float", "as_bool", "as_text", "within", "number_text"]
+__all__ = ["as_int", "as_float", "as_bool", "as_text", "within", "number_text", "valid_unicode", "upload_name"]
 
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UPLOAD_ANNOTATION = re.compile(r"\[(input|output|temp)\]\s*$")
 Number = TypeVar("Number", int, float)
 
 
@@ -75,3 +77,21 @@ def within(name: str, number: Number, low: float | None, high: float | None) -> 
 def number_text(value: Any) -> str:
     """``30``, ``2.5``, ``1e+06``: floats without trailing zeros."""
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def valid_unicode(name: str, value: Any) -> Any:
+    """``value`` unchanged, unless it is text with a lone surrogate — which no file, database,
+    terminal or server can take — then ``ParamError`` naming the param (every kind, every path)."""
+    if isinstance(value, str) and _SURROGATE.search(value):
+        raise ParamError(name, "contains characters that are not valid text")
+    return value
+
+
+def upload_name(name: str, value: Any) -> str:
+    """A plain file name in the server's input folder, as an upload answers it: no folder, no ``..``,
+    no control characters and no ``[output]``-style annotation (which would point LoadImage at
+    another of the server's folders)."""
+    if (not isinstance(value, str) or not value.strip() or len(value) > 255 or "/" in value or "\\" in value
+            or value.startswith(".") or any(ord(c) < 32 for c in value) or _UPLOAD_ANNOTATION.search(value)):
+        raise ParamError(name, "must be the plain name of an uploaded image (no folders or server paths)")
+    return value

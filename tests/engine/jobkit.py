@@ -16,6 +16,7 @@ from engine import Catalog, load_catalog, load_workflow
 from engine.comfy.client import Timeouts
 from engine.runtime import JobSettings, Runtime
 from engine.jobs.store import JobStore
+from engine.limits import DEFAULT_LIMITS
 from tests.fake_comfy import object_info_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,11 +139,12 @@ async def start_runtime(tmp_path, catalog):
     stores: list[JobStore] = []
 
     async def start(*servers, catalog=catalog, store_path=None, settings=SETTINGS, timeouts=TIMEOUTS,
-                    wait_up=True) -> Runtime:
+                    wait_up=True, limits=DEFAULT_LIMITS) -> Runtime:
         store = await JobStore.open(str(store_path or tmp_path / "jobs.db"))
         stores.append(store)
         runtime = Runtime(catalog, [(f"b{i + 1}", s.url) for i, s in enumerate(servers)], store,
-                          health_interval=0.05, health_timeout=0.5, timeouts=timeouts, settings=settings)
+                          health_interval=0.05, health_timeout=0.5, timeouts=timeouts, settings=settings,
+                          limits=limits)
         runtimes.append(runtime)
         await runtime.start()
         if wait_up:

@@ -28,12 +28,12 @@ async def test_a_server_error_with_a_lone_surrogate_is_stored_and_not_resumed(fa
     every restart."""
     [fake] = await fakes()
     runtime = await start_runtime(fake, store_path=tmp_path / "jobs.db")
-    job = await runtime.submit("fail", {"message": f"bad {LONE} name"})
+    fake.state.fail_node(class_type="ImageScale", message=f"bad {LONE} name")  # a user's text cannot carry one
+    job = await runtime.submit("scale", {})
     with pytest.raises(ExecutionFailed):
         await job.result()
     row = await runtime.get(job.id)
-    assert row.state == "failed" and row.error == "message: bad \ufffd name"
-    assert row.values["message"] == f"bad {LONE} name"  # JSON keeps it exactly
+    assert row.state == "failed" and row.error == "width: bad \ufffd name"
     assert job.unsaved is None and await runtime.store.unfinished() == []
     second = await start_runtime(fake, store_path=tmp_path / "jobs.db")
     assert await second.resume() == []

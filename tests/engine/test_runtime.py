@@ -10,10 +10,11 @@ from engine.errors import ComfyUnavailable, EngineError, ParamError
 from engine.jobs.progress import JobState
 from engine.runtime import ImageInput
 from engine.jobs.store import JobRecord, JobStore
+from engine.limits import DEFAULT_LIMITS
 
 from .jobkit import SETTINGS, catalog, collect, eventually, fakes, pixel, png, start_runtime  # noqa: F401
 
-SETTINGS_WITH_CAPS = dataclasses.replace(SETTINGS, max_image_pixels=1000)
+CAPS = dataclasses.replace(DEFAULT_LIMITS, max_image_pixels=1000)
 
 
 async def test_bundled_canvas_manifest_end_to_end(fakes, start_runtime):
@@ -45,7 +46,7 @@ async def test_unknown_workflow_and_stray_images_are_refused(fakes, start_runtim
 
 async def test_images_are_checked_by_decoding_before_anything_is_sent(fakes, start_runtime):
     (server,) = await fakes(1)
-    runtime = await start_runtime(server, settings=SETTINGS_WITH_CAPS)
+    runtime = await start_runtime(server, limits=CAPS)
     for data, problem in [(b'{"not": "an image"}', "could not be read"), (png(size=(40, 40)), "over 1,000 pixels")]:
         with pytest.raises(ParamError) as err:
             await runtime.submit("invert", {}, images={"image": ImageInput(data, "in.png")})

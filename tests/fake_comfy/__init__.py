@@ -5,12 +5,14 @@ See ``state.py`` for the knobs and ``executor.py`` for what runs and in which or
 """
 
 from .executor import QueueItem, execution_order
-from .hub import preview_frame, preview_meta_frame, text_frame
+from .faults import Streamed, deep_json
+from .hub import HugeFrame, preview_frame, preview_meta_frame, text_frame
 from .routes import make_app
 from .state import FakeComfy
 from .templates import DATA_DIR, load_capture, object_info_snapshot
 
 __all__ = [
     "FakeComfy", "make_app", "QueueItem", "execution_order", "DATA_DIR", "load_capture",
-    "object_info_snapshot", "preview_frame", "preview_meta_frame", "text_frame",
+    "object_info_snapshot", "preview_frame", "preview_meta_frame", "text_frame", "HugeFrame", "Streamed",
+    "deep_json",
 ]

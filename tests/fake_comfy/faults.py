@@ -1,20 +1,26 @@
-"""HTTP-level faults of the fake ComfyUI: 5xx answers, slow routes, forced 400s, a dead server.
+"""HTTP-level faults of the fake ComfyUI: 5xx answers, slow routes, forced 400s, a dead server,
+and hostile answers.
 
 Routes are matched by path without the ``/api`` prefix: ``"/history"`` matches ``/history`` and
 ``/history/<id>``. A dead server either refuses (listening socket closed, open connections
 aborted) or hangs (requests wait until ``revive``).
+
+Hostile answers (``answer``) replace a route's body: fixed bytes, bytes made from the request
+(``body(request)``), or a ``Streamed`` body of any size written in chunks, so a 300 MB answer costs
+the fake no memory; with or without a declared Content-Length.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from .templates import INTERNAL_ERROR_TEXT
 
-__all__ = ["HttpFaults", "fault_middleware", "FAKE_KEY", "route_of"]
+__all__ = ["HttpFaults", "fault_middleware", "FAKE_KEY", "route_of", "Streamed", "deep_json"]
 
 FAKE_KEY: web.AppKey = web.AppKey("fake_comfy", object)
 
@@ -47,11 +53,65 @@ class _Rule:
     seconds: float = 0.0
 
 
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A valid JSON document (``{"pad": "xxx…"}``) of exactly ``size`` bytes, made chunk by chunk."""
+
+    size: int
+
+    def chunks(self) -> Iterator[bytes]:
+        head, tail = b'{"pad": "', b'"}'
+        yield head
+        left = self.size - len(head) - len(tail)
+        while left > 0:
+            yield b"x" * min(CHUNK, left)
+            left -= CHUNK
+        yield tail
+
+
+def deep_json(depth: int) -> bytes:
+    """``[[[…]]]`` nested ``depth`` levels: valid JSON that Python cannot parse past its recursion limit."""
+    return b"[" * depth + b"]" * depth
+
+
+Body = bytes | Streamed | Callable[[web.Request], bytes]
+
+
+@dataclass
+class _Answer:
+    route: str
+    method: str | None
+    body: Body
+    times: int
+    status: int
+    content_type: str
+    chunked: bool
+
+    async def respond(self, request: web.Request) -> web.StreamResponse:
+        body = self.body(request) if callable(self.body) else self.body
+        chunks = body.chunks() if isinstance(body, Streamed) else iter([body])
+        response = web.StreamResponse(status=self.status, headers={"Content-Type": self.content_type})
+        if not self.chunked:
+            response.content_length = body.size if isinstance(body, Streamed) else len(body)
+        await response.prepare(request)
+        try:
+            for chunk in chunks:
+                await response.write(chunk)  # waits while the client does not read
+        except ConnectionError:  # the client gave up reading: that is the point
+            return response
+        await response.write_eof()
+        return response
+
+
 @dataclass
 class HttpFaults:
     failures: list[_Rule] = field(default_factory=list)
     delays: list[_Rule] = field(default_factory=list)
     rejections: list[dict] = field(default_factory=list)
+    answers: list[_Answer] = field(default_factory=list)
     dead: str | None = None
     _revived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -62,6 +122,17 @@ class HttpFaults:
         self.delays = [r for r in self.delays if (r.route, r.method) != (route, method)]
         if seconds > 0:
             self.delays.append(_Rule(route, method, seconds=seconds))
+
+    def answer(self, route: str, body: Body, *, times: int, status: int, method: str | None,
+               content_type: str, chunked: bool) -> None:
+        self.answers.append(_Answer(route, method, body, times, status, content_type, chunked))
+
+    def take_answer(self, request: web.Request) -> _Answer | None:
+        for rule in self.answers:
+            if rule.times > 0 and _matches(rule.route, rule.method, request):
+                rule.times -= 1
+                return rule
+        return None
 
     def reject_next(self, body: dict | None) -> None:
         self.rejections.append(body or _DEFAULT_REJECTION)
@@ -111,4 +182,7 @@ async def fault_middleware(request: web.Request, handler):
     status = faults.take_failure(request)
     if status is not None:
         return web.Response(status=status, text=INTERNAL_ERROR_TEXT)
+    answer = faults.take_answer(request)
+    if answer is not None:
+        return await answer.respond(request)
     return await handler(request)

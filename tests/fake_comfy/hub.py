@@ -5,6 +5,9 @@ the server's order (PROTOCOL.md §6). Routing (§6.1): ``ALL`` for ``status``; `
 execution messages (only the prompt's client_id socket, nothing without client_id);
 ``CLIENT_OR_ALL`` for progress, previews, text and ``execution_interrupted`` (everyone when the
 prompt has no client_id). Binary frames follow §6.3.
+
+Hostile frames (``send_raw``): any text or bytes as they are, or a ``HugeFrame`` of any size whose
+header goes out first and whose payload is streamed in chunks (the fake never holds it whole).
 """
 
 from __future__ import annotations
@@ -17,10 +20,33 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-__all__ = ["Hub", "ALL", "CLIENT", "CLIENT_OR_ALL", "preview_frame", "preview_meta_frame", "text_frame"]
+__all__ = ["Hub", "ALL", "CLIENT", "CLIENT_OR_ALL", "HugeFrame", "preview_frame", "preview_meta_frame",
+           "text_frame"]
 
 ALL, CLIENT, CLIENT_OR_ALL = "all", "client", "client_or_all"
 _FORMATS = {"JPEG": 1, "PNG": 2}
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HugeFrame:
+    """A websocket message of ``size`` bytes of zeros (binary) or spaces (text), streamed."""
+
+    size: int
+    binary: bool = True
+
+
+async def _stream_frame(ws: web.WebSocketResponse, frame: HugeFrame) -> None:
+    """Write ``frame`` straight to the socket's transport: the header first, then the payload while
+    the peer reads (it stops when the peer closes the connection, as a bounded client does)."""
+    transport = ws._writer.transport  # aiohttp only sends whole messages; this one must not exist whole
+    transport.write(struct.pack("!BBQ", 0x80 | (0x2 if frame.binary else 0x1), 127, frame.size))
+    left = frame.size
+    while left > 0 and not transport.is_closing():
+        transport.write((b"\0" if frame.binary else b" ") * min(_CHUNK, left))
+        left -= _CHUNK
+        while transport.get_write_buffer_size() > 4 * _CHUNK and not transport.is_closing():
+            await asyncio.sleep(0.001)
 
 
 def preview_frame(image: bytes, fmt: str) -> bytes:
@@ -52,7 +78,7 @@ class _Outgoing:
     client_id: str | None
     prompt_id: str | None
     event: str
-    payload: str | bytes
+    payload: str | bytes | HugeFrame
     audience: str = "any"  # "any" | "flagged" | "unflagged" (feature flag supports_preview_metadata)
 
 
@@ -121,6 +147,11 @@ class Hub:
                     audience: str = "any") -> None:
         self._outbox.put_nowait(_Outgoing(CLIENT_OR_ALL, client_id, prompt_id, name, frame, audience))
 
+    def send_raw(self, payload: str | bytes | HugeFrame, *, client_id: str | None = None) -> None:
+        """A hostile frame, in order with everything else, to every socket (or ``client_id``'s)."""
+        route = ALL if client_id is None else CLIENT
+        self._outbox.put_nowait(_Outgoing(route, client_id, None, "raw", payload))
+
     async def flush(self) -> None:
         """Wait until everything queued so far was sent (used before dropping 'at a moment')."""
         while not self._outbox.empty():
@@ -142,7 +173,9 @@ class Hub:
             item: _Outgoing = await self._outbox.get()
             for socket in [] if self.muted else self._targets(item):
                 with contextlib.suppress(Exception):
-                    if isinstance(item.payload, bytes):
+                    if isinstance(item.payload, HugeFrame):
+                        await _stream_frame(socket.ws, item.payload)
+                    elif isinstance(item.payload, bytes):
                         await socket.ws.send_bytes(item.payload)
                     else:
                         await socket.ws.send_str(item.payload)

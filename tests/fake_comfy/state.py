@@ -10,7 +10,9 @@ Fault knobs (all synchronous setters unless noted):
 ``drop_websockets_after(messages, prompt_id)``, ``await drop_websockets()``,
 ``await die(mode="refuse"|"hang")``, ``await revive(restart=False)``, ``node_seconds``,
 ``time_scale`` (multiplies SlowProgress' seconds_per_step), ``preview_side`` (SlowProgress' preview
-frames fit this square; 64 by default), ``pause()``/``resume()`` the worker.
+frames fit this square; 64 by default), ``pause()``/``resume()`` the worker; hostile answers:
+``answer(route, body, …)`` (fixed, computed or ``Streamed`` bodies of any size, e.g.
+``deep_json(100_000)``), ``send_raw(payload)`` (any websocket frame, ``HugeFrame`` of any size).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .executor import PromptRun, QueueItem
-from .faults import HttpFaults
-from .hub import ALL, CLIENT, Hub
+from .faults import Body, HttpFaults
+from .hub import ALL, CLIENT, Hub, HugeFrame
 from .store import Files, History
 from .templates import object_info_snapshot
 from .validate import top_error, validate_prompt
@@ -211,6 +213,16 @@ class FakeComfy:
 
     def delay(self, route: str, seconds: float, *, method: str | None = None) -> None:
         self.http.delay(route, seconds, method=method)
+
+    def answer(self, route: str, body: Body, *, times: int = 1, status: int = 200, method: str | None = None,
+               content_type: str = "application/json", chunked: bool = False) -> None:
+        """The next ``times`` requests to ``route`` get ``body`` instead of the real answer."""
+        self.http.answer(route, body, times=times, status=status, method=method, content_type=content_type,
+                         chunked=chunked)
+
+    def send_raw(self, payload: str | bytes | HugeFrame, *, client_id: str | None = None) -> None:
+        """Send any websocket frame as it is (a ``HugeFrame`` is streamed)."""
+        self.hub.send_raw(payload, client_id=client_id)
 
     def reject_next(self, body: dict | None = None) -> None:
         """The next POST /prompt answers 400 with ``body`` (default: a value_not_in_list error)."""
