@@ -158,7 +158,7 @@ class Runtime:
         if backend is None or not backend.up:
             raise ComfyUnavailable(f"the server that made output #{index} is not available right now")
         try:
-            data, mime = await backend.client.view(**ref.view_params())
+            data, mime = await backend.client.view(ref.filename, ref.subfolder, ref.type)
         except ComfyError:
             raise ComfyUnavailable(f"output #{index} could not be fetched from its server") from None
         return OutputFile.from_ref(ref, data, mime)

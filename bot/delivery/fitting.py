@@ -241,7 +241,8 @@ def _has_alpha(image: Image.Image) -> bool:
 
 
 def _fit_animated(image: Image.Image, *, filename: str, limit: int, max_pixels: int) -> FittedFile:
-    frames, durations = [], []
+    frames: list[Image.Image] = []
+    durations: list[int] = []
     for frame in ImageSequence.Iterator(image):
         _refuse_pixels(image.size, max_pixels, len(frames) + 1)  # before this frame is decoded
         durations.append(int(frame.info.get("duration", 100)) or 100)

@@ -11,7 +11,7 @@ graph is JSON without useful positions.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..comfy.object_info import combo_values, input_spec, is_optional, is_output_node, spec_options, spec_type
 from ..errors import Issue
@@ -140,7 +140,8 @@ def _bypass_issues(src: YamlSource, name: str, node_id: str, graph: Mapping, obj
     info = object_info.get(node.get("class_type"))
     if not isinstance(info, Mapping):
         return []
-    outputs = info.get("output") if isinstance(info.get("output"), list) else []
+    listed = info.get("output")
+    outputs: list[Any] = listed if isinstance(listed, list) else []
     passthrough = [input_name for input_name, value in node["inputs"].items() if is_link(value)]
     loc, issues = ("params", name, "when_unset"), []
     for consumer_id, input_name, slot in _consumers(graph, node_id):
