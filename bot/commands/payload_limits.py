@@ -24,6 +24,7 @@ __all__ = [
 MAX_COMMAND_CHARS = L.MAX_COMMAND_SIZE  # the engine's figure (Discord's docs: 8000; older ones: 4000)
 
 SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, NUMBER, ATTACHMENT = 1, 2, 3, 4, 5, 10, 11
+MESSAGE_COMMAND = 3  # a command's "type": 1 slash, 2 user context menu, 3 message context menu
 _VALUE_TYPES = {STRING, INTEGER, BOOLEAN, 6, 7, 8, 9, NUMBER, ATTACHMENT}
 _CHOICE_TYPES = {STRING, INTEGER, NUMBER}
 _NAME = re.compile(r"^[-_'\w]{1,32}$")  # Discord: [-_'\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}
@@ -36,15 +37,33 @@ def check_payload(commands: list[dict], *, size_budget: int = MAX_COMMAND_CHARS)
     docs allow 8000, older docs and libraries 4000.
     """
     findings = []
+    menus = [c for c in commands if c.get("type") == MESSAGE_COMMAND]
+    commands = [c for c in commands if c.get("type") != MESSAGE_COMMAND]
     if len(commands) > L.MAX_COMMANDS:
         findings.append(f"{len(commands)} top-level commands (at most {L.MAX_COMMANDS})")
     findings += _duplicates((c.get("name") for c in commands), "top level", "command")
+    findings += _menu_findings(menus)
     for command in commands:
         where = f"/{command.get('name')}"
         findings += _check_command(command, where)
         chars = command_chars(command)
         if chars > size_budget:
             findings.append(f"{where}: {chars} characters in names, descriptions and choices (budget {size_budget})")
+    return findings
+
+
+def _menu_findings(menus: list[dict]) -> list[str]:
+    """Message commands: at most 5, names of 1–32 characters (spaces and capitals allowed), unique."""
+    findings = []
+    if len(menus) > L.MAX_MESSAGE_COMMANDS:
+        findings.append(f"{len(menus)} message commands (at most {L.MAX_MESSAGE_COMMANDS})")
+    findings += _duplicates((m.get("name") for m in menus), "message commands", "command")
+    for menu in menus:
+        name = str(menu.get("name", ""))
+        if not 1 <= len(name) <= L.MAX_MENU_NAME_LENGTH or name != name.strip():
+            findings.append(f"message command {name!r}: the name must have 1–{L.MAX_MENU_NAME_LENGTH} characters")
+        if menu.get("description") or menu.get("options"):
+            findings.append(f"message command {name!r}: takes no description or options")
     return findings
 
 

@@ -27,6 +27,7 @@ from discord import app_commands
 
 from engine import Catalog, Workflow, discord_limits as limits
 
+from .menus import MenuHook, build_menus
 from .options import PickOption, make_param_option, option_params, python_names
 
 __all__ = [
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 STATIC_COMMANDS = limits.RESERVED_COMMANDS  # engine validate refuses manifests that take these names
 
 Interaction = discord.Interaction
-AppCommand = app_commands.Command | app_commands.Group
+AppCommand = app_commands.Command | app_commands.Group | app_commands.ContextMenu
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class CommandHooks:
     user_jobs: Callable[[Interaction], Awaitable[Sequence[tuple[str, str]]]]
     listed: Callable[[Interaction, Workflow], bool]  # may this workflow's choice lists be offered here?
     sources: Callable[[Interaction], Sequence[str]]  # the live lists /choices may show here
+    menu: MenuHook | None = None  # a message context menu was used (None: it answers "not available")
 
 
 def inert_hooks() -> CommandHooks:
@@ -173,7 +175,8 @@ def _static_commands(catalog: Catalog, hooks: CommandHooks) -> list[app_commands
 
 
 def build_commands(catalog: Catalog, hooks: CommandHooks) -> list[AppCommand]:
-    """Every slash command for ``catalog``: the static ones first, then one per ``command``."""
+    """Every slash command for ``catalog``: the static ones first, then one per ``command``; then the
+    message context menus (``menus.build_menus``), which do not count against the 100 slash commands."""
     commands: list[AppCommand] = list(_static_commands(catalog, hooks))
     for command, workflows in catalog.commands().items():
         if command in STATIC_COMMANDS:
@@ -186,7 +189,7 @@ def build_commands(catalog: Catalog, hooks: CommandHooks) -> list[AppCommand]:
     if len(commands) > limits.MAX_COMMANDS:
         log.warning("%d commands, Discord allows %d; skipping %s", len(commands), limits.MAX_COMMANDS,
                     ", ".join(c.name for c in commands[limits.MAX_COMMANDS:]))
-    return commands[:limits.MAX_COMMANDS]
+    return commands[:limits.MAX_COMMANDS] + build_menus(catalog, hooks.menu)
 
 
 def command_payload(commands: Sequence[AppCommand]) -> list[dict]:

@@ -38,14 +38,15 @@ from engine import (
 )
 
 from ..access import AccessPolicy, Who
-from ..views.buttons import UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone
+from ..views.buttons import UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone, action_params
+from ..views.modals import ModalId, ParamModal, new_nonce
 from ..commands.slash import CommandHooks
 from ..config import Settings
 from ..delivery.message import MessageTarget, failure_fields, result_fields
 from ..metrics import observe_delivered
 from ..errors import ANSWER_WAIT, user_message
 from .guards import ConcurrencyCap, RateLimiter, check_rate
-from .inputs import InputFolder, OutputSource, check_image_source, read_images, stored_inputs
+from .inputs import InputFolder, OutputSource, check_image_source, message_image, read_images, stored_inputs
 from ..delivery.progress import show_progress
 from ..views.setup import SetupView
 
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction
 NOT_RUNNING = "This job is not running any more."
+NO_IMAGE = "This message has no image I can use: it needs a PNG, JPEG or WebP attachment or embedded image."
 NOTHING_HERE = "None of these workflows is available here."
 NOT_SAVED = "⚠️ This job could not be saved in the bot's job database; its buttons may not work after a restart."
 
@@ -99,7 +101,8 @@ class Flow:
         from here."""
         return CommandHooks(run=self.run, setup=self.setup, help=help, status=status, workflows=workflows,
                             choices=choices, cancel=cancel or self.cancel, live_choices=self.live,
-                            user_jobs=user_jobs, listed=self.listed, sources=self.sources)
+                            user_jobs=user_jobs, listed=self.listed, sources=self.sources,
+                            menu=self.menu)
 
     def button_hooks(self) -> ButtonHooks:
         return ButtonHooks(job=self.job_info, workflow=self.workflow, run=self.run, action=self.action,
@@ -297,6 +300,27 @@ class Flow:
         done = job.state is JobState.CANCELLED
         await interaction.followup.send("Cancelled." if done else "The job ended before it could be cancelled.",
                                         ephemeral=True)
+
+    async def menu(self, interaction: Interaction, workflow: Workflow, message: discord.Message) -> None:
+        """A message context menu: the message's image goes into ``workflow``'s first image param; the
+        manifest's modal asks for what else it requires, or the job starts at once."""
+        refusal = self.access.run_refusal(Who.of(interaction), workflow)
+        image = message_image(message, interaction.client)
+        if refusal or image is None:
+            await _tell(interaction, refusal or NO_IMAGE)
+            return
+        param = workflow.manifest.image_params[0]
+        names = action_params(workflow)
+        if not names:
+            await self.run(interaction, workflow, {param: image})
+            return
+
+        async def on_values(submitted: Interaction, values: dict[str, Any]) -> None:
+            await self.run(submitted, workflow, {**values, param: image})
+
+        modal = ParamModal(workflow, names, {}, title=workflow.manifest.title or workflow.name, on_values=on_values,
+                           live=self.live, custom_id=ModalId("menu", workflow.name, nonce=new_nonce()).to_custom_id())
+        await interaction.response.send_modal(modal)
 
     async def setup(self, interaction: Interaction, command: str) -> None:
         """Open the guided setup for ``command``'s workflows (those usable here)."""

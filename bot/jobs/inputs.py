@@ -6,7 +6,9 @@ An image param's value reaching ``Flow.run`` is one of:
   runtime decodes every image (``engine.images.check_image``) when the job is submitted;
 - a ``StoredInput`` — the bytes an earlier job used, from the inputs folder (rerun, tweak, new seed);
 - an ``OutputSource`` — output #n of an earlier job, fetched again from the backend that made it
-  (action buttons); if that backend is gone the user is told so.
+  (action buttons); if that backend is gone the user is told so;
+- a ``LinkedImage`` — an image a message shows in an embed (context menus, ``message_image``),
+  read through Discord's media proxy; its bytes are checked by the runtime like any other.
 
 Every input of a submitted job is written to the ``InputFolder`` (content-addressed:
 ``<folder>/<sha256>``) and referenced from ``JobRecord.extra["inputs"]`` as
@@ -21,16 +23,18 @@ import contextlib
 import hashlib
 import os
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 import discord
 
-from engine import ComfyError, EngineError, ImageInput, ParamError, Runtime, Workflow
+from engine import IMAGE_FORMATS, ComfyError, EngineError, ImageInput, ParamError, Runtime, Workflow
 
-__all__ = ["PLACEHOLDER", "StoredInput", "OutputSource", "InputFolder", "check_image_source", "read_images",
-           "stored_inputs"]
+__all__ = ["PLACEHOLDER", "StoredInput", "LinkedImage", "OutputSource", "InputFolder", "check_image_source",
+           "message_image", "read_images", "stored_inputs"]
 
 PLACEHOLDER = "upload.png"
 NOT_KEPT = "the original image is no longer kept; please upload it again"
@@ -44,6 +48,42 @@ class StoredInput:
 
     sha256: str
     filename: str
+
+
+@dataclass(frozen=True)
+class LinkedImage:
+    """An image a message shows in an embed, read through Discord's media proxy (never another host)."""
+
+    url: str
+    filename: str
+    read: Callable[[], Awaitable[bytes]] = field(repr=False, compare=False)
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")  # what engine.check_image accepts
+DISCORD_MEDIA_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")
+
+
+def message_image(message: discord.Message, client: discord.Client) -> discord.Attachment | LinkedImage | None:
+    """The first PNG/JPEG/WebP of a message: an attachment, else an embed's image or thumbnail as
+    Discord's media proxy serves it (so no other host is ever fetched); None when there is none."""
+    for attachment in message.attachments:
+        mime = (attachment.content_type or "").split(";")[0].strip()
+        if mime in IMAGE_FORMATS.values() or (not mime and attachment.filename.lower().endswith(IMAGE_EXTENSIONS)):
+            return attachment
+    for embed in message.embeds:
+        for media in (embed.image, embed.thumbnail):
+            url = media.proxy_url or media.url or ""
+            parts = urlsplit(url)
+            if parts.scheme == "https" and parts.hostname in DISCORD_MEDIA_HOSTS:
+                name = PurePosixPath(parts.path).name or PLACEHOLDER
+                return LinkedImage(url, name, _cdn_reader(client, url))
+    return None
+
+
+def _cdn_reader(client: discord.Client, url: str) -> Callable[[], Awaitable[bytes]]:
+    async def read() -> bytes:
+        return await client.http.get_from_cdn(url)
+    return read
 
 
 @dataclass(frozen=True)
@@ -111,6 +151,8 @@ async def check_image_source(name: str, value: Any, *, runtime: Runtime, folder:
     elif isinstance(value, StoredInput):
         if not folder.has(value.sha256):
             raise ParamError(name, NOT_KEPT)
+    elif isinstance(value, LinkedImage):
+        pass  # its size is known only once read; the runtime checks the bytes before using them
     elif isinstance(value, OutputSource):
         record = await runtime.get(value.job_id, timeout=wait)
         if record is None or not 1 <= value.index <= len(record.outputs):
@@ -150,6 +192,11 @@ async def _image_bytes(name: str, value: Any, runtime: Runtime, folder: InputFol
             return await value.read()
         except discord.HTTPException:
             raise ParamError(name, "the upload could not be downloaded from Discord") from None
+    if isinstance(value, LinkedImage):
+        try:
+            return await value.read()
+        except discord.DiscordException:
+            raise ParamError(name, "the message's image could not be downloaded from Discord") from None
     if isinstance(value, StoredInput):
         try:
             return folder.read(value.sha256)

@@ -50,8 +50,11 @@ __all__ = [
     "RESERVED_COMMANDS",
     "SETUP_SUBCOMMAND",
     "SETUP_DESCRIPTION",
+    "MAX_MESSAGE_COMMANDS",
+    "MAX_MENU_NAME_LENGTH",
     "group_description",
     "modal_title",
+    "menu_name",
     "is_option",
 ]
 
@@ -74,6 +77,8 @@ MAX_SELECT_OPTIONS = 25
 MAX_CUSTOM_ID_LENGTH = 100
 MAX_BUTTON_LABEL_LENGTH = 80
 MAX_MESSAGE_LENGTH = 2000
+MAX_MESSAGE_COMMANDS = 5         # message context-menu commands ("Apps") per application
+MAX_MENU_NAME_LENGTH = 32        # a context-menu command's name (spaces and capitals allowed)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 RESERVED_COMMANDS = ("help", "status", "workflows", "choices", "cancel", "admin")  # the bot's built-in commands
@@ -90,6 +95,11 @@ def group_description(titles: list[str]) -> str:
     """The description of a command whose manifests are subcommands (clipped to 100 characters)."""
     text = "Workflows: " + ", ".join(titles)
     return text if len(text) <= MAX_DESCRIPTION_LENGTH else text[: MAX_DESCRIPTION_LENGTH - 1] + "…"
+
+
+def menu_name(manifest_title: str) -> str:
+    """The name of a manifest's message context-menu command (its title)."""
+    return manifest_title.strip()
 
 
 def modal_title(manifest_title: str) -> str:

@@ -2,7 +2,8 @@
 
 Per param: derived option description and modal label lengths, static choice counts and value
 lengths, modal text input lengths. Per manifest: options per (sub)command, the settings modal
-title. Per command: subcommands per command, top-level commands, the whole command's size.
+title. Per command: subcommands per command, top-level commands, the whole command's size. Per app:
+the message context menus (at most 5, each on a workflow that takes an image).
 The rules are documented in ``engine.checks.discord_limits``.
 """
 
@@ -15,7 +16,7 @@ from ..errors import Issue
 from ..manifest.model import Manifest, Param
 from ..manifest.source import YamlSource
 
-__all__ = ["param_limit_issues", "manifest_limit_issues", "command_limit_issues"]
+__all__ = ["param_limit_issues", "manifest_limit_issues", "command_limit_issues", "menu_issues"]
 
 
 def _length_issue(src: YamlSource, loc: tuple, name: str, what: str, text: str, low: int, high: int) -> list[Issue]:
@@ -110,9 +111,11 @@ def _group_issues(command: str, members: list[tuple[YamlSource, Manifest]]) -> l
 
 
 def command_limit_issues(manifests: Iterable[tuple[YamlSource, Manifest]]) -> list[Issue]:
-    """Reserved names, subcommands per command, number of commands and each command's total size."""
+    """Reserved names, subcommands per command, number of commands and each command's total size;
+    the message context menus (``menu_issues``)."""
+    pairs = list(manifests)
     groups: dict[str, list[tuple[YamlSource, Manifest]]] = {}
-    for src, manifest in sorted(manifests, key=lambda sm: sm[1].name):
+    for src, manifest in sorted(pairs, key=lambda sm: sm[1].name):
         groups.setdefault(manifest.command or manifest.name, []).append((src, manifest))
     room = L.MAX_COMMANDS - len(L.RESERVED_COMMANDS)
     issues = []
@@ -126,7 +129,33 @@ def command_limit_issues(manifests: Iterable[tuple[YamlSource, Manifest]]) -> li
         if size > L.MAX_COMMAND_SIZE:
             issues.append(_command_issue(first_src, f"command {command!r} totals {size} characters of names, "
                                          f"descriptions and choices; Discord allows {L.MAX_COMMAND_SIZE}"))
+    return issues + menu_issues(pairs)
+
+
+def menu_issues(manifests: Iterable[tuple[YamlSource, Manifest]]) -> list[Issue]:
+    """Manifests with ``context_menu``: each takes an image, has a usable and unique name (its title),
+    and at most ``MAX_MESSAGE_COMMANDS`` of them exist (in name order, the later ones are refused)."""
+    menus = [(src, m) for src, m in sorted(manifests, key=lambda sm: sm[1].name) if m.context_menu]
+    issues, seen = [], set()
+    for index, (src, manifest) in enumerate(menus):
+        name = L.menu_name(manifest.title or manifest.name)
+        if not manifest.image_params:
+            issues.append(_menu_issue(src, "context_menu: the workflow takes no image for the message's image"))
+        if not 1 <= len(name) <= L.MAX_MENU_NAME_LENGTH:
+            issues.append(_menu_issue(src, f"context menu name {name!r} (the title) has {len(name)} characters; "
+                                           f"Discord allows 1–{L.MAX_MENU_NAME_LENGTH}"))
+        if name.casefold() in seen:
+            issues.append(_menu_issue(src, f"context menu name {name!r} (the title) is taken by another manifest"))
+        seen.add(name.casefold())
+        if index >= L.MAX_MESSAGE_COMMANDS:
+            issues.append(_menu_issue(src, f"context menu {name!r} is number {index + 1}; Discord allows "
+                                           f"{L.MAX_MESSAGE_COMMANDS} message commands per app"))
     return issues
+
+
+def _menu_issue(src: YamlSource, message: str) -> Issue:
+    loc = ("context_menu",) if isinstance(src.data, Mapping) and "context_menu" in src.data else ("name",)
+    return src.issue(loc, "", message, "discord_limit")
 
 
 def _command_issue(src: YamlSource, message: str, loc: tuple = ("command",)) -> Issue:

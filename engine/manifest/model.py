@@ -53,6 +53,8 @@ class Manifest(_Strict):
     outputs: list[str] = Field(default_factory=list, description="Output node ids; default: every output node")
     actions: list[Name] = Field(default_factory=list, description="Manifests offered as result buttons")
     previews: bool = Field(default=True, description="Show live preview frames in the progress message")
+    context_menu: bool = Field(default=False, description="Offer this workflow (named by its title) in the Apps "
+                               "menu of any message with an image; the image feeds its first image param")
     caption: Name | None = Field(default=None, description="The text param that captions the job (progress, "
                                  "/cancel, results); default: the first required text param")
 

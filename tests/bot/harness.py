@@ -141,8 +141,8 @@ class RecordingHTTP:
         if responder is not None:
             return responder(recorded)
         if route.path.startswith("/applications/") and route.path.endswith("/commands") and route.method == "PUT":
-            return [{**c, "id": str(snowflake()), "application_id": str(APP_ID), "version": "1"}
-                    for c in recorded.payload]
+            return [{"description": "", **c, "id": str(snowflake()), "application_id": str(APP_ID), "version": "1"}
+                    for c in recorded.payload]  # Discord answers context menus with an empty description
         if "/messages" in route.path and route.method in ("POST", "PATCH", "GET"):
             message_id = path.rsplit("/", 1)[1] if route.method != "POST" else None
             key = f"channel/{message_id or snowflake()}"

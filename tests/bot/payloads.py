@@ -18,7 +18,7 @@ import discord
 __all__ = [
     "APP_ID", "BOT_ID", "GUILD_ID", "CHANNEL_ID", "USER_ID", "TEN_MIB",
     "Upload", "Opt", "snowflake", "older_than", "message_data", "interaction",
-    "command_data", "component_data", "component_message", "modal_data",
+    "command_data", "menu_data", "component_data", "component_message", "modal_data",
 ]
 
 APP_ID = 900000000000000001
@@ -155,6 +155,12 @@ def command_data(command: str, options: dict[str, Any], focused: str | None = No
     if attachments:
         data["resolved"] = {"attachments": attachments}
     return data
+
+
+def menu_data(name: str, message: dict) -> dict:
+    """``data`` of a message context-menu command (type 3) used on ``message`` (a message payload)."""
+    return {"id": str(snowflake()), "name": name, "type": 3, "target_id": message["id"],
+            "resolved": {"messages": {message["id"]: message}}}
 
 
 def component_data(custom_id: str, component_type: int = 2, values: list[str] | None = None) -> dict:
