@@ -1,13 +1,14 @@
 """A throw-away PostgreSQL server for the tests: temporary data folder, a free local port, stopped at the end.
 
-``postgres_url()`` yields ``(url, reason)``: ``DISCOMFY_TEST_POSTGRES`` when set (``.ci/run`` sets
+``postgres_url()`` yields ``(url, reason)``: ``TEST_POSTGRES_URL`` when set (``.ci/run`` sets
 it), else a server started here from the installed binaries (``initdb``/``pg_ctl``, Debian's
 ``postgresql`` package), else ``(None, why not)`` and the PostgreSQL tests are skipped with that
-reason — unless ``DISCOMFY_REQUIRE_POSTGRES=1`` (CI), where a missing server fails them.
+reason — unless ``TEST_POSTGRES_REQUIRED=1`` (CI), where a missing server fails them.
 ``initdb`` and ``postgres`` refuse to run as root: as root they run as the ``postgres`` user.
-The server trades durability for speed (fsync off): it lives for one test run.
+The server trades durability for speed (fsync off): it lives for one test run. (Not ``DISCOMFY_…``
+names: the bot refuses unknown settings in its namespace.)
 
-``python -m tests.pgserver`` starts one, prints ``DISCOMFY_TEST_POSTGRES=<url>`` and the data
+``python -m tests.pgserver`` starts one, prints ``TEST_POSTGRES_URL=<url>`` and the data
 folder, and stops it when its standard input closes (what ``.ci/run`` uses).
 """
 
@@ -88,7 +89,7 @@ def started_server() -> Iterator[str]:
 @contextlib.contextmanager
 def postgres_url() -> Iterator[tuple[str | None, str]]:
     """``(url, "")`` of a server for this test run, or ``(None, reason)``."""
-    url = os.environ.get("DISCOMFY_TEST_POSTGRES", "").strip()
+    url = os.environ.get("TEST_POSTGRES_URL", "").strip()
     if url:
         yield url, ""
         return
@@ -96,9 +97,9 @@ def postgres_url() -> Iterator[tuple[str | None, str]]:
         server = started_server()
         url = server.__enter__()
     except RuntimeError as exc:
-        if os.environ.get("DISCOMFY_REQUIRE_POSTGRES") == "1":
+        if os.environ.get("TEST_POSTGRES_REQUIRED") == "1":
             raise
-        yield None, f"{exc}; or set DISCOMFY_TEST_POSTGRES=postgresql://…"
+        yield None, f"{exc}; or set TEST_POSTGRES_URL=postgresql://…"
         return
     try:
         yield url, ""
@@ -108,7 +109,7 @@ def postgres_url() -> Iterator[tuple[str | None, str]]:
 
 def main() -> int:
     with started_server() as url:
-        print(f"DISCOMFY_TEST_POSTGRES={url}", flush=True)
+        print(f"TEST_POSTGRES_URL={url}", flush=True)
         sys.stdin.read()  # until the caller closes it
     return 0
 

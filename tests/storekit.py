@@ -1,6 +1,6 @@
 """Job databases for tests: ``store_url`` is a fresh SQLite file, then a fresh PostgreSQL schema.
 
-PostgreSQL comes from ``DISCOMFY_TEST_POSTGRES`` (a ``postgresql://`` URL, as ``.ci/run`` sets it),
+PostgreSQL comes from ``TEST_POSTGRES_URL`` (a ``postgresql://`` URL, as ``.ci/run`` sets it),
 else from a throw-away server this module starts when the PostgreSQL binaries are installed
 (``initdb``/``pg_ctl``, run as the ``postgres`` user when we are root: they refuse root), else the
 PostgreSQL cases are skipped with the reason. Each test gets its own schema on that server.

@@ -7,6 +7,7 @@ as another bot or a backup tool would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -73,13 +74,14 @@ async def test_a_read_with_a_timeout_gives_up_in_time(tmp_path):
     path = tmp_path / "jobs.sqlite3"
     async with await JobStore.open(str(path)) as store:
         slow = asyncio.create_task(store.db.fetch(
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30000000) SELECT count(*) FROM c"))
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000000) SELECT count(*) FROM c"))
         await asyncio.sleep(0.05)
         started = time.monotonic()
         with pytest.raises(StoreBusy):
             await store.get("j1", timeout=0.3)
         assert time.monotonic() - started < 2.0
-        await slow
+        with contextlib.suppress(StoreBusy):  # on a very busy machine the slow statement itself may time out
+            await slow
 
 
 async def test_locked_at_start_is_one_clear_error(tmp_path):
