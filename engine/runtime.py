@@ -60,6 +60,8 @@ class Runtime:
         """Open one session and one websocket per backend and fetch their ``object_info``."""
         self.pool.on_down(self._backend_down)
         await self.pool.start()
+        if self.settings.max_pending is not None:
+            self.pool.use_dispatcher(self.settings.max_pending)
 
     async def close(self) -> None:
         """Stop following jobs (they stay resumable in the store) and close every connection."""

@@ -77,6 +77,7 @@ class Backend:
         self._watchers: dict[object, QueueWatcher] = {}
         self._watch_every = float("inf")
         self._watch_task: asyncio.Task | None = None
+        self.on_change: Callable[[], None] | None = None  # its queue count moved (the dispatcher listens)
 
     # -- load and routing ---------------------------------------------------------------------
     @property
@@ -97,10 +98,16 @@ class Backend:
 
     def finished(self, prompt_id: str) -> None:
         self.in_flight.discard(prompt_id)
+        self._changed()
 
     def report_queue(self, running: int, pending: int) -> None:
         """The server's own count (``GET /queue``, or ``status`` broadcasts via ``report_remaining``)."""
         self.running, self.pending, self._unreported = max(running, 0), max(pending, 0), 0
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def report_remaining(self, queue_remaining: int) -> None:
         running = min(1, max(queue_remaining, 0))  # ComfyUI runs one prompt at a time

@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 
 from .backend import Backend, BackendStatus
+from .dispatch import Dispatcher
 from ..comfy.client import ComfyClient, Timeouts
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable
 from ..limits import DEFAULT_LIMITS, Limits
@@ -73,6 +74,7 @@ class BackendPool:
         self.health_timeout = health_timeout if health_timeout is not None else max(health_interval, 2.0)
         self._backends: dict[str, Backend] = {}
         self._down_callbacks: list[DownCallback] = []
+        self.dispatcher: Dispatcher | None = None  # our own queue in front of the backends (use_dispatcher)
         self._tasks: list[asyncio.Task] = []
         self._callback_tasks: set[asyncio.Task] = set()
 
@@ -150,6 +152,13 @@ class BackendPool:
         return [b.status() for b in self._backends.values()]
 
     # -- notes from the job runner ------------------------------------------------------
+    def use_dispatcher(self, max_pending: int) -> Dispatcher:
+        """Jobs wait in a fair line and go to a backend once it holds fewer than ``1 + max_pending`` prompts."""
+        self.dispatcher = Dispatcher(self, max_pending=max_pending)
+        for backend in self._backends.values():
+            backend.on_change = self.dispatcher.wake
+        return self.dispatcher
+
     def on_down(self, callback: DownCallback) -> None:
         """``await callback(backend)`` each time a backend goes down."""
         self._down_callbacks.append(callback)
@@ -209,6 +218,8 @@ class BackendPool:
             self._mark_down(backend, "websocket lost")
         elif not backend.up and backend.events.connected:
             backend.up = True
+            if self.dispatcher is not None:
+                self.dispatcher.wake()
             log.info("backend %s is up", backend.name)
 
     def owe_withdrawal(self, backend: Backend, prompt_id: str) -> None:

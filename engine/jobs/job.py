@@ -1,6 +1,6 @@
 """One ComfyUI job from submission to its outputs: ``Job``, and what it hands back (``JobResult``).
 
-A job's task runs: pick a backend → upload image params → ``POST /prompt`` with our own prompt_id
+A job's task runs: get a backend (``Line``: our fair queue, or picked at once) → upload image params → ``POST /prompt`` with our own prompt_id
 (subscribed to the backend's websocket first) → feed every message to a ``ProgressTracker``
 (plus ``GET /queue`` snapshots for the queue position while queued) → on DONE read ``/history``
 and download the outputs. Each state change is written to the ``JobStore`` (``Journal``: a write
@@ -9,9 +9,8 @@ that fails is logged and shown as ``unsaved``, never the end of the job).
 Faults: a 5xx/unreachable server at submit is retried once on another backend; a backend that
 goes down moves the job, while still queued, to another backend (images are kept in memory until
 the job starts); a job running on a backend that stays down fails after ``down_grace`` seconds.
-The manifest's ``timeout`` cancels the job on the server and fails it with ``ComfyTimeout``.
-Every job ends DONE, FAILED with a reason, or CANCELLED — except when the process stops
-(``detach``): then it stays unfinished in the store for ``Runtime.resume``.
+The manifest's ``timeout`` cancels the job on the server and fails it with ``ComfyTimeout``. Every job
+ends DONE, FAILED or CANCELLED — except when the process stops (``detach``): ``Runtime.resume`` goes on.
 """
 
 from __future__ import annotations
@@ -34,8 +33,9 @@ from ..manifest.apply import Prepared, bind_values, build_graph, draw_seeds, res
 from ..manifest.catalog import Workflow
 from .follow import BackendLost, PromptFollower, PromptLost, Signal
 from .journal import Journal
+from .line import Line
 from .log_context import bind_job, job_fields
-from .parts import (EventFeed, ImageInput, JobResult, JobSettings, collect_outputs, send_prompt, spawn,
+from .parts import (EventFeed, ImageInput, JobResult, JobSettings, collect_result, send_prompt, spawn,
                     upload_filename, withdraw)
 from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .records import JobRecord
@@ -76,6 +76,7 @@ class Job:
         self._task: asyncio.Task[None] | None = None
         self._t0 = time.monotonic()
         self.log_fields = job_fields(self.id, workflow.name, owner)  # the job's log lines carry these
+        self._line = Line(pool, self.id, owner, workflow.name, on_place=self._in_line)
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
@@ -157,7 +158,9 @@ class Job:
         if self.finished:
             return
         self._cancel_requested = True
-        if self._follower is not None:
+        if self._follower is None:
+            self._line.leave()  # waiting in our line: nothing on a server to cancel
+        else:
             self._follower.signal(Signal.CANCEL)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             async with asyncio.timeout(self._settings.cancel_wait):
@@ -205,7 +208,8 @@ class Job:
                 await start()
                 await self._follow()
                 if self._follower is not None and self._follower.state is JobState.DONE:
-                    await self._end_done(*await self._collect())
+                    await self._end_done(*await collect_result(self._follower, self.workflow, self.values,
+                                                                self.timings, self._pool.limits))
                 else:
                     await self._end_from_tracker()
         except TimeoutError as exc:
@@ -234,7 +238,7 @@ class Job:
         for _ in range(self._settings.submit_attempts):
             self._check_cancel()
             try:
-                backend = self._pool.pick(self._graph, exclude=tried)
+                backend = await self._line.backend(self._graph, tried)
             except ComfyUnavailable:
                 if error is None:
                     raise
@@ -275,6 +279,10 @@ class Job:
     def _check_cancel(self) -> None:
         if self._cancel_requested:
             raise JobCancelled("cancelled before it was queued")
+
+    def _in_line(self, place: int) -> None:  # "3rd in line" while waiting in our queue
+        if self._follower is None and self.state is JobState.QUEUED and self.progress.queue_position != place:
+            self._emit(self.progress.evolve(queue_position=place))
 
     def _attach(self, backend: Backend, prompt_id: str, inbox: asyncio.Queue[Any], graph: Mapping[str, Any], *,
                 foreign: bool = False) -> PromptFollower:
@@ -342,24 +350,13 @@ class Job:
         while True:
             self._check_cancel()
             try:
-                await self._queue_on(self._pool.pick(self._graph, exclude=exclude))
+                await self._queue_on(await self._line.backend(self._graph, exclude))
                 return
             except ComfyUnavailable:
                 exclude = set()  # wait for any backend, the old one included
                 await asyncio.sleep(self._settings.queue_poll)
 
     # -- outcome --------------------------------------------------------------------------
-    async def _collect(self) -> tuple[JobResult, list[dict[str, Any]]]:
-        """The result, and its output refs for the store (written with the end state: one write)."""
-        follower = self._follower
-        assert follower is not None  # only called once the prompt is done
-        backend = follower.backend
-        outputs, texts, refs = await collect_outputs(backend.client, follower.prompt_id,
-                                                     self.workflow.output_nodes(backend.object_info),
-                                                     self._pool.limits)
-        result = JobResult(outputs, texts, dict(self.values), backend.name, self.timings)
-        return result, [ref.to_dict() for ref in refs]
-
     def _publish(self, events: list[ProgressEvent]) -> None:
         for event in events:
             if event.state in TERMINAL_STATES:
@@ -395,6 +392,7 @@ class Job:
         self.timings["finished"] = time.time()
         log.info("job %s %s%s", self.id, state.value, f" ({error})" if error else "")
         await self._journal.finish(state=state.value, error=error, finished_at=self.timings["finished"], **record)
+        self._line.ran(self._follower.backend.name if self._follower else None, state is JobState.DONE, self.timings)
         base = self._follower.tracker.current if self._follower is not None else self.progress
         node = getattr(self._error, "node_id", None) or None
         self._emit(replace(base, state=state, queue_position=None, error=error, failed_node=node,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +25,11 @@ from ..comfy.error_map import ParamLookup, map_rejection
 from ..limits import DEFAULT_LIMITS, Limits, human_size
 from ..comfy.outputs import OutputFile, OutputRef, output_refs, output_texts
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, ServerLimitExceeded, WorkflowRejected
+from ..manifest.catalog import Workflow
 from .progress import JobState, ProgressEvent
 
-__all__ = ["ImageInput", "JobSettings", "JobResult", "EventFeed", "send_prompt", "upload_filename", "collect_outputs",
-           "withdraw", "spawn"]
+__all__ = ["ImageInput", "JobSettings", "JobResult", "EventFeed", "send_prompt", "upload_filename", "collect_result",
+           "collect_outputs", "withdraw", "spawn"]
 
 HISTORY_ATTEMPTS = 5
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -51,6 +52,8 @@ class JobSettings:
     resume_wait: float = 30.0  # after a restart, how long to wait for a job's backend to answer
     cancel_wait: float = 10.0  # cancel() waits this long for the job to end
     submit_attempts: int = 2  # 1 + retries on another backend when the server is unavailable
+    max_pending: int | None = None  # set: jobs wait in our fair queue until a backend has fewer than 1 + this
+    #                                 prompts (engine.backends.dispatch); None: each job is sent at once
     want_previews: bool = True
 
 
@@ -126,6 +129,16 @@ def upload_filename(filename: str) -> str:
     characters or a leading dot, at most 100 characters; ``upload.png`` when nothing is left."""
     name = "".join(c for c in filename.replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable()).lstrip(".")
     return name[-100:].strip() or "upload.png"
+
+
+async def collect_result(follower: Any, workflow: Workflow, values: Mapping[str, Any],
+                         timings: dict[str, float | None], limits: Limits = DEFAULT_LIMITS
+                         ) -> tuple[JobResult, list[dict[str, Any]]]:
+    """A done prompt's result, and its output refs for the store (written with the end state: one write)."""
+    backend = follower.backend
+    outputs, texts, refs = await collect_outputs(backend.client, follower.prompt_id,
+                                                 workflow.output_nodes(backend.object_info), limits)
+    return JobResult(outputs, texts, dict(values), backend.name, timings), [ref.to_dict() for ref in refs]
 
 
 async def collect_outputs(client: ComfyClient, prompt_id: str, nodes: Iterable[str], limits: Limits = DEFAULT_LIMITS
