@@ -36,7 +36,7 @@ import aiohttp
 import discord
 from discord import app_commands
 
-from engine import Catalog, Job, JobSettings, JobStore, Runtime, StoreError, load_catalog, set_user_salt
+from engine import Catalog, Job, JobRecord, JobSettings, JobStore, Runtime, StoreError, load_catalog, set_user_salt
 
 from .check import DISCORD_API, network_reason, start_gate
 from .views.buttons import install_buttons, resume_modal
@@ -174,12 +174,12 @@ class _DisComfy(discord.Client):
                          **self._flow_options)
         self.reloader = Reloader(settings.manifests_dir, settings.workflows_dir,
                                  current=lambda: self._parts().catalog, object_infos=self._object_infos,
-                                 apply=self._apply_catalog, notify=self._tell_admins)
+                                 apply=self._apply_catalog, notify=self._tell_admins, limits=settings.limits())
         self._install_commands()
         install_buttons(self, self.flow.button_hooks())
         install_error_handlers(self.tree)
         await sync_if_changed(self.tree, sync_marker(settings.db_path), settings.guild_ids)
-        for job in await self.runtime.resume():
+        for job in await self.runtime.resume(on_lost=self._deliver_lost):
             self._follow_resumed(job)
         retention = Retention(store, self.flow.inputs.path, RetentionPolicy.from_settings(settings))
         self._background.append(asyncio.create_task(retention.run(), name="retention"))
@@ -258,6 +258,15 @@ class _DisComfy(discord.Client):
             return
         log.info("resuming job %s (%s)", job.id, job.workflow.name)
         task = asyncio.create_task(self.flow.follow_resumed(self, job), name=f"resumed job {job.id}")
+        self._followers.add(task)
+        task.add_done_callback(self._follower_done)
+
+    def _deliver_lost(self, record: JobRecord) -> None:
+        """A job that could not be resumed: its failure goes into its message, in the background."""
+        if self.flow is None:
+            return
+        log.info("job %s (%s) was lost during the restart; telling its message", record.job_id, record.manifest)
+        task = asyncio.create_task(self.flow.deliver_lost(self, record), name=f"lost job {record.job_id}")
         self._followers.add(task)
         task.add_done_callback(self._follower_done)
 

@@ -21,8 +21,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from engine import (ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, ParamError, StoreError,
-                    WorkflowRejected)
+from engine import (ComfyTimeout, ComfyUnavailable, ExecutionFailed, JobCancelled, LimitExceeded, ParamError,
+                    StoreError, WorkflowRejected)
 
 from .delivery.fitting import TooLargeError
 from .commands.options import OptionError
@@ -69,14 +69,20 @@ def _discord_text(exc: BaseException) -> str | None:
             return "That value is not acceptable here."
         case app_commands.CheckFailure():
             return "You cannot use this command here."
+        case app_commands.CommandNotFound() | app_commands.CommandSignatureMismatch():
+            return "This command has changed or is gone; Discord will show the current ones shortly."
     return None
 
 
-def user_message(exc: BaseException) -> str:
-    """The short text a user sees for ``exc``; unexpected errors are logged with their traceback."""
+def user_message(exc: BaseException, *, job_id: str | None = None) -> str:
+    """The short text a user sees for ``exc``; unexpected errors are logged with their traceback
+    (and ``job_id`` when the error ended a job)."""
     exc = _unwrap(exc)
     match exc:
         case ParamError() | TooLargeError():
+            text = str(exc)
+        case LimitExceeded():  # a server sent more than the bot accepts: the message names the limit
+            log.warning("job %s: %s", job_id or "-", exc)
             text = str(exc)
         case WorkflowRejected():
             text = "\n".join(exc.problems) or "The server rejected this workflow."
@@ -94,7 +100,9 @@ def user_message(exc: BaseException) -> str:
             text = STORE_DOWN
         case _:
             known = _discord_text(exc)
-            if known is None:
+            if known is None and job_id is not None:
+                log.error("job %s: unexpected error", job_id, exc_info=exc)
+            elif known is None:
                 log.error("unexpected error while handling an interaction", exc_info=exc)
             text = known or GENERIC
     return text[:MESSAGE_LIMIT]

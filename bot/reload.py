@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Mapping
 
-from engine import Catalog, CatalogChange, reload_catalog
+from engine import DEFAULT_LIMITS, Catalog, CatalogChange, Limits, reload_catalog
 
 __all__ = ["Reloader", "WATCH_DEBOUNCE_MS"]
 
@@ -31,8 +31,9 @@ class Reloader:
     def __init__(self, manifests_dir: Path, workflows_dir: Path, *, current: Callable[[], Catalog],
                  object_infos: Callable[[], Sequence[Mapping[str, Any]]],
                  apply: Callable[[Catalog], Awaitable[bool]],
-                 notify: Callable[[list[str]], Awaitable[None]] | None = None):
+                 notify: Callable[[list[str]], Awaitable[None]] | None = None, limits: Limits = DEFAULT_LIMITS):
         self.manifests_dir, self.workflows_dir = Path(manifests_dir), Path(workflows_dir)
+        self.limits = limits
         self._current, self._object_infos, self._apply, self._notify = current, object_infos, apply, notify
         self._lock = asyncio.Lock()
         self.syncs = 0  # command syncs caused by reloads (tests: at most one per real change)
@@ -41,7 +42,7 @@ class Reloader:
         async with self._lock:
             infos = list(self._object_infos())
             catalog, change = await asyncio.to_thread(reload_catalog, self.manifests_dir, self.workflows_dir,
-                                                      self._current(), infos)
+                                                      self._current(), infos, self.limits)
             if change.any:
                 self.syncs += bool(await self._apply(catalog))
             self._report(reason, change)

@@ -23,7 +23,7 @@ from .backends.backend import Backend
 from .backends.pool import BackendPool, BackendStatus
 from .comfy.client import Timeouts
 from .comfy.outputs import OutputFile, OutputRef
-from .errors import ComfyError, ComfyUnavailable, EngineError, ParamError
+from .errors import ComfyError, ComfyUnavailable, EngineError, ParamError, StoreError
 from .images import check_image
 from .jobs.job import Job
 from .jobs.parts import ImageInput, JobResult, JobSettings
@@ -131,21 +131,33 @@ class Runtime:
         """Every live job of this process (for metrics and status)."""
         return list(self._jobs.values())
 
-    async def resume(self) -> list[Job]:
-        """Follow again every unfinished job of the store (after a restart); returns the resumed jobs."""
+    async def resume(self, *, on_lost: Callable[[JobRecord], object] | None = None) -> list[Job]:
+        """Follow again every unfinished job of the store (after a restart); returns the resumed jobs.
+
+        A job that cannot be resumed (its workflow is gone) is marked failed, and ``on_lost(record)``
+        gets its record (``error`` says why) so that its outcome is delivered too — even when the
+        store cannot take the write (then it is logged, and the job is found again next time)."""
         resumed = []
         for record in await self.store.unfinished():
             if record.job_id in self._jobs:
                 continue
             if record.manifest not in self.catalog:
-                await self.store.set(record.job_id, state=JobState.FAILED.value, finished_at=time.time(),
-                                  error=f"lost during restart (workflow {record.manifest} no longer exists)")
+                await self._give_up(record, f"lost during restart (workflow {record.manifest} no longer exists)")
+                if on_lost is not None:
+                    on_lost(record)
                 continue
             job = Job.resume(self.catalog[record.manifest], record, pool=self.pool, store=self.store,
                              settings=self.settings)
             self._track(job)
             resumed.append(job)
         return resumed
+
+    async def _give_up(self, record: JobRecord, error: str) -> None:
+        record.state, record.error, record.finished_at = JobState.FAILED.value, error, time.time()
+        try:
+            await self.store.set(record.job_id, state=record.state, finished_at=record.finished_at, error=error)
+        except StoreError as exc:
+            log.error("job %s: cannot record that it was %s (%s)", record.job_id, error, exc)
 
     async def output(self, job_id: str, index: int, *, timeout: float | None = None) -> OutputFile:
         """Output #``index`` (1-based) of a stored job, downloaded again from the server that made it.

@@ -44,6 +44,7 @@ __all__ = [
     "fit_outputs",
     "result_fields",
     "failure_fields",
+    "lost_fields",
 ]
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,14 @@ async def result_fields(job_id: str, workflow: Workflow, result: JobResult, *, l
     links = original_links(len(result.outputs), fitted, original_link)
     view = result_view(job_id, workflow, len(result.outputs), actions, links=links)
     return {"content": None, "embeds": [embed], "attachments": files, "view": view}
+
+
+def lost_fields(name: str, text: str) -> dict[str, Any]:
+    """The message of a job that ended without its workflow (removed while it ran): red, no
+    buttons (the progress view's Cancel goes too)."""
+    embed = discord.Embed(title=f"❌ {clip(name, 200)}: failed", description=clip(text, DESCRIPTION_LIMIT),
+                          colour=STATE_COLOURS[JobState.FAILED])
+    return {"content": None, "embeds": [embed], "attachments": [], "view": None}
 
 
 def failure_fields(job_id: str, workflow: Workflow, text: str, *, cancelled: bool = False) -> dict[str, Any]:

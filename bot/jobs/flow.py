@@ -16,25 +16,33 @@ rerun, new seed, tweak, action):
    ``<db folder>/inputs/`` and referenced from ``JobRecord.extra["inputs"]`` — so rerun, tweak and
    actions work after a restart and on any backend;
 4. ``runtime.start_job`` with the prepared job; an error before the job exists replaces the "thinking" message with its
-   text (nothing else is sent); then progress edits and the result (``progress_message``,
-   ``delivery``); the job slot is released whatever happens.
+   text (nothing else is sent); then progress edits and the one outcome (``delivery``).
+
+Every job ends in exactly one delivered outcome whatever fails around it: keeping its inputs
+(a full disk only costs the reruns, and says so under the result), drawing its progress, fitting
+its result, Discord itself (``delivery.outcome``: retries, then a short failure text); an outcome
+that cannot be delivered is logged with the job id and recorded with the job. The user's job
+slot is held for as long as the job runs — after a restart too — not as long as this coroutine.
+A job whose workflow was removed while the bot was down gets its failure in its message.
 
 ``JobRecord.extra`` holds channel_id, message_id, guild_id, created_at and inputs — never a token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import discord
 
 from engine import (
-    Catalog, Job, JobCancelled, JobState, ParamError, Prepared, Runtime, StoreError, Workflow, bind_job,
+    Catalog, ImageInput, Job, JobCancelled, JobRecord, JobState, ParamError, Prepared, Runtime, StoreError, Workflow,
+    bind_job,
 )
 
 from ..access import AccessPolicy, Who
@@ -42,7 +50,8 @@ from ..views.buttons import UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone, act
 from ..views.modals import ModalId, ParamModal, new_nonce
 from ..commands.slash import CommandHooks
 from ..config import Settings
-from ..delivery.message import MessageTarget, failure_fields, result_fields
+from ..delivery.message import MessageTarget, failure_fields, lost_fields, result_fields
+from ..delivery.outcome import RETRY_DELAYS, deliver
 from ..metrics import observe_delivered
 from ..errors import ANSWER_WAIT, user_message
 from .guards import ConcurrencyCap, RateLimiter, check_rate
@@ -59,6 +68,8 @@ NOT_RUNNING = "This job is not running any more."
 NO_IMAGE = "This message has no image I can use: it needs a PNG, JPEG or WebP attachment or embedded image."
 NOTHING_HERE = "None of these workflows is available here."
 NOT_SAVED = "⚠️ This job could not be saved in the bot's job database; its buttons may not work after a restart."
+NOT_KEPT = "⚠️ The input image could not be kept: rerun and tweak will ask for it again."
+UPLOAD_REFUSED = "The result could not be uploaded to Discord."
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class Flow:
         self.access = AccessPolicy(settings.admin_user_ids, settings.admin_role_ids)
         self.edit_interval = settings.progress_interval if edit_interval is None else edit_interval
         self.inputs = InputFolder(Path(settings.db_path).parent / "inputs")
+        self.delivery_delays = RETRY_DELAYS
         self._now = now
 
     # ---- hooks for the app -------------------------------------------------------------------
@@ -167,6 +179,7 @@ class Flow:
         if not self.guards.cap.acquire(user, ticket):
             await _tell(interaction, self.guards.cap.refusal())
             return
+        job = None
         try:
             refusal = check_rate(user, per_user=self.guards.per_user, overall=self.guards.overall)
             if refusal:
@@ -174,9 +187,18 @@ class Flow:
                 return
             await interaction.response.defer(thinking=True)
             target = await self._target(interaction, workflow)
-            await self._submit_and_follow(interaction, target, prepared, values, extra)
+            job, images = await self._submit(interaction, target, prepared, values, extra)
         finally:
+            self._hold_slot(user, ticket, job)
+        if job is not None:
+            await self.follow(job, target, notes=await self._keep_inputs(job, images))
+
+    def _hold_slot(self, user: int, ticket: str, job: Job | None) -> None:
+        """The user's job slot stays taken until ``job`` ends (freed now when there is no job)."""
+        if job is None:
             self.guards.cap.release(user, ticket)
+        else:
+            job.add_done_callback(lambda _job: self.guards.cap.release(user, ticket))
 
     async def _prepare(self, workflow: Workflow, values: Mapping[str, Any]) -> Prepared | str:
         """The job prepared (``runtime.prepare``: the one check of its values), or the first problem.
@@ -202,24 +224,30 @@ class Flow:
         return MessageTarget(interaction.client, message.channel.id, message.id, interaction.created_at,
                              interaction.guild_id, interaction, clock=self._now)
 
-    async def _submit_and_follow(self, interaction: Interaction, target: MessageTarget, prepared: Prepared,
-                                 values: dict[str, Any], extra: dict[str, Any]) -> None:
+    async def _submit(self, interaction: Interaction, target: MessageTarget, prepared: Prepared,
+                      values: dict[str, Any], extra: dict[str, Any]) -> tuple[Job | None, dict[str, ImageInput]]:
+        """The started job and its images; (None, {}) when it could not start (its message says why)."""
         try:
             images, inputs = await read_images(prepared.workflow, values, runtime=self.runtime, folder=self.inputs)
             job = await self.runtime.start_job(prepared, images=images, owner=str(interaction.user.id),
                                                extra={**self._target_extra(target), "inputs": inputs, **extra})
         except Exception as exc:  # the job does not exist: its message becomes the short reason
-            await target.replace(content=user_message(exc), embeds=[], attachments=[], view=None)
-            return
-        for image in images.values():  # accepted (decoded by the runtime): keep for reruns
-            self.inputs.keep(image.data)
-        await self.follow(job, target)
+            text = user_message(exc)
+            if not await deliver(target, [{"content": text, "embeds": [], "attachments": [], "view": None}],
+                                 job_id="(not started)", delays=self.delivery_delays):
+                log.error("a job that could not start could not say so either: %s", text)
+            return None, {}
+        return job, images
 
-    async def _remember_message(self, job_id: str, message_id: int) -> None:
+    async def _keep_inputs(self, job: Job, images: dict[str, ImageInput]) -> list[str]:
+        """Keep the job's accepted images for reruns (off the loop); the notes to show when that fails."""
         try:
-            await self.runtime.attach(job_id, {"message_id": message_id})
-        except Exception as exc:  # the outcome is posted: its buttons still work, a restart may not find it
-            log.error("job %s: cannot save its new message id (%s: %s)", job_id, type(exc).__name__, exc)
+            for image in images.values():
+                await asyncio.to_thread(self.inputs.keep, image.data)
+        except OSError as exc:  # a full disk or an unwritable folder costs the reruns, never the result
+            log.error("job %s: its inputs could not be kept for reruns (%s)", job.id, exc.strerror or exc)
+            return [NOT_KEPT]
+        return []
 
     @staticmethod
     def _target_extra(target: MessageTarget) -> dict[str, Any]:
@@ -227,49 +255,84 @@ class Flow:
                 "created_at": target.created_at.timestamp()}
 
     # ---- following a job ---------------------------------------------------------------------
-    async def follow(self, job: Job, target: MessageTarget) -> None:
-        """Show ``job``'s progress in ``target``, then its result or what went wrong."""
+    async def follow(self, job: Job, target: MessageTarget, notes: Sequence[str] = ()) -> None:
+        """Show ``job``'s progress in ``target``, then deliver its one outcome (see the module
+        docstring); ``notes`` are shown above it."""
         bind_job(job.log_fields)  # this task's log lines are the job's
+        await self._show_progress(job, target)
+        notes = [*notes, *([NOT_SAVED] if job.unsaved else [])]
+        fields = await self._outcome(job, target)
+        fallback = failure_fields(job.id, job.workflow, UPLOAD_REFUSED)
+        candidates = [fields, fallback] if fields.get("attachments") else [fields]
+        for candidate in candidates:
+            candidate["content"] = "\n".join(notes) or None
+        message_id = target.message_id
+        if await deliver(target, candidates, job_id=job.id, delays=self.delivery_delays):
+            observe_delivered(job)
+        else:
+            await self._record(job.id, {"undelivered": True})
+        if target.message_id != message_id:  # posted anew: buttons and restarts should find the new one
+            await self._record(job.id, {"message_id": target.message_id})
+
+    async def _show_progress(self, job: Job, target: MessageTarget) -> None:
+        """The progress edits; a failure of our own drawing them costs the progress, never the outcome."""
         workflow = job.workflow
         previews = self.settings.previews and workflow.manifest.previews
-        await show_progress(job, target, title=self._title(workflow.name), interval=self.edit_interval,
-                            prompt_preview=workflow.manifest.caption_of(job.values),
-                            preview_interval=self.preview_interval if previews else None)
+        try:
+            await show_progress(job, target, title=self._title(workflow.name), interval=self.edit_interval,
+                                prompt_preview=workflow.manifest.caption_of(job.values),
+                                preview_interval=self.preview_interval if previews else None)
+        except Exception:
+            log.exception("job %s: its progress could not be shown; its outcome follows", job.id)
+
+    async def _outcome(self, job: Job, target: MessageTarget) -> dict[str, Any]:
+        """The message fields of the job's end: its result, or what went wrong (never raises)."""
+        workflow = job.workflow
         try:
             result = await job.result()
             sign = self.original_link
             link = (lambda n: sign(job.id, n)) if sign else None
-            fields = await result_fields(job.id, workflow, result, limit=target.filesize_limit(),
-                                         actions=self.actions_for(workflow), original_link=link)
+            return await result_fields(job.id, workflow, result, limit=target.filesize_limit(),
+                                       actions=self.actions_for(workflow), original_link=link,
+                                       max_pixels=self.settings.max_output_pixels)
         except JobCancelled:
-            fields = failure_fields(job.id, workflow, "Cancelled.", cancelled=True)
-        except Exception as exc:  # EngineError, TooLargeError; anything else is logged by user_message
-            fields = failure_fields(job.id, workflow, user_message(exc))
-        if getattr(job, "unsaved", None):
-            fields["content"] = NOT_SAVED
-        message_id = target.message_id
+            return failure_fields(job.id, workflow, "Cancelled.", cancelled=True)
+        except Exception as exc:  # EngineError, TooLargeError; a bug of ours is logged with the job id
+            return failure_fields(job.id, workflow, user_message(exc, job_id=job.id))
+
+    async def _record(self, job_id: str, extra: dict[str, Any]) -> None:
+        """Note ``extra`` with the job; a store that cannot take it is logged, never the end of anything."""
         try:
-            await target.replace(**fields)
-            observe_delivered(job)
-        except discord.HTTPException as exc:
-            log.warning("job %s: could not post its outcome (%s %s)", job.id, exc.status, type(exc).__name__)
-            if fields.get("attachments"):
-                await target.replace(**failure_fields(job.id, workflow, "The result could not be uploaded to Discord."))
-        if target.message_id != message_id:  # posted anew: buttons and restarts should find the new one
-            await self._remember_message(job.id, target.message_id)
+            await self.runtime.attach(job_id, extra)
+        except Exception as exc:
+            log.error("job %s: cannot save %s (%s: %s)", job_id, ", ".join(extra), type(exc).__name__, exc)
 
     async def follow_resumed(self, client: discord.Client, job: Job) -> None:
-        """After a restart: finish ``job``'s message with the bot token (the interaction is gone)."""
-        target = self._stored_target(client, job)
+        """After a restart: finish ``job``'s message with the bot token (the interaction is gone); the
+        job takes its owner's slot again until it ends."""
+        if job.owner and job.owner.isdigit():
+            owner = int(job.owner)
+            self.guards.cap.hold(owner, job.id)
+            job.add_done_callback(lambda done: self.guards.cap.release(owner, done.id))
+        target = self._stored_target(client, job.id, job.extra)
         if target is None:
             log.info("job %s has no message to update; following it silently", job.id)
             await job.result()
             return
         await self.follow(job, target)
 
-    def _stored_target(self, client: discord.Client, job: Job) -> MessageTarget | None:
+    async def deliver_lost(self, client: discord.Client, record: JobRecord) -> None:
+        """After a restart: a job that could not be resumed (its workflow is gone) gets its failure in
+        its message — the progress bar and the Cancel button go."""
+        target = self._stored_target(client, record.job_id, record.extra)
+        if target is None:
+            return
+        fields = lost_fields(record.manifest, record.error or "lost during a restart")
+        if not await deliver(target, [fields], job_id=record.job_id, delays=self.delivery_delays):
+            await self._record(record.job_id, {"undelivered": True})
+
+    def _stored_target(self, client: discord.Client, job_id: str, extra: Mapping[str, Any]) -> MessageTarget | None:
         """The job's message from its stored extra; None when there is none or the row is damaged."""
-        extra = job.extra
         try:
             if not extra.get("channel_id") or not extra.get("message_id"):
                 return None
@@ -277,7 +340,7 @@ class Flow:
             return MessageTarget(client, int(extra["channel_id"]), int(extra["message_id"]), created,
                                  int(extra["guild_id"]) if extra.get("guild_id") else None, clock=self._now)
         except (TypeError, ValueError, OverflowError, OSError):
-            log.warning("job %s: its stored message ids are damaged", job.id)
+            log.warning("job %s: its stored message ids are damaged", job_id)
             return None
 
     # ---- other hooks -------------------------------------------------------------------------

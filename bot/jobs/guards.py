@@ -112,6 +112,10 @@ class ConcurrencyCap:
         jobs.add(job_id)
         return True
 
+    def hold(self, user_id: int, job_id: str) -> None:
+        """Count ``job_id`` whatever the cap (a job found running after a restart is running)."""
+        self._running.setdefault(user_id, set()).add(job_id)
+
     def release(self, user_id: int, job_id: str) -> None:
         """Free the slot of ``job_id``. Releasing twice, or an unknown job, does nothing."""
         jobs = self._running.get(user_id)

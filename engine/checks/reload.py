@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import Issue
+from ..limits import DEFAULT_LIMITS, Limits
 from ..manifest.catalog import Catalog, Workflow, catalog_of, inspect_manifest
 from .validate import manifest_files, validate_paths
 
@@ -52,11 +53,12 @@ def fingerprint(workflow: Workflow) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _server_issues(file: Path, workflows_dir: Path | None, infos: Sequence[Mapping[str, Any]]) -> list[Issue]:
+def _server_issues(file: Path, workflows_dir: Path | None, infos: Sequence[Mapping[str, Any]],
+                   limits: Limits) -> list[Issue]:
     """Nothing when some backend can run it; else the first backend's problems."""
     found = []
     for info in infos:
-        issues = list(validate_paths([file], workflows_dir=workflows_dir, object_info=info).issues)
+        issues = list(validate_paths([file], workflows_dir=workflows_dir, object_info=info, limits=limits).issues)
         if not issues:
             return []
         found.append(issues)
@@ -64,7 +66,8 @@ def _server_issues(file: Path, workflows_dir: Path | None, infos: Sequence[Mappi
 
 
 def reload_catalog(manifests_dir: Path, workflows_dir: Path | None, current: Catalog,
-                   object_infos: Sequence[Mapping[str, Any]] = ()) -> tuple[Catalog, CatalogChange]:
+                   object_infos: Sequence[Mapping[str, Any]] = (),
+                   limits: Limits = DEFAULT_LIMITS) -> tuple[Catalog, CatalogChange]:
     """The catalog to serve next and what changed (see the module docstring)."""
     served = {str(wf.source.file): wf for wf in current}
     chosen: list[Workflow] = []
@@ -75,12 +78,12 @@ def reload_catalog(manifests_dir: Path, workflows_dir: Path | None, current: Cat
     problems: list[str] = []
     for file in manifest_files([manifests_dir]) if Path(manifests_dir).is_dir() else []:
         before = served.get(str(file))
-        inspection = inspect_manifest(file, workflows_dir)
+        inspection = inspect_manifest(file, workflows_dir, limits)
         new = inspection.workflow
         if new is not None and before is not None and fingerprint(new) == fingerprint(before):
             chosen.append(before)  # unchanged: keep the very object (jobs and buttons hold it)
             continue
-        issues = list(inspection.issues) if new is None else _server_issues(file, workflows_dir, object_infos)
+        issues = list(inspection.issues) if new is None else _server_issues(file, workflows_dir, object_infos, limits)
         if new is not None and not issues:
             chosen.append(new)
             (changed if before is not None else added).append(new.name)
