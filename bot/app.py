@@ -49,6 +49,7 @@ from .retention import Retention, RetentionPolicy
 from .commands.admin import admin_group
 from .originals import LinkSigner, OriginalsServer, key_for
 from .errors import install_error_handlers, reply_error
+from .jobs.redeliver import deliver_stored, due_outcomes
 from .jobs.flow import Flow
 from .commands.info import InfoCommands
 from .commands.payload_limits import check_payload
@@ -155,6 +156,7 @@ class _DisComfy(discord.Client):
         self._watcher: asyncio.Task | None = None
         self._stop_watching = asyncio.Event()
         self._background: list[asyncio.Task] = []
+        self._lost_at_start: set[str] = set()
         self.originals: OriginalsServer | None = None
 
     async def setup_hook(self) -> None:
@@ -181,6 +183,9 @@ class _DisComfy(discord.Client):
         await sync_if_changed(self.tree, sync_marker(settings.db_path), settings.guild_ids)
         for job in await self.runtime.resume(on_lost=self._deliver_lost):
             self._follow_resumed(job)
+        for record in await due_outcomes(self.store):
+            if record.job_id not in self._lost_at_start:  # their failure is being delivered already
+                self._track_follower(deliver_stored(self.flow, self, record), f"outcome of job {record.job_id}")
         retention = Retention(store, self.flow.inputs.path, RetentionPolicy.from_settings(settings))
         self._background.append(asyncio.create_task(retention.run(), name="retention"))
         if settings.reload_on_change:
@@ -257,7 +262,10 @@ class _DisComfy(discord.Client):
         if self.flow is None:
             return
         log.info("resuming job %s (%s)", job.id, job.workflow.name)
-        task = asyncio.create_task(self.flow.follow_resumed(self, job), name=f"resumed job {job.id}")
+        self._track_follower(self.flow.follow_resumed(self, job), f"resumed job {job.id}")
+
+    def _track_follower(self, coroutine: Any, name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
         self._followers.add(task)
         task.add_done_callback(self._follower_done)
 
@@ -266,6 +274,7 @@ class _DisComfy(discord.Client):
         if self.flow is None:
             return
         log.info("job %s (%s) was lost during the restart; telling its message", record.job_id, record.manifest)
+        self._lost_at_start.add(record.job_id)
         task = asyncio.create_task(self.flow.deliver_lost(self, record), name=f"lost job {record.job_id}")
         self._followers.add(task)
         task.add_done_callback(self._follower_done)

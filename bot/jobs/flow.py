@@ -34,7 +34,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -55,6 +55,7 @@ from ..delivery.outcome import RETRY_DELAYS, deliver
 from ..metrics import observe_delivered
 from ..errors import ANSWER_WAIT, user_message
 from .guards import ConcurrencyCap, RateLimiter, check_rate
+from .redeliver import DUE, target_of
 from .inputs import InputFolder, OutputSource, check_image_source, message_image, read_images, stored_inputs
 from ..delivery.progress import show_progress
 from ..views.setup import SetupView
@@ -252,7 +253,18 @@ class Flow:
     @staticmethod
     def _target_extra(target: MessageTarget) -> dict[str, Any]:
         return {"channel_id": target.channel_id, "message_id": target.message_id, "guild_id": target.guild_id,
-                "created_at": target.created_at.timestamp()}
+                "created_at": target.created_at.timestamp(), DUE: True}
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._now
+
+    async def outcome_posted(self, job_id: str) -> None:
+        """The job's outcome is in its message: a restart must not post it again (``redeliver``)."""
+        try:
+            await self.runtime.attach(job_id, {DUE: False})
+        except Exception as exc:  # the next start may post the outcome once more: an edit, not a new message
+            log.warning("job %s: cannot record that its outcome was posted (%s)", job_id, type(exc).__name__)
 
     # ---- following a job ---------------------------------------------------------------------
     async def follow(self, job: Job, target: MessageTarget, notes: Sequence[str] = ()) -> None:
@@ -269,6 +281,7 @@ class Flow:
         message_id = target.message_id
         if await deliver(target, candidates, job_id=job.id, delays=self.delivery_delays):
             observe_delivered(job)
+            await self.outcome_posted(job.id)
         else:
             await self._record(job.id, {"undelivered": True})
         if target.message_id != message_id:  # posted anew: buttons and restarts should find the new one
@@ -328,20 +341,14 @@ class Flow:
         if target is None:
             return
         fields = lost_fields(record.manifest, record.error or "lost during a restart")
-        if not await deliver(target, [fields], job_id=record.job_id, delays=self.delivery_delays):
+        if await deliver(target, [fields], job_id=record.job_id, delays=self.delivery_delays):
+            await self.outcome_posted(record.job_id)
+        else:
             await self._record(record.job_id, {"undelivered": True})
 
     def _stored_target(self, client: discord.Client, job_id: str, extra: Mapping[str, Any]) -> MessageTarget | None:
         """The job's message from its stored extra; None when there is none or the row is damaged."""
-        try:
-            if not extra.get("channel_id") or not extra.get("message_id"):
-                return None
-            created = datetime.fromtimestamp(float(extra.get("created_at") or 0), timezone.utc)
-            return MessageTarget(client, int(extra["channel_id"]), int(extra["message_id"]), created,
-                                 int(extra["guild_id"]) if extra.get("guild_id") else None, clock=self._now)
-        except (TypeError, ValueError, OverflowError, OSError):
-            log.warning("job %s: its stored message ids are damaged", job_id)
-            return None
+        return target_of(client, job_id, extra, self._now)
 
     # ---- other hooks -------------------------------------------------------------------------
     async def cancel(self, interaction: Interaction, job_id: str) -> None:

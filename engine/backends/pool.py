@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -87,7 +87,8 @@ class BackendPool:
                 self._sessions.append(session)
             client = ComfyClient(url, client_id=self._client_id, name=name, session=session, timeouts=self._timeouts,
                                  limits=self.limits)
-            self._backends[name] = Backend(name, client, self._event_stream(client))
+            backend = self._backends[name] = Backend(name, client, self._event_stream(client))
+            backend.events.on_stray_start = lambda prompt_id, b=backend: self._stray_started(b, prompt_id)
         await asyncio.gather(*(self._open(b) for b in self._backends.values()))
         for backend in self._backends.values():
             self._tasks.append(asyncio.create_task(self._watch(backend), name=f"health {backend.name}"))
@@ -227,6 +228,15 @@ class BackendPool:
         soon as it answers again, so it never runs twice."""
         backend.owed.add(prompt_id)
 
+    def _stray_started(self, backend: Backend, prompt_id: str) -> None:
+        """A prompt we moved elsewhere starts on the server after all (it answered again and took it
+        before our withdrawal): interrupt it at once, by its id."""
+        if prompt_id in backend.owed:
+            log.info("backend %s started a moved job; interrupting it", backend.name)
+            task = asyncio.create_task(_quietly(backend.client.interrupt(prompt_id)), name=f"interrupt {backend.name}")
+            self._callback_tasks.add(task)
+            task.add_done_callback(self._callback_done)
+
     async def _withdraw_owed(self, backend: Backend, snapshot: Any) -> None:
         """Delete (and interrupt, if it already started) every owed prompt the server still has; a
         prompt it no longer has is settled."""
@@ -306,3 +316,9 @@ class BackendPool:
         self._callback_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("backend down callback failed (%s)", type(task.exception()).__name__)
+
+
+async def _quietly(call: Awaitable[None]) -> None:
+    """A best-effort request: the next health check retries what it could not do."""
+    with contextlib.suppress(ComfyError):
+        await call

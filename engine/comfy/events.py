@@ -33,6 +33,7 @@ import dataclasses
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,7 @@ class EventStream:
         self._task: asyncio.Task | None = None
         self._reconcilers: set[asyncio.Task] = set()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self.on_stray_start: Callable[[str], None] | None = None  # a prompt nobody here follows started
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -240,6 +242,8 @@ class EventStream:
         prompt_id = data.get("prompt_id")
         if kind == "execution_start" and isinstance(prompt_id, str):
             self._running = prompt_id
+            if prompt_id not in self._subscriptions and self.on_stray_start is not None:
+                self.on_stray_start(prompt_id)
         prompt_id = prompt_id if isinstance(prompt_id, str) else self._running
         if prompt_id is not None:
             self._deliver(prompt_id, message)

@@ -308,8 +308,9 @@ class Job:
         if backend is None or not record.prompt_id:
             raise ComfyUnavailable(f"{LOST} (its server is no longer configured)")
         foreign = record.client_id != backend.client.client_id  # its messages go to a closed socket
+        self._graph = self._graph_for_resume()  # also what a move to another backend sends
         follower = self._attach(backend, record.prompt_id, backend.events.subscribe(record.prompt_id),
-                                self._graph_for_resume(), foreign=foreign)
+                                self._graph, foreign=foreign)
         deadline = time.monotonic() + self._settings.resume_wait
         while True:
             try:
@@ -337,14 +338,34 @@ class Job:
                 await self._follower.run()
                 return
             except BackendLost:
-                await self._failover(self._follower)
+                if await self._withdrawn(self._follower):
+                    await self._failover(self._follower)
+                # else it started or ended there after all: keep following it on that server
+
+    async def _withdrawn(self, lost: PromptFollower) -> bool:
+        """Take the prompt out of the queue of the backend marked down. True when it cannot run there:
+        deleted while still waiting, or the server does not answer (then the withdrawal is owed, done
+        as soon as it answers); False when it already started or ended there (a server marked down by
+        a passing error is often alive: moving the job then would run it twice)."""
+        client, prompt_id = lost.backend.client, lost.prompt_id
+        try:
+            async with asyncio.timeout(self._settings.cancel_wait):
+                await client.delete_queued([prompt_id])
+                snapshot = await client.queue()
+                if prompt_id in snapshot.running:
+                    return False
+                if prompt_id not in snapshot.pending:
+                    return await client.history(prompt_id) is None
+        except (ComfyError, TimeoutError):
+            pass
+        self._pool.owe_withdrawal(lost.backend, prompt_id)
+        spawn(withdraw(client, prompt_id, timeout=1.0))
+        return True
 
     async def _failover(self, lost: PromptFollower) -> None:
         """Move a queued job off a dead backend: same values, new prompt_id, uploads redone."""
         old = lost.backend
         self._unsubscribe()
-        self._pool.owe_withdrawal(old, lost.prompt_id)  # a hung server may still run it when it answers
-        spawn(withdraw(old.client, lost.prompt_id, timeout=1.0))
         log.info("job %s: backend %s went down while queued, moving it", self.id, old.name)
         exclude = {old.name}
         while True:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..backends.backend import Backend
 from ..comfy.client import ComfyClient
@@ -32,6 +32,7 @@ __all__ = ["ImageInput", "JobSettings", "JobResult", "EventFeed", "send_prompt",
            "collect_outputs", "withdraw", "spawn"]
 
 HISTORY_ATTEMPTS = 5
+T = TypeVar("T")
 _BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
@@ -106,7 +107,8 @@ async def send_prompt(backend: Backend, workflow: ParamLookup, graph: dict[str, 
     was cancelled meanwhile), then ``POST /prompt``; returns the prompt's message queue.
 
     A 400 is ``WorkflowRejected`` with problems mapped to the params; after a timeout the prompt is
-    withdrawn in the background (it may have been queued after all)."""
+    withdrawn (it may have been queued after all), now and again when the server answers. The job is
+    not sent elsewhere: a server that answers late would run it as well."""
     inbox = backend.events.subscribe(prompt_id)
     try:
         before()
@@ -116,6 +118,7 @@ async def send_prompt(backend: Backend, workflow: ParamLookup, graph: dict[str, 
         raise map_rejection(workflow, graph, exc) from None
     except ComfyTimeout:
         backend.events.unsubscribe(prompt_id)
+        backend.owed.add(prompt_id)  # it may have been queued after all: withdrawn when the server answers
         spawn(withdraw(backend.client, prompt_id))
         raise
     except BaseException:
@@ -147,7 +150,7 @@ async def collect_outputs(client: ComfyClient, prompt_id: str, nodes: Iterable[s
     ``max_output_files`` and ``max_output_bytes`` (all files together)."""
     entry = None
     for attempt in range(HISTORY_ATTEMPTS):
-        entry = await client.history(prompt_id)
+        entry = await _transient_retried(lambda: client.history(prompt_id))
         if entry is not None:
             break
         await asyncio.sleep(0.05 * (attempt + 1))
@@ -170,14 +173,20 @@ async def collect_outputs(client: ComfyClient, prompt_id: str, nodes: Iterable[s
     return files, [text.text for text in output_texts(entry, nodes)], refs
 
 
-async def _download(client: ComfyClient, ref: OutputRef, max_bytes: int, attempts: int = 2) -> tuple[bytes, str]:
+async def _download(client: ComfyClient, ref: OutputRef, max_bytes: int) -> tuple[bytes, str]:
+    return await _transient_retried(lambda: client.view(**ref.view_params(), max_bytes=max_bytes))
+
+
+async def _transient_retried(call: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    """``call()``, again after a 5xx, a refused connection or a timeout (a brief hiccup must not
+    fail a job that ran to its end); the last failure is raised."""
     for attempt in range(1, attempts + 1):
         try:
-            return await client.view(**ref.view_params(), max_bytes=max_bytes)
-        except ComfyUnavailable:
+            return await call()
+        except (ComfyUnavailable, ComfyTimeout):
             if attempt == attempts:
                 raise
-            await asyncio.sleep(0.1 * attempt)
+            await asyncio.sleep(0.25 * attempt)
     raise AssertionError("unreachable")
 
 

@@ -164,6 +164,12 @@ class JobStore:
         rows = await self.db.fetch("SELECT * FROM jobs WHERE job_id = ?", (job_id,), timeout=timeout)
         return from_row(rows[0]) if rows else None
 
+    async def finished_since(self, since: float) -> list[JobRecord]:
+        """Jobs that ended at or after ``since`` (Unix seconds), oldest first."""
+        marks = ", ".join("?" for _ in FINISHED_STATES)
+        return await self._select(f"WHERE state IN ({marks}) AND finished_at >= ? ORDER BY finished_at, job_id",
+                                  (*FINISHED_STATES, since))
+
     async def unfinished(self) -> list[JobRecord]:
         """Jobs not yet done, failed or cancelled, oldest first (to resume after a restart)."""
         marks = ", ".join("?" for _ in FINISHED_STATES)
