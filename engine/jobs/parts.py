@@ -183,6 +183,8 @@ async def _transient_retried(call: Callable[[], Awaitable[T]], attempts: int = 3
     for attempt in range(1, attempts + 1):
         try:
             return await call()
+        except ServerLimitExceeded:
+            raise  # the same answer again would break the same limit
         except (ComfyUnavailable, ComfyTimeout):
             if attempt == attempts:
                 raise
