@@ -87,6 +87,14 @@ class Backend:
         reported = self.running + self.pending + self._unreported
         return max(reported, len(self.in_flight)) + len(self._reservations)
 
+    @property
+    def occupancy(self) -> int:
+        """Prompts the server holds now by its own count (every client's) plus ours it has not reported
+        and fresh picks — unlike ``load``, not our prompts that ended there but are still being collected."""
+        now = time.monotonic()
+        self._reservations = [t for t in self._reservations if now - t < RESERVATION_SECONDS]
+        return self.running + self.pending + self._unreported + len(self._reservations)
+
     def reserve(self) -> None:
         self._reservations.append(time.monotonic())
 

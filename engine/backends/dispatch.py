@@ -2,8 +2,8 @@
 
 A backend is *ready* while it holds fewer than ``1 + max_pending`` prompts — the one it runs plus
 ``max_pending`` waiting behind it, counting every client's prompts (the server's own queue count:
-other people's ComfyUI jobs are respected) and ours not yet reported. ``wait_turn`` puts a job in
-line and returns the backend it may go to; ``withdraw`` takes it out (a cancel while waiting never
+other people's ComfyUI jobs are respected) and ours not yet reported (``Backend.occupancy``).
+``wait_turn`` puts a job in line and returns the backend it may go to; ``withdraw`` takes it out (a cancel while waiting never
 touches ComfyUI). Nothing waiting is bound to a backend, so a backend that goes down loses
 nothing. Which job goes next and where is ``engine.backends.fair``: fair turns by owner (a lazy
 k-way merge of each owner's line, so a dispatch costs O(log owners)), then the ready backend
@@ -111,7 +111,7 @@ class Dispatcher:
     # -- dispatching -------------------------------------------------------------------------
     def _dispatch(self) -> None:
         self._scheduled = False
-        ready = {b.name: b for b in self._pool if b.up and b.load < 1 + self.max_pending}
+        ready = {b.name: b for b in self._pool if b.up and b.occupancy < 1 + self.max_pending}
         if ready:
             self._grant_while_ready(ready)
         now = time.monotonic()
@@ -132,7 +132,7 @@ class Dispatcher:
             line = lines[entry.waiting.owner]
             if index + 1 < len(line):
                 heapq.heappush(heads, self._key(line[index + 1], starts[entry.waiting.owner] + index + 1) + (index + 1,))
-            name = best_backend([(b.name, b.load * self.speeds.duration(b.name, entry.workflow))
+            name = best_backend([(b.name, b.occupancy * self.speeds.duration(b.name, entry.workflow))
                                  for b in ready.values() if self._able(b, entry)], entry.workflow, self.speeds)
             if name is None or entry.future.done():
                 continue
@@ -141,7 +141,7 @@ class Dispatcher:
             self.turns.served(entry.waiting.owner, round_)
             entry.future.set_result(backend)
             self._remove(entry)
-            if backend.load >= 1 + self.max_pending:
+            if backend.occupancy >= 1 + self.max_pending:
                 del ready[name]
 
     @staticmethod

@@ -76,7 +76,7 @@ async def test_other_clients_prompts_count_as_pending(fakes, start_runtime):
         for n in range(2):  # someone else's prompts, straight to ComfyUI
             graph["2"]["inputs"]["nonce"] = 1000 + n
             await session.post(f"{fake.url}/prompt", json={"prompt": graph, "client_id": "someone-else"})
-    await eventually(lambda: runtime.pool.get("b1").load >= 2)
+    await eventually(lambda: runtime.pool.get("b1").occupancy >= 2)
     ours = await runtime.submit("slow", {"steps": 1}, owner="a")
     await asyncio.sleep(0.5)
     assert len(fake.state.posted) == 2 and ours.prompt_id is None  # the server is busy enough: we wait
