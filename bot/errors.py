@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from typing import Any
 
 import discord
@@ -36,7 +35,6 @@ UNAVAILABLE = "No ComfyUI server is available right now — try again later."
 STORE_DOWN = "The bot's job database is not available right now — try again in a moment."
 ANSWER_WAIT = 2.0  # seconds a job-database read may take before an interaction's first answer (Discord: 3 s)
 MESSAGE_LIMIT = 2000
-_SECONDS = re.compile(r"(\d+(?:\.\d+)?) ?s\b")
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -51,8 +49,9 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 def _timeout_text(exc: ComfyTimeout) -> str:
-    seconds = _SECONDS.search(str(exc))
-    return f"Timed out after {seconds.group(1)} s." if seconds else "Timed out: the server took too long to answer."
+    if exc.seconds is None:
+        return "Timed out: the server took too long to answer."
+    return f"Timed out after {exc.seconds:g} s."
 
 
 def _discord_text(exc: BaseException) -> str | None:

@@ -117,7 +117,11 @@ class ServerLimitExceeded(ComfyUnavailable, LimitExceeded):
 
 
 class ComfyTimeout(ComfyError, TimeoutError):
-    """A request or a whole job took longer than allowed."""
+    """A request or a whole job took longer than allowed: ``seconds`` (None when not one known figure)."""
+
+    def __init__(self, message: str, seconds: float | None = None):
+        self.seconds = seconds
+        super().__init__(message)
 
 
 class WorkflowRejected(ComfyError):

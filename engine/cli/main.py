@@ -22,14 +22,13 @@ from ..limits import DEFAULT_LIMITS, Limits, limits_from_env
 from ..manifest.schema import schema_text
 from ..checks.validate import manifest_files, validate_paths
 from . import run
+from .usage import UsageError
 
 __all__ = ["main", "build_parser", "fetch_object_info", "UsageError"]
 
 OBJECT_INFO_TIMEOUT = 60.0
 
 
-class UsageError(Exception):
-    """A problem with the command line or its inputs (exit 2)."""
 
 
 async def _get_object_info(url: str, timeout: float, limits: Limits) -> Any:

@@ -3,7 +3,7 @@
 ``engine run MANIFEST --set key=value … [--image [PARAM=]PATH …] [--out DIR] [--server URL …]
 [--timeout S] [--json]`` loads the manifest (and its workflow), checks the values before any
 network traffic, runs the job through a ``Runtime`` with an in-memory job store, shows its progress
-(a rich bar on a terminal, one line per visible change otherwise, on stderr), writes the outputs
+(``engine.cli.views``: a rich bar on a terminal, else one line per change, on stderr), writes the outputs
 as ``DIR/<manifest>-<seed>-<n>.<ext>`` and prints the resolved values (the seed!) and the files.
 
 Exit codes: 0 done; 1 the job failed, was rejected or cancelled, or a value is wrong; 2 usage
@@ -27,9 +27,6 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
-
 from ..bounded import read_file
 from ..comfy.outputs import known_extension
 from ..manifest.apply import Prepared, prepare
@@ -37,19 +34,18 @@ from ..manifest.catalog import Catalog, Workflow, load_workflow
 from ..errors import (ComfyTimeout, ComfyUnavailable, EngineError, ExecutionFailed, JobCancelled, LimitExceeded,
                      ManifestError, ParamError, WorkflowRejected)
 from ..manifest.help import params_help
-from ..jobs.progress import JobState, ProgressEvent
 from ..jobs.store import JobStore
 from ..limits import Limits, limits_from_env
+from .usage import UsageError
+from .views import ProgressView, make_view
 
-__all__ = ["add_parser", "run_command", "describe_event", "output_paths", "parse_assignments", "DEFAULT_SERVER"]
+__all__ = ["add_parser", "run_command", "output_paths", "parse_assignments", "DEFAULT_SERVER"]
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 CANCEL_GRACE = 5.0  # seconds allowed to cancel the job on the server after Ctrl-C or --timeout
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")  # a guessed extension is used only when plain
 
 
-class RunUsageError(Exception):
-    """A problem with the command line or its inputs (exit 2)."""
 
 
 @dataclass
@@ -81,7 +77,7 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise RunUsageError(f"--set needs key=value, got {item!r}")
+            raise UsageError(f"--set needs key=value, got {item!r}")
         values[key.strip()] = value
     return values
 
@@ -97,28 +93,8 @@ def parse_images(items: list[str], image_params: list[str]) -> dict[str, Path]:
             images[image_params[0]] = Path(item)
         else:
             wanted = ", ".join(image_params) or "none"
-            raise RunUsageError(f"--image needs PARAM=PATH (image params: {wanted})")
+            raise UsageError(f"--image needs PARAM=PATH (image params: {wanted})")
     return images
-
-
-def describe_event(event: ProgressEvent) -> str:
-    """One line for a progress event: ``running 35% · KSampler · step 7/20 · ETA 12 s``."""
-    if event.state is JobState.QUEUED:
-        return f"queued (position {event.queue_position})" if event.queue_position else "queued"
-    if event.state is JobState.FAILED:
-        return f"failed: {event.error or 'error'}"
-    if event.state is not JobState.RUNNING:
-        return event.state.value
-    return " · ".join([f"running {int(event.percent)}%", *_details(event)])
-
-
-def _details(event: ProgressEvent) -> list[str]:
-    parts = [event.phase] if event.phase else []
-    if event.step is not None and event.steps:
-        parts.append(f"step {event.step}/{event.steps}")
-    if event.eta_seconds is not None:
-        parts.append(f"ETA {event.eta_seconds:.0f} s")
-    return parts
 
 
 def output_paths(out_dir: Path, manifest: str, tag: str, files: list[tuple[str, str]]) -> list[Path]:
@@ -162,65 +138,6 @@ def seed_tag(workflow: Workflow, values: dict[str, Any], job_id: str) -> str:
     return job_id[:8] if seed is None else str(seed)
 
 
-# -- progress views -------------------------------------------------------------------------
-
-
-class LineView:
-    """Non-terminal output: one line per visible change, on stderr."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self._last = ""
-
-    def show(self, event: ProgressEvent) -> None:
-        line = describe_event(event)
-        if event.state in (JobState.FAILED, JobState.CANCELLED):
-            return  # the command's own error line says it
-        if line != self._last:
-            print(line, file=self.stream, flush=True)
-            self._last = line
-
-    def close(self) -> None:
-        pass
-
-
-class BarView:
-    """Terminal output: a rich progress bar (queue position, percent, phase, step, ETA)."""
-
-    def __init__(self, title: str, console: Console):
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                 TextColumn("{task.fields[detail]}"), console=console)
-        self.task = self.progress.add_task(title, total=100, detail="queued")
-        self.progress.start()
-
-    def show(self, event: ProgressEvent) -> None:
-        if event.state is JobState.QUEUED:
-            detail = describe_event(event)
-        elif event.state is JobState.RUNNING:
-            detail = " · ".join(_details(event))
-        else:
-            detail = describe_event(event)
-        self.progress.update(self.task, completed=event.percent, detail=detail)
-
-    def close(self) -> None:
-        self.progress.stop()
-
-
-class QuietView:
-    def show(self, event: ProgressEvent) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def make_view(title: str, quiet: bool):
-    if quiet:
-        return QuietView()
-    console = Console(stderr=True)
-    return BarView(title, console) if console.is_terminal else LineView()
-
-
 # -- running --------------------------------------------------------------------------------
 
 
@@ -233,14 +150,14 @@ def _read_images(paths: dict[str, Path], limits: Limits) -> dict[str, Any]:
         try:
             data = read_file(path, max_bytes=limits.max_image_bytes, limit="max_image_bytes", what=f"image {path}")
         except LimitExceeded as exc:
-            raise RunUsageError(str(exc)) from None
+            raise UsageError(str(exc)) from None
         except OSError as exc:
-            raise RunUsageError(f"cannot read image {path} ({exc.strerror or exc})") from None
+            raise UsageError(f"cannot read image {path} ({exc.strerror or exc})") from None
         images[param] = ImageInput(data=data, filename=path.name)
     return images
 
 
-async def _follow(job: Any, view: Any, timeout: float | None) -> Any:
+async def _follow(job: Any, view: ProgressView, timeout: float | None) -> Any:
     """Show the job's progress and return its result; cancel it on the server if we stop waiting.
 
     Only our own ``--timeout`` is reported as such: the job's own ``ComfyTimeout`` (its manifest's
@@ -256,7 +173,8 @@ async def _follow(job: Any, view: Any, timeout: float | None) -> Any:
         if not deadline.expired():
             raise
         await _cancel(job)
-        raise ComfyTimeout(f"timed out after {timeout:g} s (--timeout); the job was cancelled") from None
+        raise ComfyTimeout(f"timed out after {timeout:g} s (--timeout); the job was cancelled",
+                           seconds=timeout) from None
     except asyncio.CancelledError:
         await _cancel(job)
         raise
@@ -267,7 +185,7 @@ async def _cancel(job: Any) -> None:
         await asyncio.wait_for(job.cancel(), CANCEL_GRACE)
 
 
-async def execute(request: RunRequest, view: Any) -> RunOutcome:
+async def execute(request: RunRequest, view: ProgressView) -> RunOutcome:
     """Start a runtime, run the job, write its outputs; the runtime is closed whatever happens."""
     from ..runtime import Runtime
 
@@ -298,7 +216,7 @@ def _save(request: RunRequest, job_id: str, result: Any) -> RunOutcome:
         for path, output in zip(paths, outputs):
             path.write_bytes(output.data)
     except OSError as exc:
-        raise RunUsageError(f"cannot write to {request.out_dir} ({type(exc).__name__})") from None
+        raise UsageError(f"cannot write to {request.out_dir} ({type(exc).__name__})") from None
     return RunOutcome(job_id, dict(result.values), result.backend, paths, list(result.texts))
 
 
@@ -315,11 +233,11 @@ def _servers(urls: list[str] | None) -> list[tuple[str, str]]:
 def _request(args: argparse.Namespace) -> RunRequest:
     path = Path(args.manifest)
     if not path.is_file():
-        raise RunUsageError(f"no such manifest: {path}")
+        raise UsageError(f"no such manifest: {path}")
     try:
         limits = limits_from_env()
     except ValueError as exc:
-        raise RunUsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     workflow = load_workflow(path, Path(args.workflows) if args.workflows else None, limits)
     values = parse_assignments(args.set or [])
     images = parse_images(args.image or [], workflow.manifest.image_params)
@@ -362,7 +280,7 @@ def run_command(args: argparse.Namespace) -> int:
         request = _request(args)
         view = make_view(request.workflow.manifest.title or request.workflow.name, args.json)
         outcome = asyncio.run(execute(request, view))
-    except RunUsageError as exc:
+    except UsageError as exc:
         print(f"engine run: {exc}", file=sys.stderr)
         return 2
     except ParamError as exc:

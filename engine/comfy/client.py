@@ -26,7 +26,7 @@ import aiohttp
 from ..bounded import parse_json
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, LimitExceeded, ServerLimitExceeded, WorkflowRejected
 from ..limits import DEFAULT_LIMITS, Limits, human_size
-from .wire import Queued, QueueSnapshot, list_at, mapping_at, queue_snapshot
+from .wire import PromptRequest, Queued, QueueSnapshot, list_at, mapping_at, queue_snapshot
 
 __all__ = ["ComfyClient", "Timeouts", "rejection_problems"]
 
@@ -98,15 +98,17 @@ class ComfyClient:
 
     # -- plumbing --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _translate(self, what: str) -> AsyncIterator[None]:
-        """The one place where transport failures become ``ComfyError``s."""
+    async def _translate(self, what: str, seconds: float | None = None) -> AsyncIterator[None]:
+        """The one place where transport failures become ``ComfyError``s (``seconds``: the time allowed,
+        default the request timeout)."""
         try:
             yield
         except ComfyError:
             raise
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             log.info("backend %s: %s timed out", self.name, what)
-            raise ComfyTimeout(f"backend {self.name}: {what} timed out") from exc
+            allowed = self.timeouts.request if seconds is None else seconds
+            raise ComfyTimeout(f"backend {self.name}: {what} timed out", seconds=allowed) from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             log.info("backend %s: %s failed (%s)", self.name, what, type(exc).__name__)
             raise ComfyUnavailable(f"backend {self.name}: {what} failed ({type(exc).__name__})") from exc
@@ -168,7 +170,7 @@ class ComfyClient:
         if overwrite:
             form.add_field("overwrite", "true")
         what = "image upload"
-        async with self._translate(what):
+        async with self._translate(what, self.timeouts.transfer):
             async with self.session.post(self._url("/upload/image"), data=form,
                                          timeout=self.timeouts.client_timeout(self.timeouts.transfer)) as response:
                 self._check(response.status, what)
@@ -181,7 +183,7 @@ class ComfyClient:
     async def queue_prompt(self, graph: Mapping[str, Any], *, prompt_id: str, front: bool = False,
                            extra_data: Mapping[str, Any] | None = None) -> Queued:
         """``POST /prompt`` with our own prompt_id; ``WorkflowRejected`` on 400."""
-        body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id, "prompt_id": prompt_id}
+        body: PromptRequest = {"prompt": dict(graph), "client_id": self.client_id, "prompt_id": prompt_id}
         if front:
             body["front"] = True
         if extra_data:
@@ -226,7 +228,7 @@ class ComfyClient:
         what = "downloading an output"
         params = {"filename": filename, "subfolder": subfolder, "type": type}
         cap = self.limits.max_output_bytes if max_bytes is None else max_bytes
-        async with self._translate(what):
+        async with self._translate(what, self.timeouts.transfer):
             async with self.session.get(self._url("/view"), params=params,
                                         timeout=self.timeouts.client_timeout(self.timeouts.transfer)) as response:
                 self._check(response.status, what)
@@ -251,6 +253,6 @@ class ComfyClient:
     async def connect_websocket(self, *, heartbeat: float | None = 30.0) -> aiohttp.ClientWebSocketResponse:
         """Open ``/ws`` for this client id (used by ``EventStream``)."""
         url = self._url(f"/ws?clientId={self.client_id}").replace("http", "ws", 1)
-        async with self._translate("opening the websocket"):
+        async with self._translate("opening the websocket", self.timeouts.connect):
             return await self.session.ws_connect(url, heartbeat=heartbeat, timeout=aiohttp.ClientWSTimeout(
                 ws_receive=None, ws_close=self.timeouts.connect), max_msg_size=self.limits.max_websocket_frame_bytes)

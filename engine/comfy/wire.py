@@ -1,8 +1,10 @@
-"""ComfyUI wire types: the JSON payloads we send and read, and the small records parsed from them.
+"""ComfyUI wire types: the JSON we send, and the small records parsed from what the server sends.
 
-TypedDicts describe payloads as the server sends them (PROTOCOL.md); frozen dataclasses are
-what the client hands to the rest of the engine. ``parse_binary_frame`` decodes the websocket's
-binary frames (§6.3). Pure code, no I/O.
+``PromptRequest`` is the body of ``POST /prompt`` (we build it, so its type is a promise). What
+the server sends is never trusted to have a shape (docs/comfyui-protocol.md describes it): it is
+read field by field with ``mapping_at`` / ``list_at`` and parsed into frozen dataclasses —
+``Queued``, ``QueueSnapshot``, ``Preview``, ``ProgressText`` — that the rest of the engine uses;
+``parse_binary_frame`` decodes the websocket's binary frames (§6.3). Pure code, no I/O.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from ..bounded import parse_json
 from ..errors import LimitExceeded
@@ -18,22 +20,6 @@ from ..limits import DEFAULT_LIMITS
 
 __all__ = [
     "PromptRequest",
-    "PromptAccepted",
-    "ErrorInfo",
-    "NodeError",
-    "NodeErrorEntry",
-    "PromptRejected",
-    "QueueListing",
-    "HistoryStatusData",
-    "HistoryEntry",
-    "WsMessage",
-    "StatusData",
-    "ExecutingData",
-    "ProgressData",
-    "ExecutedData",
-    "ExecutionCachedData",
-    "ExecutionErrorData",
-    "ExecutionInterruptedData",
     "Queued",
     "QueueSnapshot",
     "Preview",
@@ -54,113 +40,6 @@ class PromptRequest(TypedDict):
     prompt_id: str
     front: NotRequired[bool]
     extra_data: NotRequired[dict[str, Any]]
-
-
-class PromptAccepted(TypedDict):
-    prompt_id: str
-    number: float
-    node_errors: dict[str, NodeErrorEntry]
-
-
-class ErrorInfo(TypedDict):
-    type: str
-    message: str
-    details: str
-    extra_info: dict[str, Any]
-
-
-class NodeError(ErrorInfo):
-    pass
-
-
-class NodeErrorEntry(TypedDict):
-    errors: list[NodeError]
-    dependent_outputs: list[str]
-    class_type: str
-
-
-class PromptRejected(TypedDict):
-    error: ErrorInfo
-    node_errors: dict[str, NodeErrorEntry]
-
-
-# [number, prompt_id, graph, extra_data, outputs_to_execute]
-QueueItem = list[Any]
-
-
-class QueueListing(TypedDict):
-    queue_running: list[QueueItem]
-    queue_pending: list[QueueItem]
-
-
-class HistoryStatusData(TypedDict):
-    status_str: Literal["success", "error"]
-    completed: bool
-    messages: list[list[Any]]  # [event, data]
-
-
-class HistoryEntry(TypedDict):
-    prompt: QueueItem
-    outputs: dict[str, dict[str, Any]]
-    status: HistoryStatusData
-    meta: dict[str, dict[str, Any]]
-
-
-class WsMessage(TypedDict):
-    type: str
-    data: dict[str, Any]
-
-
-class StatusData(TypedDict):
-    status: dict[str, dict[str, int]]  # {"exec_info": {"queue_remaining": n}}
-    sid: NotRequired[str]
-
-
-class ExecutingData(TypedDict):
-    node: str | None
-    display_node: NotRequired[str]
-    prompt_id: NotRequired[str]  # absent in the message sent to a reconnecting socket
-
-
-class ProgressData(TypedDict):
-    value: int
-    max: int
-    prompt_id: str
-    node: str
-
-
-class ExecutedData(TypedDict):
-    node: str
-    display_node: str
-    output: dict[str, Any]
-    prompt_id: str
-
-
-class ExecutionCachedData(TypedDict):
-    nodes: list[str]
-    prompt_id: str
-    timestamp: int
-
-
-class ExecutionErrorData(TypedDict):
-    prompt_id: str
-    node_id: str | None
-    node_type: str | None
-    executed: list[str]
-    exception_message: str
-    exception_type: str
-    traceback: list[str]
-    current_inputs: dict[str, Any]
-    current_outputs: list[str]
-    timestamp: int
-
-
-class ExecutionInterruptedData(TypedDict):
-    prompt_id: str
-    node_id: str
-    node_type: str
-    executed: list[str]
-    timestamp: int
 
 
 @dataclass(frozen=True)

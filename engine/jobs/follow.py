@@ -5,7 +5,7 @@ The follower reads the prompt's subscription queue (from the backend's ``EventSt
 ``GET /queue`` snapshot (``Backend.watch_queue``: one request per backend for all jobs, taken on
 ``status`` broadcasts or after ``queue_poll`` s without one), and reacts to signals the job puts
 in the same queue: ``CANCEL`` (delete + interrupt on the server), ``BACKEND_DOWN`` (a queued prompt raises
-``BackendLost`` so the job can move; a running one gets ``down_grace`` seconds for the server to
+``_BackendLost`` so the job can move; a running one gets ``down_grace`` seconds for the server to
 come back and tell from ``/history`` how it ended), ``RECHECK`` (the prompt vanished from the
 queue: settle from ``/history``). A prompt queued by another client id (found again after a
 restart) gets no websocket messages, so its end is found by polling too (``foreign``).
@@ -26,7 +26,7 @@ from ..comfy.outputs import parse_status
 from ..comfy.wire import mapping_at
 from .progress import TERMINAL_STATES, JobState, ProgressEvent, ProgressTracker
 
-__all__ = ["PromptFollower", "Signal", "BackendLost", "PromptLost", "GONE", "DROPPED"]
+__all__ = ["PromptFollower", "Signal", "GONE", "DROPPED"]  # _BackendLost, _PromptLost: for engine.jobs.job only
 
 GONE = "the server running this job went away"
 DROPPED = "the server dropped this job from its queue"
@@ -38,11 +38,11 @@ class Signal(enum.Enum):
     RECHECK = "recheck"
 
 
-class PromptLost(ComfyUnavailable):
+class _PromptLost(ComfyUnavailable):
     """The server knows the prompt nowhere: neither queued, running nor in its history."""
 
 
-class BackendLost(Exception):
+class _BackendLost(Exception):
     """The backend went down while the prompt was still queued there: the job should move."""
 
 
@@ -76,7 +76,7 @@ class PromptFollower:
         self.backend.events.unsubscribe(self.prompt_id)
 
     async def run(self) -> None:
-        """Until the tracker is terminal; raises ``BackendLost``, ``PromptLost`` or ``ComfyUnavailable``."""
+        """Until the tracker is terminal; raises ``_BackendLost``, ``_PromptLost`` or ``ComfyUnavailable``."""
         if self._watching():
             self.backend.watch_queue(self, self._on_snapshot, every=self._settings.queue_poll)
         try:
@@ -95,7 +95,7 @@ class PromptFollower:
                 continue
             if message is Signal.BACKEND_DOWN:
                 if self.state is JobState.QUEUED:
-                    raise BackendLost()
+                    raise _BackendLost()
                 grace_until = grace_until or time.monotonic() + self._settings.down_grace
                 poll_every = self._settings.queue_poll  # messages may have been lost: poll from now on
             elif message is Signal.CANCEL:
@@ -157,13 +157,13 @@ class PromptFollower:
         try:
             await self.settle_if_gone(missing=missing)
             return True
-        except PromptLost:
+        except _PromptLost:
             raise
         except ComfyError:
             return False
 
     async def settle_if_gone(self, *, missing: str) -> bool:
-        """If the prompt is in neither queue: settle from history, else raise ``PromptLost(missing)``.
+        """If the prompt is in neither queue: settle from history, else raise ``_PromptLost(missing)``.
 
         True when the prompt has ended; False while the server still has it queued or running.
         """
@@ -183,7 +183,7 @@ class PromptFollower:
         if self._cancelled():
             self._publish(self.tracker.cancel())
             return True
-        raise PromptLost(missing)
+        raise _PromptLost(missing)
 
     async def withdraw(self, *, cancelled: bool) -> None:
         """Delete from the queue and interrupt on the server (best effort); settle if it is gone."""

@@ -31,7 +31,7 @@ from ..comfy.error_map import map_execution_error
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled
 from ..manifest.apply import Prepared, bind_values, build_graph, draw_seeds, resolve_values
 from ..manifest.catalog import Workflow
-from .follow import BackendLost, PromptFollower, PromptLost, Signal
+from .follow import _BackendLost, PromptFollower, _PromptLost, Signal
 from .journal import Journal
 from .line import Line
 from .log_context import bind_job, job_fields
@@ -193,12 +193,9 @@ class Job:
             await self._guarded(lambda: self._reattach(record), budget)
         elif self.workflow.manifest.image_params:
             await self._end_failed(ComfyUnavailable(f"{LOST} (its input image is gone)"))
-        else:
-            await self._guarded(self._resubmit, budget)
-
-    async def _resubmit(self) -> None:
-        self._graph = self._graph_for_resume()
-        await self._submit_first()
+        else:  # never queued: submit it now, from its stored values
+            self._graph = self._graph_for_resume()
+            await self._guarded(self._submit_first, budget)
 
     async def _guarded(self, start: Callable[[], Awaitable[None]], budget: float) -> None:
         """Run ``start`` then follow to the end, turning every failure into a terminal state."""
@@ -218,7 +215,8 @@ class Job:
                 return
             if self._follower is not None:
                 await self._follower.withdraw(cancelled=False)
-            await self._end_failed(ComfyTimeout(f"the job took longer than {self.workflow.manifest.timeout} s"))
+            timeout = self.workflow.manifest.timeout
+            await self._end_failed(ComfyTimeout(f"the job took longer than {timeout} s", seconds=timeout))
         except EngineError as exc:
             await self._end_failed(exc)
         except asyncio.CancelledError:
@@ -316,7 +314,7 @@ class Job:
             try:
                 await follower.settle_if_gone(missing=LOST)
                 return
-            except PromptLost:
+            except _PromptLost:
                 raise
             except ComfyError:
                 if time.monotonic() >= deadline:
@@ -337,7 +335,7 @@ class Job:
             try:
                 await self._follower.run()
                 return
-            except BackendLost:
+            except _BackendLost:
                 if await self._withdrawn(self._follower):
                     await self._failover(self._follower)
                 # else it started or ended there after all: keep following it on that server

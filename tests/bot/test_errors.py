@@ -32,7 +32,8 @@ def _int_option() -> ParamOption:
      "steps: value 999 bigger than max 150\nmodel: not on the server"),
     (ExecutionFailed("out of memory on the GPU"), "The workflow failed: out of memory on the GPU"),
     (JobCancelled("interrupted on the server"), "Cancelled."),
-    (ComfyTimeout("the job took longer than 60 s"), "Timed out after 60 s."),
+    (ComfyTimeout("the job took longer than 60 s", seconds=60), "Timed out after 60 s."),
+    (ComfyTimeout("took 12 s but says nothing else"), "Timed out: the server took too long to answer."),  # no parsing
     (ComfyTimeout("the server took too long to answer"), "Timed out: the server took too long to answer."),
     (ComfyUnavailable("connection refused by http://10.0.0.5:8188"), UNAVAILABLE),
     (TooLargeError("This file is too large for Discord's 10 MiB limit."),

@@ -147,6 +147,7 @@ async def test_slow_answers_time_out(fake_comfy):
         with pytest.raises(ComfyTimeout) as caught:
             await client.queue()
     assert "slow" in str(caught.value) and fake_comfy.url not in str(caught.value)
+    assert caught.value.seconds == 0.05
 
 
 async def test_a_dead_backend_is_unavailable(client, fake_comfy):

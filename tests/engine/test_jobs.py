@@ -203,8 +203,9 @@ async def test_manifest_timeout_cancels_on_the_server(tmp_path, fakes, start_run
     [fake] = await fakes()
     runtime = await start_runtime(fake, catalog=write_catalog(tmp_path / "short", timeout=1))
     job = await runtime.submit("slow", {"steps": 1000})
-    with pytest.raises(ComfyTimeout, match="longer than 1 s"):
+    with pytest.raises(ComfyTimeout, match="longer than 1 s") as caught:
         await job.result()
+    assert caught.value.seconds == 1  # carried, not parsed from the text
     await eventually(lambda: fake.state.history.get(job.prompt_id) != {})
     entry = fake.state.history.get(job.prompt_id)[job.prompt_id]
     assert entry["status"]["messages"][-1][0] == "execution_interrupted"

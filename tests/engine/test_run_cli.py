@@ -12,7 +12,9 @@ from PIL import Image
 
 from engine.cli.main import main
 from engine.jobs.progress import JobState, ProgressEvent
-from engine.cli.run import RunUsageError, describe_event, output_paths, parse_assignments, parse_images
+from engine.cli.run import output_paths, parse_assignments, parse_images
+from engine.cli.views import describe_event
+from engine.cli.usage import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -111,7 +113,7 @@ async def test_usage_errors_exit_2(tmp_path, capsys):
 
 def test_parse_assignments_keeps_equals_in_values():
     assert parse_assignments(["prompt=a = b", "steps=20"]) == {"prompt": "a = b", "steps": "20"}
-    with pytest.raises(RunUsageError):
+    with pytest.raises(UsageError):
         parse_assignments(["=3"])
 
 
@@ -119,7 +121,7 @@ def test_parse_images_names_or_infers_the_param():
     assert parse_images(["x=y.png"], ["image"]) == {"image": Path("x=y.png")}
     assert parse_images(["mask=m.png", "image=i.png"], ["image", "mask"]) == {"mask": Path("m.png"),
                                                                               "image": Path("i.png")}
-    with pytest.raises(RunUsageError, match="image params: image, mask"):
+    with pytest.raises(UsageError, match="image params: image, mask"):
         parse_images(["i.png"], ["image", "mask"])
 
 
