@@ -171,7 +171,7 @@ class _DisComfy(discord.Client):
         set_user_salt(self.runtime.client_id)  # log lines hash user ids with a key of this install
         await self.runtime.start()
         await self._start_metrics()
-        signer = await self._start_originals()
+        signer = await self._start_originals(self.runtime)
         self.flow = Flow(self.runtime, settings, self.catalog, original_link=signer.link if signer else None,
                          **self._flow_options)
         self.reloader = Reloader(settings.manifests_dir, settings.workflows_dir,
@@ -221,7 +221,7 @@ class _DisComfy(discord.Client):
 
     def _object_infos(self) -> list[Mapping[str, Any]]:
         runtime = self.runtime
-        return [b.object_info for b in runtime.pool if b.up and b.object_info] if runtime is not None else []
+        return runtime.object_infos() if runtime is not None else []
 
     async def _tell_admins(self, lines: list[str]) -> None:
         if self.settings.admin_channel_id is not None:
@@ -236,13 +236,13 @@ class _DisComfy(discord.Client):
         activate(self.metrics)
         log.info("metrics on port %d (/metrics, /healthz)", port)
 
-    async def _start_originals(self) -> LinkSigner | None:
+    async def _start_originals(self, runtime: Runtime) -> LinkSigner | None:
         """The signed-link endpoint for full-quality originals, when ``originals_url`` is set."""
         settings = self.settings
         if settings.originals_url is None:
             return None
         signer = LinkSigner(key_for(settings.db_path), settings.originals_url, settings.originals_ttl_hours * 3600)
-        self.originals = OriginalsServer(signer, self.runtime)
+        self.originals = OriginalsServer(signer, runtime)
         port = await self.originals.start(settings.originals_host, settings.originals_port)
         log.info("originals endpoint on port %d", port)
         return signer

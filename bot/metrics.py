@@ -22,6 +22,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from engine import Job
+
 __all__ = ["Metrics", "activate", "observe_delivered", "observe_fitting"]
 
 _LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -70,14 +72,15 @@ class Metrics:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
 
-    def delivered(self, job: Any, now: float | None = None) -> None:
+    def delivered(self, job: Job, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        timings, workflow = job.timings, job.workflow.name
+        workflow = job.workflow.name
+        created, started, finished = (job.timings.get(key) for key in ("created", "started", "finished"))
         self.finished.labels(workflow, job.state.value).inc()
-        if timings.get("started") and timings.get("created"):
-            self.wait.labels(workflow).observe(max(0.0, timings["started"] - timings["created"]))
-        if timings.get("finished"):
-            self.delivery.labels(workflow).observe(max(0.0, now - timings["finished"]))
+        if started and created:
+            self.wait.labels(workflow).observe(max(0.0, started - created))
+        if finished:
+            self.delivery.labels(workflow).observe(max(0.0, now - finished))
 
     async def serve(self, host: str, port: int) -> int:
         """Start ``/metrics`` and ``/healthz`` on ``host:port`` (0: any free port); returns the port."""
@@ -113,7 +116,7 @@ def activate(metrics: Metrics | None) -> None:
     _active = metrics
 
 
-def observe_delivered(job: Any) -> None:
+def observe_delivered(job: Job) -> None:
     if _active is not None:
         _active.delivered(job)
 

@@ -22,12 +22,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import quote
 
 from aiohttp import web
 
-from engine import ComfyError, OutputRef
+from engine import ComfyError, EngineError, OutputFile, Runtime
 
 __all__ = ["LinkSigner", "OriginalsServer", "key_for", "ROUTE"]
 
@@ -87,7 +87,7 @@ class LinkSigner:
 class OriginalsServer:
     """The endpoint, on the bot's event loop. ``runtime`` finds jobs and their backends."""
 
-    def __init__(self, signer: LinkSigner, runtime: Any):
+    def __init__(self, signer: LinkSigner, runtime: Runtime):
         self.signer = signer
         self.runtime = runtime
         self.port: int | None = None
@@ -120,23 +120,20 @@ class OriginalsServer:
         found = await self._original(m["job"], int(m["index"]))
         if isinstance(found, int):
             return web.Response(status=found)
-        data, ref = found
-        name = re.sub(r"[^\w.-]", "_", Path(ref.filename).name) or "original"
+        name = re.sub(r"[^\w.-]", "_", Path(found.filename).name) or "original"
         headers = {"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "private, max-age=3600",
                    "X-Content-Type-Options": "nosniff"}
-        return web.Response(body=data, content_type=ref.mime, headers=headers)
+        return web.Response(body=found.data, content_type=found.mime, headers=headers)
 
-    async def _original(self, job_id: str, index: int) -> tuple[bytes, OutputRef] | int:
-        record = await self.runtime.get(job_id)
-        if record is None or not 1 <= index <= min(len(record.outputs), MAX_INDEX):
+    async def _original(self, job_id: str, index: int) -> OutputFile | int:
+        """Output #``index`` of the job, fetched again from the server that made it (``Runtime.output``),
+        or the HTTP status saying why not: 404 unknown, 503 its server is down or cannot send it."""
+        if not 1 <= index <= MAX_INDEX:
             return 404
-        ref = OutputRef.from_dict(record.outputs[index - 1])
-        backend = self.runtime.pool.get(record.backend) if record.backend else None
-        if backend is None or not backend.up:
-            return 503
         try:
-            data, _ = await backend.client.view(**ref.view_params())
+            return await self.runtime.output(job_id, index)
         except ComfyError as exc:
             log.info("original %s #%d could not be fetched (%s)", job_id, index, type(exc).__name__)
+            return 503
+        except EngineError:
             return 404
-        return data, ref

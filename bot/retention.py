@@ -21,7 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from engine import JobStore
+
+from .config import Settings
 
 __all__ = ["RetentionPolicy", "Pruned", "prune_folder", "prune_once", "Retention", "DAY"]
 
@@ -38,7 +41,7 @@ class RetentionPolicy:
     jobs_max_age: float  # seconds
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RetentionPolicy:
+    def from_settings(cls, settings: Settings) -> RetentionPolicy:
         return cls(settings.keep_inputs_days * DAY, settings.keep_inputs_mb * MIB, settings.keep_jobs_days * DAY)
 
 
@@ -87,7 +90,7 @@ def prune_folder(folder: Path, *, max_age: float, max_bytes: int, now: float) ->
     return Pruned(files=removed, bytes=freed, kept_bytes=total)
 
 
-async def prune_once(store: Any, inputs: Path, policy: RetentionPolicy, now: float) -> Pruned:
+async def prune_once(store: JobStore, inputs: Path, policy: RetentionPolicy, now: float) -> Pruned:
     """One pass: the inputs folder, then the job records (and a compaction if any went)."""
     files = await asyncio.to_thread(prune_folder, inputs, max_age=policy.inputs_max_age,
                                     max_bytes=policy.inputs_max_bytes, now=now)
@@ -103,7 +106,7 @@ async def prune_once(store: Any, inputs: Path, policy: RetentionPolicy, now: flo
 class Retention:
     """``prune_once`` at start and every ``interval`` seconds, until cancelled; a failed pass is logged."""
 
-    def __init__(self, store: Any, inputs: Path, policy: RetentionPolicy, *, interval: float = 3600.0,
+    def __init__(self, store: JobStore, inputs: Path, policy: RetentionPolicy, *, interval: float = 3600.0,
                  clock: Callable[[], float] = time.time):
         self.store, self.inputs, self.policy, self.interval, self.clock = store, inputs, policy, interval, clock
 

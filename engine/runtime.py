@@ -194,6 +194,10 @@ class Runtime:
         """The live list for a ``choices_from`` source (``Class.input``), over healthy backends."""
         return self.pool.choices(source)
 
+    def object_infos(self) -> list[Mapping[str, Any]]:
+        """The ``/object_info`` of every healthy backend (what reloaded manifests are checked against)."""
+        return [backend.object_info for backend in self.pool if backend.up and backend.object_info]
+
     def status(self) -> list[BackendStatus]:
         """Every backend: name, up, running, pending, version (never its URL)."""
         return self.pool.status()

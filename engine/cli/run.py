@@ -34,6 +34,8 @@ from ..manifest.catalog import Catalog, Workflow, load_workflow
 from ..errors import (ComfyTimeout, ComfyUnavailable, EngineError, ExecutionFailed, JobCancelled, LimitExceeded,
                      ManifestError, ParamError, WorkflowRejected)
 from ..manifest.help import params_help
+from ..jobs.job import Job
+from ..jobs.parts import JobResult
 from ..jobs.store import JobStore
 from ..limits import Limits, limits_from_env
 from .usage import UsageError
@@ -157,7 +159,7 @@ def _read_images(paths: dict[str, Path], limits: Limits) -> dict[str, Any]:
     return images
 
 
-async def _follow(job: Any, view: ProgressView, timeout: float | None) -> Any:
+async def _follow(job: Job, view: ProgressView, timeout: float | None) -> JobResult:
     """Show the job's progress and return its result; cancel it on the server if we stop waiting.
 
     Only our own ``--timeout`` is reported as such: the job's own ``ComfyTimeout`` (its manifest's
@@ -180,7 +182,7 @@ async def _follow(job: Any, view: ProgressView, timeout: float | None) -> Any:
         raise
 
 
-async def _cancel(job: Any) -> None:
+async def _cancel(job: Job) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(job.cancel(), CANCEL_GRACE)
 
@@ -207,7 +209,7 @@ async def execute(request: RunRequest, view: ProgressView) -> RunOutcome:
     return _save(request, job.id, result)
 
 
-def _save(request: RunRequest, job_id: str, result: Any) -> RunOutcome:
+def _save(request: RunRequest, job_id: str, result: JobResult) -> RunOutcome:
     tag = seed_tag(request.workflow, result.values, job_id)
     outputs = list(result.outputs)
     paths = output_paths(request.out_dir, request.workflow.name, tag, [(o.filename, o.mime) for o in outputs])

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..backends.backend import Backend
 from ..errors import ComfyError, ComfyUnavailable
 from .parts import JobSettings, withdraw
 from ..comfy.outputs import parse_status
@@ -49,7 +50,7 @@ class _BackendLost(Exception):
 class PromptFollower:
     """Follows ``prompt_id`` on ``backend`` (see the module docstring); ``run()`` returns at the end."""
 
-    def __init__(self, backend: Any, prompt_id: str, inbox: asyncio.Queue, graph: Mapping[str, Any], *,
+    def __init__(self, backend: Backend, prompt_id: str, inbox: asyncio.Queue[Any], graph: Mapping[str, Any], *,
                  outputs: Iterable[str], settings: JobSettings, publish: Callable[[list[ProgressEvent]], None],
                  cancelled: Callable[[], bool], foreign: bool = False):
         self.backend = backend

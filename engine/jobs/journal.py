@@ -14,6 +14,9 @@ import asyncio
 import logging
 from typing import Any
 
+from .records import JobRecord
+from .store import JobStore
+
 __all__ = ["Journal", "UNSAVED"]
 
 log = logging.getLogger(__name__)
@@ -25,11 +28,11 @@ _ESSENTIAL = ("state", "error", "finished_at")
 class Journal:
     """Ordered, failure-tolerant writes of one job's record (see the module docstring)."""
 
-    def __init__(self, store: Any, job_id: str):
+    def __init__(self, store: JobStore, job_id: str):
         self._store, self._job_id = store, job_id
         self.unsaved: str | None = None  # why the record is behind the job (None: it is not)
 
-    def create(self, record: Any) -> None:
+    def create(self, record: JobRecord) -> None:
         """Record the new job (posted)."""
         self._store.post_create(record, lambda error: self._failed(error, ("created",)))
 
