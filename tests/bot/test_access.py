@@ -25,6 +25,7 @@ from .stack import REPO, flow_catalog, running_stack
 
 ADMIN_ID, ADMIN_ROLE, MEMBER_ROLE = USER_ID + 7, 777, 4242
 OTHER_USER = USER_ID + 1
+SLOW = 2.0
 CORNER = CHANNEL_ID + 99  # the only channel the "corner" workflow may run in
 NO_JOB = "You have no job with that id."
 CANVAS = """
@@ -141,18 +142,18 @@ async def _slow_job(stack) -> tuple[asyncio.Task, str]:
 
 async def test_an_admin_cancels_another_users_job_with_cancel_and_finds_it_in_its_list(fake_comfy, db_path,
                                                                                          catalog):
-    fake_comfy.state.time_scale = 0.5  # 20 steps × 0.2 s × 0.5: 2 s to act while it runs
+    fake_comfy.state.time_scale = SLOW  # 20 steps × 0.2 s × 2: 8 s to act while it runs (it is cancelled sooner)
     async with admin_stack(fake_comfy, db_path, catalog) as stack:
         background, job_id = await _slow_job(stack)
         offered = await stack.fake.autocomplete("cancel", {"job": ""}, focused="job", user_id=ADMIN_ID)
         assert [c["value"] for c in offered] == [job_id]
         await stack.dispatch(stack.fake.slash_payload("cancel", {"job": job_id}, user_id=ADMIN_ID))
         await background
-        assert (await stack.store.get(job_id)).state == JobState.CANCELLED
+        assert (await stack.store.get(job_id)).state == JobState.CANCELLED, stack.ephemeral_texts()
 
 
 async def test_an_admin_by_role_cancels_with_the_button(fake_comfy, db_path, catalog):
-    fake_comfy.state.time_scale = 0.5  # 20 steps × 0.2 s × 0.5: 2 s to act while it runs
+    fake_comfy.state.time_scale = SLOW  # 20 steps × 0.2 s × 2: 8 s to act while it runs (it is cancelled sooner)
     async with admin_stack(fake_comfy, db_path, catalog) as stack:
         background, job_id = await _slow_job(stack)
         await stack.dispatch(stack.fake.component_payload(f"dc:cancel:{job_id}", user_id=OTHER_USER,
@@ -162,7 +163,7 @@ async def test_an_admin_by_role_cancels_with_the_button(fake_comfy, db_path, cat
 
 
 async def test_a_non_admin_can_neither_cancel_nor_delete_anothers_job(fake_comfy, db_path, catalog):
-    fake_comfy.state.time_scale = 0.5  # 20 steps × 0.2 s × 0.5: 2 s to act while it runs
+    fake_comfy.state.time_scale = SLOW  # 20 steps × 0.2 s × 2: 8 s to act while it runs (it is cancelled sooner)
     async with admin_stack(fake_comfy, db_path, catalog) as stack:
         background, job_id = await _slow_job(stack)
         assert await stack.fake.autocomplete("cancel", {"job": ""}, focused="job", user_id=OTHER_USER) == []
@@ -171,8 +172,10 @@ async def test_a_non_admin_can_neither_cancel_nor_delete_anothers_job(fake_comfy
             await stack.dispatch(stack.fake.component_payload(f"dc:{action}:{job_id}", user_id=OTHER_USER))
         assert stack.ephemeral_texts() == [NO_JOB, NOT_YOURS, NOT_YOURS]
         assert not [r for r in stack.fake.requests if r.method == "DELETE"]
+        assert (await stack.store.get(job_id)).state == JobState.RUNNING  # untouched by them
+        await stack.dispatch(stack.fake.component_payload(f"dc:cancel:{job_id}"))  # its owner may
         await background
-        assert (await stack.store.get(job_id)).state == JobState.DONE
+        assert (await stack.store.get(job_id)).state == JobState.CANCELLED
 
 
 async def test_an_admin_deletes_another_users_result(fake_comfy, db_path, catalog):
