@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -54,13 +53,13 @@ from ..delivery.message import MessageTarget, failure_fields, lost_fields, resul
 from ..delivery.outcome import RETRY_DELAYS, deliver
 from ..metrics import observe_delivered
 from ..errors import ANSWER_WAIT, user_message
-from .guards import ConcurrencyCap, RateLimiter, check_rate
+from .guards import Guards, check_rate
 from .redeliver import DUE, target_of
 from .inputs import InputFolder, OutputSource, check_image_source, message_image, read_images, stored_inputs
 from ..delivery.progress import show_progress
 from ..views.setup import SetupView
 
-__all__ = ["Guards", "Flow"]
+__all__ = ["Flow"]
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +70,6 @@ NOTHING_HERE = "None of these workflows is available here."
 NOT_SAVED = "⚠️ This job could not be saved in the bot's job database; its buttons may not work after a restart."
 NOT_KEPT = "⚠️ The input image could not be kept: rerun and tweak will ask for it again."
 UPLOAD_REFUSED = "The result could not be uploaded to Discord."
-
-
-@dataclass(frozen=True)
-class Guards:
-    """Who may start how much: per-user and global rate limits, running jobs per user."""
-
-    per_user: RateLimiter
-    overall: RateLimiter
-    cap: ConcurrencyCap
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Guards:
-        return cls(RateLimiter(settings.rate_per_user.count, settings.rate_per_user.per_seconds),
-                   RateLimiter(settings.rate_global.count, settings.rate_global.per_seconds),
-                   ConcurrencyCap(settings.max_concurrent_per_user))
 
 
 async def _tell(interaction: Interaction, text: str) -> None:

@@ -13,8 +13,12 @@ import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from ..config import Settings
 
 __all__ = [
+    "Guards",
     "RateLimiter",
     "ConcurrencyCap",
     "check_rate",
@@ -137,3 +141,18 @@ class ConcurrencyCap:
 
 def _seconds(wait: float) -> str:
     return f"{max(1, math.ceil(wait))} s"
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Who may start how much: per-user and global rate limits, running jobs per user."""
+
+    per_user: RateLimiter
+    overall: RateLimiter
+    cap: ConcurrencyCap
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guards:
+        return cls(RateLimiter(settings.rate_per_user.count, settings.rate_per_user.per_seconds),
+                   RateLimiter(settings.rate_global.count, settings.rate_global.per_seconds),
+                   ConcurrencyCap(settings.max_concurrent_per_user))

@@ -35,8 +35,8 @@ from .follow import _BackendLost, PromptFollower, _PromptLost, Signal
 from .journal import Journal
 from .line import Line
 from .log_context import bind_job, job_fields
-from .parts import (EventFeed, ImageInput, JobResult, JobSettings, collect_result, send_prompt, spawn,
-                    upload_filename, withdraw)
+from .parts import (EventFeed, ImageInput, JobResult, JobSettings, collect_result, send_prompt, upload_filename,
+                    withdraw_from)
 from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .records import JobRecord
 from .store import JobStore
@@ -336,29 +336,10 @@ class Job:
                 await self._follower.run()
                 return
             except _BackendLost:
-                if await self._withdrawn(self._follower):
-                    await self._failover(self._follower)
+                lost = self._follower
+                if await withdraw_from(self._pool, lost.backend, lost.prompt_id, wait=self._settings.cancel_wait):
+                    await self._failover(lost)
                 # else it started or ended there after all: keep following it on that server
-
-    async def _withdrawn(self, lost: PromptFollower) -> bool:
-        """Take the prompt out of the queue of the backend marked down. True when it cannot run there:
-        deleted while still waiting, or the server does not answer (then the withdrawal is owed, done
-        as soon as it answers); False when it already started or ended there (a server marked down by
-        a passing error is often alive: moving the job then would run it twice)."""
-        client, prompt_id = lost.backend.client, lost.prompt_id
-        try:
-            async with asyncio.timeout(self._settings.cancel_wait):
-                await client.delete_queued([prompt_id])
-                snapshot = await client.queue()
-                if prompt_id in snapshot.running:
-                    return False
-                if prompt_id not in snapshot.pending:
-                    return await client.history(prompt_id) is None
-        except (ComfyError, TimeoutError):
-            pass
-        self._pool.owe_withdrawal(lost.backend, prompt_id)
-        spawn(withdraw(client, prompt_id, timeout=1.0))
-        return True
 
     async def _failover(self, lost: PromptFollower) -> None:
         """Move a queued job off a dead backend: same values, new prompt_id, uploads redone."""
