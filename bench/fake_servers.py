@@ -1,6 +1,8 @@
 """Serve N fake ComfyUIs from one separate process, the way real servers run beside the bot.
 
-    python bench/fake_servers.py N      # prints one JSON line {"urls": [...]} once listening
+    python bench/fake_servers.py N [TIME_SCALE]   # prints one JSON line {"urls": [...]} once listening
+
+``TIME_SCALE`` (default 0) multiplies SlowProgress' seconds per step: 0 runs every node at once.
 
 Each fake also answers ``GET /_bench/websockets`` with how many websockets it has accepted, so the
 benchmark can check "one websocket per backend" from outside. Runs until stdin closes.
@@ -40,10 +42,10 @@ def counting_app(fake: FakeComfy) -> web.Application:
     return app
 
 
-async def serve(count: int, root: Path) -> None:
+async def serve(count: int, root: Path, time_scale: float = 0.0) -> None:
     runners, urls = [], []
     for i in range(count):
-        fake = FakeComfy(root / f"comfy{i}", time_scale=0.0)
+        fake = FakeComfy(root / f"comfy{i}", time_scale=time_scale)
         runner = web.AppRunner(counting_app(fake), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -59,4 +61,4 @@ async def serve(count: int, root: Path) -> None:
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(serve(int(sys.argv[1]), Path(tmp)))
+        asyncio.run(serve(int(sys.argv[1]), Path(tmp), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0))
