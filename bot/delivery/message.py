@@ -211,7 +211,8 @@ async def result_fields(job_id: str, workflow: Workflow, result: JobResult, *, l
     fitted, notices = await fit_outputs(result.outputs, limit=limit, max_pixels=max_pixels)
     taken: set[str] = set()
     files = [discord.File(io.BytesIO(f.data), filename=_safe_name(f.filename, taken)) for f in fitted]
-    embed = result_embed(workflow, result.values, seed=workflow.manifest.seed_of(result.values), backend=result.backend,
+    embed = result_embed(workflow, result.values, seed=workflow.manifest.seed_of(result.values),
+                         backend=None,  # a backend's name is for admins: the Details button shows it to them
                          elapsed=result.seconds, notices=notices)
     embed = _with_texts(embed, result.texts)
     if files and fitted[0].mime.startswith("image/"):

@@ -31,6 +31,7 @@ A job whose workflow was removed while the bot was down gets its failure in its 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import uuid
 from datetime import datetime
@@ -46,6 +47,7 @@ from engine import (
 
 from ..access import AccessPolicy, Who
 from ..views.buttons import UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone, action_params
+from ..views.details import COMMAND_NAME, GRAPH_NAME, command_fits, details_embed, engine_command, graph_json
 from ..views.modals import ModalId, ParamModal, new_nonce
 from ..commands.slash import CommandHooks
 from ..config import Settings
@@ -103,7 +105,7 @@ class Flow:
 
     def button_hooks(self) -> ButtonHooks:
         return ButtonHooks(job=self.job_info, workflow=self.workflow, run=self.run, action=self.action,
-                           cancel=self.cancel, access=self.access, live=self.live)
+                           cancel=self.cancel, access=self.access, live=self.live, details=self.details)
 
     def listed(self, interaction: Interaction, workflow: Workflow) -> bool:
         """Whether ``workflow``'s choice lists may be offered here (autocomplete)."""
@@ -354,6 +356,36 @@ class Flow:
         done = job.state is JobState.CANCELLED
         await interaction.followup.send("Cancelled." if done else "The job ended before it could be cancelled.",
                                         ephemeral=True)
+
+    async def details(self, interaction: Interaction, job_id: str) -> None:
+        """The Details button: the job's values, seed, timings, command line and graph, privately;
+        the backend's name only for admins (the access policy says who is one)."""
+        record = await self.runtime.get(job_id, timeout=ANSWER_WAIT)
+        workflow = self.workflow(record.manifest) if record is not None else None
+        if record is None or workflow is None:
+            await _tell(interaction, UNKNOWN_JOB)
+            return
+        command = engine_command(workflow, record, *self._paths(workflow))
+        embed = details_embed(workflow, record, command=command,
+                              show_backend=self.access.is_admin(Who.of(interaction)))
+        files = [discord.File(io.BytesIO(graph), filename=GRAPH_NAME)] if (graph := graph_json(workflow, record)) else []
+        if not command_fits(command):
+            files.append(discord.File(io.BytesIO(command.encode() + b"\n"), filename=COMMAND_NAME))
+        await interaction.response.send_message(embed=embed, files=files, ephemeral=True)
+
+    @staticmethod
+    def _paths(workflow: Workflow) -> tuple[str, str | None]:
+        """The manifest's file as a terminal in the bot's folder names it, and the workflow folder
+        when ``engine run`` would not find it next to the manifests' folder."""
+        def shown(path: Path) -> str:
+            try:
+                return str(path.resolve().relative_to(Path.cwd()))
+            except ValueError:
+                return str(path.resolve())
+
+        manifest, graph = Path(str(workflow.source.file)), Path(workflow.workflow_file)
+        usual = manifest.resolve().parent.parent / "workflows"
+        return shown(manifest), None if graph.resolve().parent == usual else shown(graph.parent)
 
     async def menu(self, interaction: Interaction, workflow: Workflow, message: discord.Message) -> None:
         """A message context menu: the message's image goes into ``workflow``'s first image param; the

@@ -24,6 +24,7 @@ from engine import StoreError, Workflow, discord_limits as limits
 
 from ..access import AccessPolicy, Who
 from ..errors import STORE_DOWN
+from .details import DetailsButton
 from .modals import (FIELDS_PER_MODAL, LiveChoices, ModalId, ParamModal, from_earlier_run, new_nonce, page_title,
                      parse_modal_custom_id, raw_modal_values)
 
@@ -87,6 +88,7 @@ class ButtonHooks:
     - ``cancel(interaction, job_id)`` → cancel a queued or running job
     - ``live(source)`` → the server's list for a ``choices_from`` source, for modal selects
     - ``access`` → the access policy every click is checked with
+    - ``details(interaction, job_id)`` → answer the Details button (``views.details``)
     """
 
     job: Callable[[str], Awaitable[JobInfo | None]]
@@ -96,6 +98,7 @@ class ButtonHooks:
     cancel: Callable[[discord.Interaction, str], Awaitable[None]]
     access: AccessPolicy
     live: LiveChoices | None = None
+    details: Callable[[discord.Interaction, str], Awaitable[None]] | None = None  # the Details button
 
 
 def install_buttons(client: discord.Client, hooks: ButtonHooks) -> None:
@@ -307,7 +310,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"^dc:ca
             await context[0].cancel(interaction, self.job_id)
 
 
-DYNAMIC_ITEMS = (RerunButton, NewSeedButton, TweakButton, ActionButton, DeleteButton, CancelButton)
+DYNAMIC_ITEMS = (RerunButton, NewSeedButton, TweakButton, ActionButton, DeleteButton, CancelButton, DetailsButton)
 
 
 def _control_buttons(job_id: str, workflow: Workflow) -> list[discord.ui.Item]:
@@ -322,12 +325,12 @@ def _control_buttons(job_id: str, workflow: Workflow) -> list[discord.ui.Item]:
 
 def result_view(job_id: str, workflow: Workflow, outputs_count: int,
                 actions: Sequence[tuple[str, str]], *, links: Sequence[tuple[str, str]] = ()) -> discord.ui.View:
-    """Buttons for a result message: rerun, new seed, tweak (per page) and delete, the ``links``
+    """Buttons for a result message: rerun, new seed, tweak (per page), details and delete, the ``links``
     (``(label, url)``: "Original" links to full-quality files), then each action per output
     ("Upscale #2" when there are several) while room is left. When it fits,
     the controls take the first row and each output's actions a row of their own."""
     view = discord.ui.View(timeout=None)
-    controls = _control_buttons(job_id, workflow) + [DeleteButton(job_id)]
+    controls = _control_buttons(job_id, workflow) + [DetailsButton(job_id), DeleteButton(job_id)]
     controls += [discord.ui.Button(style=discord.ButtonStyle.link, label=label[:LABEL_LIMIT], url=url)
                  for label, url in links][:MAX_BUTTONS - len(controls)]
     many = outputs_count > 1
