@@ -327,8 +327,8 @@ def result_view(job_id: str, workflow: Workflow, outputs_count: int,
                 actions: Sequence[tuple[str, str]], *, links: Sequence[tuple[str, str]] = ()) -> discord.ui.View:
     """Buttons for a result message: rerun, new seed, tweak (per page), details and delete, the ``links``
     (``(label, url)``: "Original" links to full-quality files), then each action per output
-    ("Upscale #2" when there are several) while room is left. When it fits,
-    the controls take the first row and each output's actions a row of their own."""
+    ("Upscale #2" when there are several) while room is left. When it fits, the controls take the
+    first row(s) and each output's actions a row of their own."""
     view = discord.ui.View(timeout=None)
     controls = _control_buttons(job_id, workflow) + [DetailsButton(job_id), DeleteButton(job_id)]
     controls += [discord.ui.Button(style=discord.ButtonStyle.link, label=label[:LABEL_LIMIT], url=url)
@@ -337,13 +337,14 @@ def result_view(job_id: str, workflow: Workflow, outputs_count: int,
     wanted = [ActionButton(job_id, i, name, label + (f" #{i}" if many else ""))
               for i in range(1, outputs_count + 1) for name, label in actions]
     wanted = wanted[:MAX_BUTTONS - len(controls)]
-    tidy = len(controls) <= 5 and len(actions) <= 5 and outputs_count <= 4 and len(wanted) == outputs_count * len(actions)
-    for item in controls:
-        item.row = 0 if tidy else None
+    control_rows = -(-len(controls) // 5)
+    tidy = len(actions) <= 5 and control_rows + outputs_count <= 5 and len(wanted) == outputs_count * len(actions)
+    for number, item in enumerate(controls):
+        item.row = number // 5 if tidy else None
         view.add_item(item)
-    for item in wanted:
-        item.row = item.index if tidy else None
-        view.add_item(item)
+    for action in wanted:
+        action.row = control_rows - 1 + action.index if tidy else None
+        view.add_item(action)
     return view
 
 

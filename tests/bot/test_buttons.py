@@ -132,7 +132,7 @@ def test_result_view_layout_and_limits():
     view = result_view(JOB, flux(), 2, ACTIONS)
     rows = view.to_components()
     labels = [[c["label"] for c in row["components"]] for row in rows]
-    assert labels == [["🔁 Rerun", "🎲 New seed", "🛠️ Tweak 1/2", "🛠️ Tweak 2/2", "🗑️ Delete"],
+    assert labels == [["🔁 Rerun", "🎲 New seed", "🛠️ Tweak 1/2", "🛠️ Tweak 2/2", "ℹ️ Details"], ["🗑️ Delete"],
                       ["🔍 Upscale #1", "✏️ Edit #1", "🎬 Animate #1"],
                       ["🔍 Upscale #2", "✏️ Edit #2", "🎬 Animate #2"]]
     ids = [c["custom_id"] for row in rows for c in row["components"]]
