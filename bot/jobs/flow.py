@@ -31,7 +31,6 @@ A job whose workflow was removed while the bot was down gets its failure in its 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import uuid
 from datetime import datetime
@@ -46,9 +45,8 @@ from engine import (
 )
 
 from ..access import AccessPolicy, Who
-from ..views.buttons import UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone, action_params
-from ..views.details import COMMAND_NAME, GRAPH_NAME, command_fits, details_embed, engine_command, graph_json
-from ..views.modals import ModalId, ParamModal, new_nonce
+from ..views.buttons import UNKNOWN_JOB, ButtonHooks, JobInfo, WorkflowGone
+from ..views.details import send_details
 from ..commands.slash import CommandHooks
 from ..config import Settings
 from ..delivery.message import MessageTarget, failure_fields, lost_fields, result_fields
@@ -57,7 +55,8 @@ from ..metrics import observe_delivered
 from ..errors import ANSWER_WAIT, user_message
 from .guards import Guards, check_rate
 from .redeliver import DUE, target_of
-from .inputs import InputFolder, OutputSource, check_image_source, message_image, read_images, stored_inputs
+from .menu import open_menu
+from .inputs import InputFolder, OutputSource, check_image_source, read_images, stored_inputs
 from ..delivery.progress import show_progress
 from ..views.setup import SetupView
 
@@ -67,7 +66,6 @@ log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction
 NOT_RUNNING = "This job is not running any more."
-NO_IMAGE = "This message has no image I can use: it needs a PNG, JPEG or WebP attachment or embedded image."
 NOTHING_HERE = "None of these workflows is available here."
 NOT_SAVED = "⚠️ This job could not be saved in the bot's job database; its buttons may not work after a restart."
 NOT_KEPT = "⚠️ The input image could not be kept: rerun and tweak will ask for it again."
@@ -358,55 +356,21 @@ class Flow:
                                         ephemeral=True)
 
     async def details(self, interaction: Interaction, job_id: str) -> None:
-        """The Details button: the job's values, seed, timings, command line and graph, privately;
-        the backend's name only for admins (the access policy says who is one)."""
+        """The Details button (``views.details``); the backend's name only for admins (the access policy)."""
         record = await self.runtime.get(job_id, timeout=ANSWER_WAIT)
         workflow = self.workflow(record.manifest) if record is not None else None
         if record is None or workflow is None:
             await _tell(interaction, UNKNOWN_JOB)
             return
-        command = engine_command(workflow, record, *self._paths(workflow))
-        embed = details_embed(workflow, record, command=command,
-                              show_backend=self.access.is_admin(Who.of(interaction)))
-        files = [discord.File(io.BytesIO(graph), filename=GRAPH_NAME)] if (graph := graph_json(workflow, record)) else []
-        if not command_fits(command):
-            files.append(discord.File(io.BytesIO(command.encode() + b"\n"), filename=COMMAND_NAME))
-        await interaction.response.send_message(embed=embed, files=files, ephemeral=True)
-
-    @staticmethod
-    def _paths(workflow: Workflow) -> tuple[str, str | None]:
-        """The manifest's file as a terminal in the bot's folder names it, and the workflow folder
-        when ``engine run`` would not find it next to the manifests' folder."""
-        def shown(path: Path) -> str:
-            try:
-                return str(path.resolve().relative_to(Path.cwd()))
-            except ValueError:
-                return str(path.resolve())
-
-        manifest, graph = Path(str(workflow.source.file)), Path(workflow.workflow_file)
-        usual = manifest.resolve().parent.parent / "workflows"
-        return shown(manifest), None if graph.resolve().parent == usual else shown(graph.parent)
+        await send_details(interaction, workflow, record, show_backend=self.access.is_admin(Who.of(interaction)))
 
     async def menu(self, interaction: Interaction, workflow: Workflow, message: discord.Message) -> None:
-        """A message context menu: the message's image goes into ``workflow``'s first image param; the
-        manifest's modal asks for what else it requires, or the job starts at once."""
+        """A message context menu (``jobs.menu``), once the access policy allows the workflow here."""
         refusal = self.access.run_refusal(Who.of(interaction), workflow)
-        image = message_image(message, interaction.client)
-        if refusal or image is None:
-            await _tell(interaction, refusal or NO_IMAGE)
-            return
-        param = workflow.manifest.image_params[0]
-        names = action_params(workflow)
-        if not names:
-            await self.run(interaction, workflow, {param: image})
-            return
-
-        async def on_values(submitted: Interaction, values: dict[str, Any]) -> None:
-            await self.run(submitted, workflow, {**values, param: image})
-
-        modal = ParamModal(workflow, names, {}, title=workflow.manifest.title or workflow.name, on_values=on_values,
-                           live=self.live, custom_id=ModalId("menu", workflow.name, nonce=new_nonce()).to_custom_id())
-        await interaction.response.send_modal(modal)
+        if refusal:
+            await _tell(interaction, refusal)
+        else:
+            await open_menu(interaction, workflow, message, run=self.run, live=self.live)
 
     async def setup(self, interaction: Interaction, command: str) -> None:
         """Open the guided setup for ``command``'s workflows (those usable here)."""

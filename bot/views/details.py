@@ -14,6 +14,7 @@ app's ``ButtonHooks.details``. What it answers is built here from the job's stor
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from engine import EngineError, JobRecord, Workflow, build_graph, resolve_values
 
 from ..delivery.render import clip, format_duration
 
-__all__ = ["DetailsButton", "details_embed", "engine_command", "command_fits", "graph_json", "GRAPH_NAME",
+__all__ = ["DetailsButton", "send_details", "details_embed", "engine_command", "command_fits", "graph_json", "GRAPH_NAME",
            "COMMAND_NAME"]
 
 GRAPH_NAME = "graph.json"
@@ -135,3 +136,29 @@ def details_embed(workflow: Workflow, record: JobRecord, *, command: str, show_b
     shown = f"{fence}sh\n{command}\n{fence}" if command_fits(command) else f"Too long to show: see `{COMMAND_NAME}`."
     embed.add_field(name="Reproduce from a terminal", value=shown, inline=False)
     return embed
+
+
+def _paths(workflow: Workflow) -> tuple[str, str | None]:
+    """The manifest's file as a terminal in the bot's folder names it, and the workflow folder
+    when ``engine run`` would not find it next to the manifests' folder."""
+    def shown(path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(path.resolve())
+
+    manifest, graph = Path(str(workflow.source.file)), Path(workflow.workflow_file)
+    usual = manifest.resolve().parent.parent / "workflows"
+    return shown(manifest), None if graph.resolve().parent == usual else shown(graph.parent)
+
+
+async def send_details(interaction: discord.Interaction, workflow: Workflow, record: JobRecord, *,
+                       show_backend: bool) -> None:
+    """Answer privately with the details, ``graph.json`` and, when long, ``engine-run.sh``."""
+    command = engine_command(workflow, record, *_paths(workflow))
+    embed = details_embed(workflow, record, command=command, show_backend=show_backend)
+    graph = graph_json(workflow, record)
+    files = [discord.File(io.BytesIO(graph), filename=GRAPH_NAME)] if graph is not None else []
+    if not command_fits(command):
+        files.append(discord.File(io.BytesIO(command.encode() + b"\n"), filename=COMMAND_NAME))
+    await interaction.response.send_message(embed=embed, files=files, ephemeral=True)

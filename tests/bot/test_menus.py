@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bot.commands.payload_limits import check_payload
-from bot.jobs.flow import NO_IMAGE
+from bot.jobs.menu import NO_IMAGE
 from engine import load_catalog, validate_paths
 
 from .payloads import USER_ID, interaction, menu_data, message_data, modal_data, snowflake
