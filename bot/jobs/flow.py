@@ -360,17 +360,14 @@ class Flow:
         record = await self.runtime.get(job_id, timeout=ANSWER_WAIT)
         workflow = self.workflow(record.manifest) if record is not None else None
         if record is None or workflow is None:
-            await _tell(interaction, UNKNOWN_JOB)
-            return
+            return await _tell(interaction, UNKNOWN_JOB)
         await send_details(interaction, workflow, record, show_backend=self.access.is_admin(Who.of(interaction)))
 
     async def menu(self, interaction: Interaction, workflow: Workflow, message: discord.Message) -> None:
         """A message context menu (``jobs.menu``), once the access policy allows the workflow here."""
-        refusal = self.access.run_refusal(Who.of(interaction), workflow)
-        if refusal:
-            await _tell(interaction, refusal)
-        else:
-            await open_menu(interaction, workflow, message, run=self.run, live=self.live)
+        if refusal := self.access.run_refusal(Who.of(interaction), workflow):
+            return await _tell(interaction, refusal)
+        await open_menu(interaction, workflow, message, run=self.run, live=self.live)
 
     async def setup(self, interaction: Interaction, command: str) -> None:
         """Open the guided setup for ``command``'s workflows (those usable here)."""
