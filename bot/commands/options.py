@@ -2,7 +2,7 @@
 
 The param declaration in the manifest is the only source: option type and limits (from the
 param's widget, ``bot.widgets``), static choices and autocomplete are derived from it here
-(research/discord.md §1, approach B); the values are checked once, by the engine, when the job is
+(docs/discord.md §1, approach B); the values are checked once, by the engine, when the job is
 prepared. Which params become options is decided by :func:`option_params`: the basic
 (non-``advanced``) params plus every image param (an attachment option). Everything else lives in
 the Settings modal.

@@ -1,7 +1,7 @@
 """Our check of generated slash-command payloads against Discord's limits (pure).
 
 discord.py validates command names and counts but not descriptions, option counts, option names,
-choices or sizes (research/discord.md §1–2); Discord answers a bad ``tree.sync()`` with HTTP 400
+choices or sizes (docs/discord.md §1–2); Discord answers a bad ``tree.sync()`` with HTTP 400
 for the whole batch. :func:`check_payload` takes the JSON list ``tree.sync()`` PUTs and returns
 one finding per broken rule (empty when Discord would accept it), each naming the command path
 and option, e.g. ``"/generate flux: option 'steps': min_value 2**60 is outside the INTEGER range"``.

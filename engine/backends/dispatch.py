@@ -21,9 +21,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import ComfyUnavailable, JobCancelled
+from .backend import Backend
 from .fair import Speeds, Turns, Waiting, best_backend, fair_order
 from .routing import Requirements, missing_on, no_backend_reason
 
@@ -39,7 +39,7 @@ class _Entry:
     waiting: Waiting
     workflow: str
     needs: Requirements
-    future: asyncio.Future
+    future: asyncio.Future[Backend]
     on_place: PlaceCallback | None
     exclude: frozenset[str]
 
@@ -47,7 +47,7 @@ class _Entry:
 class Dispatcher:
     """The fair line of jobs in front of the backend pool (see the module docstring)."""
 
-    def __init__(self, pool: Any, *, max_pending: int = 1, place_interval: float = 1.0):
+    def __init__(self, pool: Iterable[Backend], *, max_pending: int = 1, place_interval: float = 1.0):
         self._pool = pool
         self.max_pending = max_pending
         self.place_interval = place_interval
@@ -64,7 +64,7 @@ class Dispatcher:
     # -- the jobs' side ----------------------------------------------------------------------
     async def wait_turn(self, job_id: str, owner: str | None, workflow: str, needs: Requirements, *,
                         priority: int = 0, on_place: PlaceCallback | None = None,
-                        exclude: Iterable[str] = ()) -> Any:
+                        exclude: Iterable[str] = ()) -> Backend:
         """Wait in line; the backend this job may be queued on now (its place is reserved there)."""
         entry = _Entry(Waiting(job_id, owner or "", float(next(self._seq)), priority), workflow, needs,
                        asyncio.get_running_loop().create_future(), on_place, frozenset(exclude))
@@ -120,7 +120,7 @@ class Dispatcher:
             self._fail_the_unservable()
             self._tell_places()
 
-    def _grant_while_ready(self, ready: dict[str, Any]) -> None:
+    def _grant_while_ready(self, ready: dict[str, Backend]) -> None:
         """Walk the fair order lazily — a k-way merge of the owners' lines, each already in order —
         and grant what a ready backend can take."""
         lines = {owner: list(line) for owner, line in self._lines.items() if line}
@@ -149,7 +149,7 @@ class Dispatcher:
         waiting = entry.waiting
         return (-waiting.priority, round_, waiting.arrived, waiting.job_id), entry
 
-    def _able(self, backend: Any, entry: _Entry) -> bool:
+    def _able(self, backend: Backend, entry: _Entry) -> bool:
         if backend.name in entry.exclude:
             return False
         key = (entry.needs, backend.name, id(backend.object_info))

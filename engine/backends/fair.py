@@ -16,7 +16,7 @@ ready and able, so a fast backend takes work a slow one would keep.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["Waiting", "Turns", "fair_order", "Speeds", "expected_finish", "best_backend"]

@@ -1,6 +1,6 @@
 """Discord's limits on what the bot generates from manifests, and the texts it derives (no discord import).
 
-The numbers come from research/discord.md §2. ``engine validate`` checks manifests against them
+The numbers come from docs/discord.md §2. ``engine validate`` checks manifests against them
 before the bot builds anything, so a bad manifest fails in the terminal, not in ``tree.sync()``.
 The bot must derive its texts with the functions below, so that what is validated is what is sent:
 

@@ -1,7 +1,7 @@
 """Reading a server's ``GET /object_info`` (pure): the one place that knows how input specs look.
 
 ``object_info`` maps a node class to its entry; an entry's ``input.required`` / ``input.optional``
-map input names to a spec ``[type, options]`` (PROTOCOL.md §8). Combos come in two spellings:
+map input names to a spec ``[type, options]`` (docs/comfyui-protocol.md §8). Combos come in two spellings:
 ``[[value, ...], {...}]`` and v3's ``["COMBO", {"options": [...]}]``. Upload combos
 (``LoadImage.image``: ``{"image_upload": true}``) list files that change with every upload.
 """

@@ -1,6 +1,6 @@
 """What a finished prompt produced, read from its ``/history/{id}`` entry (pure, no I/O).
 
-A history entry's ``outputs`` maps node ids to the node's UI output (PROTOCOL.md §7). Every list
+A history entry's ``outputs`` maps node ids to the node's UI output (docs/comfyui-protocol.md §7). Every list
 of dicts with a ``filename`` is a file: ``images`` (also videos and animations, flagged by
 ``"animated": [true]``), ``gifs``, ``videos``, ``audio``, and whatever a custom node invents.
 ``text`` lists are text outputs. The same parsing applies to a websocket ``executed`` payload.

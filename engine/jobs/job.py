@@ -1,16 +1,15 @@
 """One ComfyUI job from submission to its outputs: ``Job``, and what it hands back (``JobResult``).
 
-A job's task runs: get a backend (``Line``: our fair queue, or picked at once) → upload image params → ``POST /prompt`` with our own prompt_id
-(subscribed to the backend's websocket first) → feed every message to a ``ProgressTracker``
-(plus ``GET /queue`` snapshots for the queue position while queued) → on DONE read ``/history``
-and download the outputs. Each state change is written to the ``JobStore`` (``Journal``: a write
-that fails is logged and shown as ``unsaved``, never the end of the job).
+A job's task runs: get a backend (``Line``: our fair queue, or picked at once) → upload image
+params, draw random seeds for that backend → ``POST /prompt`` with our own prompt_id (subscribed to
+the backend's websocket first) → feed every message to a ``ProgressTracker`` (plus ``GET /queue``
+snapshots while queued) → on DONE read ``/history`` and download the outputs. Each state change is
+written to the ``JobStore`` (``Journal``: a failed write is logged and shown as ``unsaved``).
 
-Faults: a 5xx/unreachable server at submit is retried once on another backend; a backend that
-goes down moves the job, while still queued, to another backend (images are kept in memory until
-the job starts); a job running on a backend that stays down fails after ``down_grace`` seconds.
-The manifest's ``timeout`` cancels the job on the server and fails it with ``ComfyTimeout``. Every job
-ends DONE, FAILED or CANCELLED — except when the process stops (``detach``): ``Runtime.resume`` goes on.
+Faults: a 5xx/unreachable server at submit is retried once elsewhere; a backend that goes down
+moves a queued job to another one (images stay in memory until it starts) and fails a running one
+after ``down_grace`` s; the manifest's ``timeout`` cancels the job on the server (``ComfyTimeout``).
+Every job ends DONE, FAILED or CANCELLED — unless the process stops (``detach``; ``Runtime.resume``).
 """
 
 from __future__ import annotations
@@ -204,9 +203,10 @@ class Job:
             async with deadline:
                 await start()
                 await self._follow()
-                if self._follower is not None and self._follower.state is JobState.DONE:
-                    await self._end_done(*await collect_result(self._follower, self.workflow, self.values,
-                                                                self.timings, self._pool.limits))
+                done = self._follower
+                if done is not None and done.state is JobState.DONE:
+                    await self._end_done(*await collect_result(done.backend, done.prompt_id, self.workflow,
+                                                                self.values, self.timings, self._pool.limits))
                 else:
                     await self._end_from_tracker()
         except TimeoutError as exc:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..backends.backend import Backend
+from ..backends.pool import BackendPool
 from ..backends.routing import graph_requirements
 
 __all__ = ["Line"]
@@ -20,14 +22,14 @@ __all__ = ["Line"]
 class Line:
     """One job's way to a backend (see the module docstring)."""
 
-    def __init__(self, pool: Any, job_id: str, owner: str | None, workflow: str, *, priority: int = 0,
+    def __init__(self, pool: BackendPool, job_id: str, owner: str | None, workflow: str, *, priority: int = 0,
                  on_place: Callable[[int], None] | None = None):
         self._pool, self._job_id, self._owner, self._workflow = pool, job_id, owner, workflow
         self._priority, self._on_place = priority, on_place
 
-    async def backend(self, graph: dict[str, Any], exclude: Iterable[str] = ()) -> Any:
+    async def backend(self, graph: dict[str, Any], exclude: Iterable[str] = ()) -> Backend:
         """The backend to queue on now (``ComfyUnavailable`` when none can run ``graph``)."""
-        dispatcher = getattr(self._pool, "dispatcher", None)
+        dispatcher = self._pool.dispatcher
         if dispatcher is None:
             return self._pool.pick(graph, exclude=exclude)
         return await dispatcher.wait_turn(self._job_id, self._owner, self._workflow, graph_requirements(graph),
@@ -35,12 +37,12 @@ class Line:
 
     def leave(self) -> bool:
         """Out of the line (the job was cancelled while waiting); False when it was not waiting."""
-        dispatcher = getattr(self._pool, "dispatcher", None)
+        dispatcher = self._pool.dispatcher
         return dispatcher is not None and dispatcher.withdraw(self._job_id)
 
     def ran(self, backend: str | None, done: bool, timings: dict[str, float | None]) -> None:
         """The job ended; when ``done`` on ``backend``, it ran from ``timings["started"]`` to ``["finished"]``."""
-        dispatcher = getattr(self._pool, "dispatcher", None)
+        dispatcher = self._pool.dispatcher
         started, finished = timings.get("started"), timings.get("finished")
         if dispatcher is not None and done and backend and started is not None and finished is not None:
             dispatcher.ran(backend, self._workflow, finished - started)

@@ -136,12 +136,11 @@ def upload_filename(filename: str) -> str:
     return name[-100:].strip() or "upload.png"
 
 
-async def collect_result(follower: Any, workflow: Workflow, values: Mapping[str, Any],
+async def collect_result(backend: Backend, prompt_id: str, workflow: Workflow, values: Mapping[str, Any],
                          timings: dict[str, float | None], limits: Limits = DEFAULT_LIMITS
                          ) -> tuple[JobResult, list[dict[str, Any]]]:
     """A done prompt's result, and its output refs for the store (written with the end state: one write)."""
-    backend = follower.backend
-    outputs, texts, refs = await collect_outputs(backend.client, follower.prompt_id,
+    outputs, texts, refs = await collect_outputs(backend.client, prompt_id,
                                                  workflow.output_nodes(backend.object_info), limits)
     return JobResult(outputs, texts, dict(values), backend.name, timings), [ref.to_dict() for ref in refs]
 

@@ -11,7 +11,7 @@ loop reads frames and feeds them in, the tracker answers with the ``ProgressEven
 - ``feed_history(entry)`` settles the outcome from ``GET /history/{id}`` after a reconnect.
 - ``cancel()`` records that the job was removed from the queue before it ran.
 
-Rules (PROTOCOL.md §6): the prompt is done at ``executing`` with ``node: null`` and our prompt_id
+Rules (docs/comfyui-protocol.md §6): the prompt is done at ``executing`` with ``node: null`` and our prompt_id
 (``execution_success`` alone is not done); ``execution_error`` fails it; ``execution_interrupted``
 cancels it. An ``executing`` without prompt_id (sent after a reconnect) and a preview without
 prompt_id belong to this prompt only while it runs. Messages for other prompts are ignored.

@@ -1,4 +1,4 @@
-"""The fake ComfyUI behaves like the recorded real server (PROTOCOL.md, captures/*.json)."""
+"""The fake ComfyUI behaves like the recorded real server (docs/comfyui-protocol.md and tests/data/comfyui/captures/)."""
 
 from __future__ import annotations
 

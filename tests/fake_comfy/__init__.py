@@ -1,4 +1,4 @@
-"""An in-process fake ComfyUI for tests: behaves like the real server recorded in PROTOCOL.md.
+"""An in-process fake ComfyUI for tests: behaves like the real server recorded in docs/comfyui-protocol.md.
 
 ``FakeComfy`` holds the state and the fault knobs; ``make_app(fake)`` serves it with aiohttp.
 See ``state.py`` for the knobs and ``executor.py`` for what runs and in which order.

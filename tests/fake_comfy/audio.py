@@ -1,4 +1,4 @@
-"""Audio nodes of the fake ComfyUI: real PCM and real ffmpeg encoding, no models (PROTOCOL.md: audio outputs).
+"""Audio nodes of the fake ComfyUI: real PCM and real ffmpeg encoding, no models (docs/comfyui-protocol.md: audio outputs).
 
 AUDIO values are ``Audio`` (interleaved signed 16-bit PCM). The model-free nodes a real CPU server
 runs (EmptyAudio, AudioAdjustVolume, SaveAudio, SaveAudioMP3, SaveAudioOpus, PreviewAudio) work

@@ -1,4 +1,4 @@
-"""Runs one prompt of the fake ComfyUI and emits the recorded websocket sequence (PROTOCOL.md §6.2).
+"""Runs one prompt of the fake ComfyUI and emits the recorded websocket sequence (docs/comfyui-protocol.md §6.2).
 
 Per node: ``progress_state`` (running) · ``executing`` · [steps: TEXT · ``progress_state`` ·
 preview-with-metadata · ``progress`` · legacy preview] · [``executed``] · ``progress_state``

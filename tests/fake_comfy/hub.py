@@ -1,7 +1,7 @@
 """Websocket side of the fake ComfyUI: sockets by client id, routing, binary frames, drops.
 
 Every outgoing message goes through one queue drained by one sender task, so all sockets see
-the server's order (PROTOCOL.md §6). Routing (§6.1): ``ALL`` for ``status``; ``CLIENT`` for
+the server's order (docs/comfyui-protocol.md §6). Routing (§6.1): ``ALL`` for ``status``; ``CLIENT`` for
 execution messages (only the prompt's client_id socket, nothing without client_id);
 ``CLIENT_OR_ALL`` for progress, previews, text and ``execution_interrupted`` (everyone when the
 prompt has no client_id). Binary frames follow §6.3.

@@ -2,7 +2,7 @@
 
 One worker runs one prompt at a time, in ``number`` order (``front`` → negative numbers). The
 queue order, ``status`` broadcasts (on put, take, finish, delete/clear) and history timing follow
-PROTOCOL.md §2–§4 and §7: history is written before the final ``status`` / ``executing null``.
+docs/comfyui-protocol.md §2–§4 and §7: history is written before the final ``status`` / ``executing null``.
 
 Fault knobs (all synchronous setters unless noted):
 ``fail_http(route, times, status, method)``, ``delay(route, seconds, method)``,

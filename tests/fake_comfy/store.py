@@ -1,6 +1,6 @@
 """Files and history of the fake ComfyUI: input/output/temp folders, uploads, /view, history.
 
-Mirrors the recorded behaviour (PROTOCOL.md §5, §7): uploads are deduplicated by content, a
+Mirrors the recorded behaviour (docs/comfyui-protocol.md §5, §7): uploads are deduplicated by content, a
 different file under a taken name becomes ``name (1).png``, ``overwrite`` replaces; saved outputs
 are numbered ``prefix_00001_.png`` per folder and prefix; history keeps insertion order.
 """

@@ -1,6 +1,6 @@
 """Synchronous prompt validation of the fake ComfyUI, driven by the object_info snapshot.
 
-Produces the recorded 400 shapes (PROTOCOL.md §2): ``invalid_prompt`` for a missing/unknown
+Produces the recorded 400 shapes (docs/comfyui-protocol.md §2): ``invalid_prompt`` for a missing/unknown
 ``class_type``, ``prompt_no_outputs``, and ``prompt_outputs_failed_validation`` with per-node
 errors (required_input_missing, invalid_input_type, value_smaller_than_min,
 value_bigger_than_max, value_not_in_list, custom_validation_failed for LoadImage,
