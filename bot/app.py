@@ -50,7 +50,9 @@ from .commands.admin import admin_group
 from .originals import LinkSigner, OriginalsServer, key_for
 from .errors import install_error_handlers, reply_error
 from .jobs.redeliver import deliver_stored, due_outcomes
+from .access import Who
 from .jobs.flow import Flow
+from .jobs.priority import QueuePriority
 from .commands.info import InfoCommands
 from .commands.payload_limits import check_payload
 
@@ -158,18 +160,21 @@ class _DisComfy(discord.Client):
         self._background: list[asyncio.Task] = []
         self._lost_at_start: set[str] = set()
         self.originals: OriginalsServer | None = None
+        self.queue_priority = QueuePriority(settings.role_priority)
 
     async def setup_hook(self) -> None:
         settings = self.settings
         self.catalog = load_logged_catalog(settings)
         store = await self.open_store()
         backends = [(backend.name, backend.url) for backend in settings.backends]
-        caps = JobSettings(want_previews=settings.previews)
+        caps = JobSettings(want_previews=settings.previews, max_pending=settings.queue_depth)
         options = {"client_id": client_id_for(settings.db_path), "settings": caps, "limits": settings.limits(),
                    **self._runtime_options}
         self.runtime = Runtime(self.catalog, backends, store, **options)
         set_user_salt(self.runtime.client_id)  # log lines hash user ids with a key of this install
         await self.runtime.start()
+        if self.runtime.pool.dispatcher is not None:
+            self.runtime.pool.dispatcher.priority_of = self.queue_priority
         await self._start_metrics()
         signer = await self._start_originals(self.runtime)
         self.flow = Flow(self.runtime, settings, self.catalog, original_link=signer.link if signer else None,
@@ -285,7 +290,10 @@ class _DisComfy(discord.Client):
             log.error("following a resumed job failed (%s)", type(task.exception()).__name__)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Modal submits no open modal took (the bot restarted meanwhile) are rebuilt from their id."""
+        """Note the user's queue priority; modal submits no open modal took (the bot restarted meanwhile)
+        are rebuilt from their id."""
+        who = Who.of(interaction)
+        self.queue_priority.note(who.user_id, who.role_ids)
         if interaction.type is not discord.InteractionType.modal_submit:
             return
         try:

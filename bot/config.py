@@ -206,6 +206,12 @@ class Settings(BaseSettings):
     """Run every gateway shard in this process (one connection suffices below about 1000 guilds)."""
     shard_count: int | None = Field(None, ge=1)
     """Number of shards; unset: Discord's recommendation."""
+    queue_depth: int | None = Field(1, ge=0, le=16)
+    """Prompts sent ahead to each ComfyUI server beyond the one it runs; other jobs wait in the bot's own queue,
+    served round-robin by user to the server that will finish them first. `off`: every job is sent at once."""
+    role_priority: dict[int, int] = {}
+    """Role id → priority in the bot's queue, written `ROLE=PRIORITY,…`; higher goes first, a user counts their
+    best role."""
 
     def limits(self) -> Limits:
         """The engine's ``Limits`` from these settings (input images: ``max_upload_bytes``, ``max_input_pixels``)."""
@@ -244,6 +250,19 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         """What ``JobStore.open`` takes: ``db_url`` when set, else the ``db_path`` file."""
         return self.db_url.get_secret_value() if self.db_url is not None else str(self.db_path)
+
+    @field_validator("queue_depth", mode="before")
+    @classmethod
+    def _queue_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() == "off" else value
+
+    @field_validator("role_priority", mode="before")
+    @classmethod
+    def _role_pairs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+            return {role.strip(): priority.strip() for role, _, priority in pairs}
+        return value
 
     @field_validator("guild_ids", "admin_user_ids", "admin_role_ids", mode="before")
     @classmethod

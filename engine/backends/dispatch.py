@@ -60,12 +60,15 @@ class Dispatcher:
         self._places_told = 0.0
         self._ability: dict[tuple[Requirements, str, int], bool] = {}
         self._ticker: asyncio.Task | None = None
+        self.priority_of: Callable[[str], int] | None = None  # owner → priority (e.g. from their roles)
 
     # -- the jobs' side ----------------------------------------------------------------------
     async def wait_turn(self, job_id: str, owner: str | None, workflow: str, needs: Requirements, *,
                         priority: int = 0, on_place: PlaceCallback | None = None,
                         exclude: Iterable[str] = ()) -> Backend:
         """Wait in line; the backend this job may be queued on now (its place is reserved there)."""
+        if self.priority_of is not None:
+            priority = max(priority, self.priority_of(owner or ""))
         entry = _Entry(Waiting(job_id, owner or "", float(next(self._seq)), priority), workflow, needs,
                        asyncio.get_running_loop().create_future(), on_place, frozenset(exclude))
         self._entries[job_id] = entry

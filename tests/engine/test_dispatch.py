@@ -125,3 +125,17 @@ async def test_the_line_survives_a_restart(fakes, start_runtime, tmp_path):
     await asyncio.gather(*(job.result() for job in resumed))
     assert len(fake.state.posted) == 3  # the queued one followed, the two waiting ones sent once each
     assert {(await second.get(job.id)).state for job in jobs} == {"done"}
+
+
+async def test_a_higher_priority_owner_goes_first(fakes, start_runtime):
+    [fake] = await fakes()
+    runtime = await start_runtime(fake, settings=DISPATCH)
+    runtime.pool.dispatcher.priority_of = lambda owner: 5 if owner == "vip" else 0
+    fake.state.pause()
+    first = await runtime.submit("slow", {"steps": 1}, owner="a")
+    await eventually(lambda: len(fake.state.posted) == 1)
+    others = [await runtime.submit("slow", {"steps": 1}, owner=f"u{n}") for n in range(3)]
+    vip = await runtime.submit("slow", {"steps": 1}, owner="vip")
+    fake.state.resume()
+    await asyncio.gather(*(job.result() for job in [first, *others, vip]))
+    assert started_order([*others, vip])[0] is vip
