@@ -188,7 +188,7 @@ class _DisComfy(discord.Client):
         await sync_if_changed(self.tree, sync_marker(settings.db_path), settings.guild_ids)
         for job in await self.runtime.resume(on_lost=self._deliver_lost):
             self._follow_resumed(job)
-        for record in await due_outcomes(self.store):
+        for record in await due_outcomes(store):
             if record.job_id not in self._lost_at_start:  # their failure is being delivered already
                 self._track_follower(deliver_stored(self.flow, self, record), f"outcome of job {record.job_id}")
         retention = Retention(store, self.flow.inputs.path, RetentionPolicy.from_settings(settings))

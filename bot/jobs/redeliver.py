@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import discord
 
-from engine import EngineError, JobRecord, JobResult, JobState
+from engine import EngineError, JobRecord, JobResult, JobState, JobStore
 
 from ..delivery.message import MessageTarget, failure_fields, result_fields
 from ..delivery.outcome import deliver
@@ -30,7 +30,7 @@ DUE = "outcome_due"
 UNREACHABLE = "This job finished while the bot restarted, and its server cannot send the result now."
 
 
-async def due_outcomes(store: Any, *, window: float = 86_400.0) -> list[JobRecord]:
+async def due_outcomes(store: JobStore, *, window: float = 86_400.0) -> list[JobRecord]:
     """Finished jobs of the last ``window`` seconds whose outcome was never posted."""
     return [r for r in await store.finished_since(time.time() - window) if r.extra.get(DUE) is True]
 
