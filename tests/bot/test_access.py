@@ -132,7 +132,7 @@ def admin_stack(fake_comfy, db_path, catalog):
 
 async def _slow_job(stack) -> tuple[asyncio.Task, str]:
     """A 20-step job of USER_ID dispatched in the background; returns once it runs."""
-    task = asyncio.create_task(stack.dispatch(stack.fake.slash_payload("seeded", {"steps": 20})))
+    task = asyncio.create_task(stack.dispatch(stack.fake.slash_payload("seeded", {"steps": 20}), timeout=30))
     async with asyncio.timeout(5):
         while not any(r.state == JobState.RUNNING for r in await stack.jobs()):
             await asyncio.sleep(0.01)
@@ -170,7 +170,7 @@ async def test_a_non_admin_can_neither_cancel_nor_delete_anothers_job(fake_comfy
         await stack.dispatch(stack.fake.slash_payload("cancel", {"job": job_id}, user_id=OTHER_USER))
         for action in ("cancel", "del"):
             await stack.dispatch(stack.fake.component_payload(f"dc:{action}:{job_id}", user_id=OTHER_USER))
-        assert stack.ephemeral_texts() == [NO_JOB, NOT_YOURS, NOT_YOURS]
+        assert stack.ephemeral_texts() == [NO_JOB, NOT_YOURS, NOT_YOURS], stack.ephemeral_texts()
         assert not [r for r in stack.fake.requests if r.method == "DELETE"]
         assert (await stack.store.get(job_id)).state == JobState.RUNNING  # untouched by them
         await stack.dispatch(stack.fake.component_payload(f"dc:cancel:{job_id}"))  # its owner may
