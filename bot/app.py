@@ -21,6 +21,7 @@ detaches jobs (they stay resumable) and closes the runtime and the store. ``run_
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import hashlib
 import json
@@ -47,6 +48,7 @@ from .metrics import Metrics, activate
 from .reload import Reloader
 from .retention import Retention, RetentionPolicy
 from .commands.admin import admin_group
+from .commands.jobs import JobsCommand
 from .originals import LinkSigner, OriginalsServer, key_for
 from .errors import install_error_handlers, reply_error
 from .jobs.redeliver import deliver_stored, due_outcomes
@@ -213,7 +215,9 @@ class _DisComfy(discord.Client):
         self.tree.clear_commands(guild=None)
         for guild_id in self.settings.guild_ids:
             self.tree.clear_commands(guild=discord.Object(guild_id))
-        for command in build_commands(parts.catalog, hooks):
+        jobs = JobsCommand(store=parts.store, catalog=lambda: self._parts().catalog, access=parts.flow.access,
+                           cancel=parts.flow.cancel)
+        for command in build_commands(parts.catalog, dataclasses.replace(hooks, jobs=jobs.show)):
             self.tree.add_command(command)
         self.tree.add_command(admin_group(parts.flow.access, parts.reloader.reload))
 

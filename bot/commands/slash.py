@@ -5,7 +5,8 @@ Shape (one entry per ``command`` in ``Catalog.commands()``):
 - a command with one manifest → top-level ``/<command>`` with that manifest's options;
 - a command with several → group ``/<command> <manifest>`` (one subcommand each) plus
   ``/<command> setup`` (no options), which opens the guided setup view;
-- static commands: ``/help``, ``/status``, ``/workflows``, ``/choices source filter``, ``/cancel job``.
+- static commands: ``/help``, ``/status``, ``/workflows``, ``/choices source filter``, ``/cancel job``,
+  ``/jobs``.
 
 Options come from :mod:`bot.commands.options` (one transformer per param). ``nsfw`` is set on top-level
 commands of NSFW manifests, and on groups whose members are all NSFW; runtime checks stay in the
@@ -62,6 +63,7 @@ class CommandHooks:
     user_jobs: Callable[[Interaction], Awaitable[Sequence[tuple[str, str]]]]
     listed: Callable[[Interaction, Workflow], bool]  # may this workflow's choice lists be offered here?
     sources: Callable[[Interaction], Sequence[str]]  # the live lists /choices may show here
+    jobs: Callable[[Interaction], Awaitable[None]] | None = None  # /jobs (None: it answers "not available")
     menu: MenuHook | None = None  # a message context menu was used (None: it answers "not available")
 
 
@@ -149,6 +151,10 @@ def _group(command: str, workflows: list[Workflow], hooks: CommandHooks) -> app_
     return group
 
 
+async def _unavailable(interaction: Interaction) -> None:
+    await interaction.response.send_message("This command is not available right now.", ephemeral=True)
+
+
 def _static_commands(catalog: Catalog, hooks: CommandHooks) -> list[app_commands.Command]:
     source = PickOption("source", lambda interaction: [(s, s) for s in hooks.sources(interaction)], strict=True,
                         problem="is not a list any workflow uses")
@@ -171,6 +177,8 @@ def _static_commands(catalog: Catalog, hooks: CommandHooks) -> list[app_commands
                  lambda i, v: hooks.choices(i, v["source"], v.get("filter"))),
         _command("cancel", "Cancel one of your running jobs", [_Option("job", "The job to cancel", job, True)],
                  lambda i, v: hooks.cancel(i, v["job"])),
+        _command("jobs", "Your recent jobs (admins: everyone's queued and running), with cancelling", [],
+                 call(hooks.jobs or _unavailable)),
     ]
 
 

@@ -81,7 +81,7 @@ MAX_MESSAGE_COMMANDS = 5         # message context-menu commands ("Apps") per ap
 MAX_MENU_NAME_LENGTH = 32        # a context-menu command's name (spaces and capitals allowed)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
-RESERVED_COMMANDS = ("help", "status", "workflows", "choices", "cancel", "admin")  # the bot's built-in commands
+RESERVED_COMMANDS = ("help", "status", "workflows", "choices", "cancel", "jobs", "admin")  # the bot's built-in commands
 SETUP_SUBCOMMAND = "setup"  # every group's guided setup subcommand
 SETUP_DESCRIPTION = "Pick a workflow and its settings step by step"
 

@@ -10,6 +10,7 @@ for the "seed in the result" checks) and ``spicy`` (an NSFW canvas), loaded with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import discord
 from discord import app_commands
 from discord.webhook.async_ import async_context
 
+from bot.commands.jobs import JobsCommand
 from bot.views.buttons import install_buttons
 from bot.commands.info import InfoCommands
 from bot.commands.slash import build_commands
@@ -167,6 +169,8 @@ async def running_stack(comfy_url: str, db_path: Path, catalog: Catalog, *, edit
                         commands=lambda: tree.get_commands())
     hooks = flow.command_hooks(help=_inert, status=_inert, workflows=_inert, choices=info.choices,
                                cancel=info.cancel, user_jobs=info.user_jobs)
+    jobs = JobsCommand(store=store, catalog=lambda: flow.catalog, access=flow.access, cancel=flow.cancel)
+    hooks = dataclasses.replace(hooks, jobs=jobs.show)
     try:
         async with fake_discord(build_commands(catalog, hooks), client=client, tree=tree) as fake:
             install_buttons(client, flow.button_hooks())

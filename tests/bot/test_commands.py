@@ -56,7 +56,7 @@ def test_bundled_catalog_payload_matches_snapshot_and_limits(bundled_catalog):
 
 def test_command_shape(fixture_catalog):
     payload = {c["name"]: c for c in command_payload(build_commands(fixture_catalog, inert_hooks()))}
-    assert (*tuple(payload)[:5], "admin") == RESERVED_COMMANDS  # kept free by engine validate; the app adds /admin
+    assert (*tuple(payload)[:6], "admin") == RESERVED_COMMANDS  # kept free by engine validate; the app adds /admin
     generate = payload["generate"]  # two manifests → a group with setup + one subcommand each
     assert [o["name"] for o in generate["options"]] == ["setup", "flux", "sdxl"]
     assert all(o["type"] == 1 for o in generate["options"])
@@ -258,5 +258,5 @@ def test_what_discord_cannot_hold_is_skipped_not_fatal(caplog):
     gen = next(c for c in payload if c["name"] == "gen")
     assert [o["name"] for o in gen["options"]] == ["setup"] + [f"g{i:02}" for i in range(24)]
     assert [c["name"] for c in payload].count("help") == 1
-    assert "z93" in [c["name"] for c in payload] and "z94" not in [c["name"] for c in payload]
+    assert "z92" in [c["name"] for c in payload] and "z93" not in [c["name"] for c in payload]
     assert "skipping" in caplog.text

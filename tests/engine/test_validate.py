@@ -80,10 +80,10 @@ def test_more_than_24_manifests_in_one_command(tmp_path):
         ("m024.yaml", 3, "command 'generate' has 25 manifests; Discord allows 25 subcommands, 24 next to 'setup'")]
 
 
-def test_more_than_94_commands(tmp_path):
-    report = validate_paths([_write_manifests(tmp_path, 95, command=lambda i: f"c{i:03}")])
+def test_more_than_93_commands(tmp_path):
+    report = validate_paths([_write_manifests(tmp_path, 94, command=lambda i: f"c{i:03}")])
     assert [(Path(i.file).name, i.message) for i in report.issues] == [
-        ("m094.yaml", "command 'c094' is number 95; Discord allows 100 commands, 94 next to the bot's built-in ones")]
+        ("m093.yaml", "command 'c093' is number 94; Discord allows 100 commands, 93 next to the bot's built-in ones")]
 
 
 def test_reserved_command_and_setup_names(tmp_path):
@@ -91,7 +91,7 @@ def test_reserved_command_and_setup_names(tmp_path):
     (folder / "setup.yaml").write_text("workflow: sdxl.json\ndescription: d\ncommand: gen\n")
     assert [(Path(i.file).name, i.line, i.message) for i in validate_paths([folder]).issues] == [
         ("m000.yaml", 3, "command 'help' is one of the bot's built-in commands (help, status, workflows, choices, "
-                         "cancel, admin)"),
+                         "cancel, jobs, admin)"),
         ("setup.yaml", 1, "manifest 'setup' in command 'gen': 'setup' is the guided setup subcommand of every group")]
 
 
