@@ -59,6 +59,7 @@ class ChaosCounts:
     duplicated: int = 0
     faults: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    details: list[str] = field(default_factory=list)  # what was lost or duplicated, to look into
 
     def lines(self) -> list[str]:
         failed = sum(self.failed.values())
@@ -68,6 +69,7 @@ class ChaosCounts:
                 *(f"  failed: {count} × {reason}" for reason, count in self.failed.most_common()),
                 *(f"  refused: {count} × {reason}" for reason, count in self.refused.most_common()),
                 f"lost = {self.lost}, duplicated = {self.duplicated}",
+                *(f"  {detail}" for detail in self.details),
                 "faults: " + ", ".join(f"{name} {count}" for name, count in sorted(self.faults.items()))]
 
 
@@ -265,8 +267,10 @@ async def _count(world: _World, fake: FakeDiscord) -> None:
         messages = posted[job_id] + (1 if edited[job_id] else 0)
         if messages == 0 or not record.finished:
             counts.lost += 1
+            counts.details.append(f"lost: job {job_id} ({record.state}, {messages} outcome messages)")
         elif messages > 1:
             counts.duplicated += 1
+            counts.details.append(f"duplicated: job {job_id} got {messages} outcome messages")
         elif record.state == "done":
             counts.delivered += 1
         elif record.state == "cancelled":
@@ -279,9 +283,12 @@ async def _count(world: _World, fake: FakeDiscord) -> None:
             reply = _last_reply(world.requests, token)
             if reply is None:
                 counts.lost += 1
+                counts.details.append(f"lost: interaction of seed {seed} got no answer")
             else:
                 counts.refused[reply] += 1
-    counts.duplicated += _duplicated_runs(world.fakes)
+    twice = _duplicated_runs(world.fakes)
+    counts.duplicated += len(twice)
+    counts.details += [f"duplicated: the job with seed {seed} ran to success {n} times" for seed, n in twice.items()]
 
 
 def _last_reply(requests: list[Request], token: str) -> str | None:
@@ -294,7 +301,7 @@ def _last_reply(requests: list[Request], token: str) -> str | None:
     return None
 
 
-def _duplicated_runs(fakes: list[FakeComfy]) -> int:
+def _duplicated_runs(fakes: list[FakeComfy]) -> dict[int, int]:
     """Seeds (one per job) that ran to success more than once across the servers (a server's log of
     what it sent survives its restarts; its history does not)."""
     runs: Counter = Counter()
@@ -303,7 +310,7 @@ def _duplicated_runs(fakes: list[FakeComfy]) -> int:
                   for node in body["prompt"].values() if node.get("class_type") == "SlowProgress"}
         runs.update(nonces[prompt_id] for event, prompt_id in fake.hub.log
                     if event == "execution_success" and prompt_id in nonces)
-    return sum(1 for count in runs.values() if count > 1)
+    return {seed: count for seed, count in runs.items() if count > 1}
 
 
 async def run_chaos(seed: int, *, jobs: int = 1000, users: int = 50, backends: int = 3, restarts: int = 2,
