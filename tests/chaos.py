@@ -75,7 +75,8 @@ class ChaosCounts:
 
 @dataclass
 class _World:
-    rng: random.Random
+    rng: random.Random  # jobs, users, cancels
+    faults_rng: random.Random  # the fault schedule: its own stream, so job timing does not shift it
     folder: Path
     fakes: list[FakeComfy]
     servers: list[TestServer]
@@ -155,7 +156,7 @@ def _cancel_later(world: _World, fake_ref: list[FakeDiscord], payload: dict, tri
 # -- faults -----------------------------------------------------------------------------------
 
 async def _fault(world: _World, dead: set[int]) -> None:
-    rng, counts = world.rng, world.counts
+    rng, counts = world.faults_rng, world.counts
     index = rng.randrange(len(world.fakes))
     fake = world.fakes[index]
     kind = rng.choice(["ws drop", "ws drop", "die", "http 500", "http 500", "timeout", "db lock"])
@@ -207,7 +208,7 @@ def _lock_database(path: Path, seconds: float) -> None:
 async def _faults(world: _World, stop: asyncio.Event) -> None:
     dead: set[int] = set()
     while not stop.is_set():
-        await asyncio.sleep(world.rng.uniform(0.2, 0.8))
+        await asyncio.sleep(world.faults_rng.uniform(0.2, 0.8))
         await _fault(world, dead)
     for fake in world.fakes:
         fake.http.delays.clear()
@@ -324,7 +325,8 @@ async def run_chaos(seed: int, *, jobs: int = 1000, users: int = 50, backends: i
         for fake, server in zip(fakes, servers):
             await server.start_server()
             fake.attach(server)
-        world = _World(random.Random(seed), folder, fakes, servers, _settings(folder, servers))
+        world = _World(random.Random(seed), random.Random(f"faults-{seed}"), folder, fakes, servers,
+                       _settings(folder, servers))
         world.counts = ChaosCounts(seed, interactions=jobs)
         process = _Process()
         fake_ref = [await process.enter(world)]
