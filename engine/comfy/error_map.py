@@ -188,8 +188,10 @@ def _problem(workflow: ParamLookup, graph: Mapping[str, Any], node_id: str, clas
     input_name = _input_name(error, extra)
     param = workflow.param_of_input(node_id, input_name) if input_name else None
     if param:
-        return f"{param}: {reason}"
-    return f"{label} {input_name}: {reason}" if input_name else f"{label}: {reason}"
+        text = f"{param}: {reason}"
+    else:
+        text = f"{label} {input_name}: {reason}" if input_name else f"{label}: {reason}"
+    return _clip(" ".join(text.split()))  # one line whatever the server put in a type or value
 
 
 def map_node_errors(workflow: ParamLookup, graph: Mapping[str, Any], node_errors: Any) -> list[str]:

@@ -195,6 +195,12 @@ def test_any_node_errors_give_one_line_short_texts(workflow, node_errors):
         assert "\n" not in problem and len(problem) < 600
 
 
+def test_a_type_name_with_a_line_break_stays_on_one_line(workflow):
+    errors = {"1": {"class_type": "UNETLoader", "errors": [
+        {"type": "invalid_input_type", "extra_info": {"input_config": ["INT\n", {}]}}]}}
+    assert map_node_errors(workflow, GRAPH, errors) == ["node 1 (UNETLoader): not a valid INT value"]
+
+
 @pytest.mark.parametrize(("message", "shown"), [
     ("cannot identify image file '/srv/comfy/input/upload.png'", "cannot identify image file 'upload.png'"),
     ("C:\\ComfyUI\\models\\loras\\x.safetensors missing", "x.safetensors missing"),
