@@ -13,9 +13,10 @@ ComfyUI (``time_scale`` 0, its own handling timed and subtracted), the job's pro
 the bot's real progress loop (``show_progress``) into a message whose edits cost nothing. The
 job is ``slow-canvas`` with 20 steps, each sending a 256² JPEG preview frame. Overhead = submit →
 result in hand and progress loop ended, minus the fake's time; the median over ``--jobs`` jobs
-× ``--runs`` runs, without previews, with previews at the shortest allowed interval (1.5 s: the
-first frame of each job is encoded and uploaded), and with every frame (interval 0: the worst
-case, far beyond what a setting allows).
+× ``--runs`` runs, without previews, with previews at the shortest allowed interval (1.5 s, counted
+from the job's start: these ~10 ms jobs end before a preview is due, as any job shorter than the
+interval does), and with every frame (interval 0: an upload whenever the previous encoding is
+done — the worst case, far beyond what a setting allows; what one preview costs a job shows here).
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ async def overhead_report(runs: int, jobs: int) -> None:
     print(f"job overhead with the progress loop, median of {jobs} jobs × {runs} runs (20 preview frames per job)")
     overheads = {label: [] for label in VARIANTS}
     uploads = dict.fromkeys(VARIANTS, 0)
-    for _ in range(runs):  # variants interleaved, so a busy moment of the machine hits them alike
-        for label, interval in VARIANTS.items():
+    order = list(VARIANTS.items())
+    for run in range(runs):  # variants interleaved, in a rotating order, so a busy moment hits them alike
+        for label, interval in order[run % len(order):] + order[:run % len(order)]:
             found, made = await job_overheads(jobs, interval)
             overheads[label] += found
             uploads[label] += made

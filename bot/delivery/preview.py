@@ -60,7 +60,8 @@ class LivePreview:
     """Which preview the progress message shows, re-uploaded at most every ``interval`` seconds.
 
     ``offer`` each event's preview frame; ``poll`` starts encoding the latest frame (in a worker
-    thread, never awaited by the caller) once ``interval`` has passed since the last upload, and
+    thread, never awaited by the caller) once ``interval`` has passed since the last upload (or
+    since the start: a job that ends sooner shows no preview and pays nothing for one), and
     hands out the encoded JPEG when it is ready. ``wait_time`` says when polling again makes
     sense; ``close`` drops an encoding still running, so the result never waits for a preview.
     """
@@ -71,7 +72,7 @@ class LivePreview:
         self._offered: bytes | None = None  # the latest frame offered
         self._frame: bytes | None = None  # ... while it is still to be encoded
         self._encoding: asyncio.Task | None = None
-        self._shown_at: float | None = None
+        self._shown_at = clock()  # the first frame waits one interval too: a job shorter than that needs none
         self.uploads = 0
 
     def offer(self, frame: bytes | None) -> None:
@@ -80,7 +81,7 @@ class LivePreview:
             self._frame = self._offered = frame
 
     def _due(self) -> bool:
-        return self._shown_at is None or self._clock() - self._shown_at >= self.interval
+        return self._clock() - self._shown_at >= self.interval
 
     def poll(self) -> bytes | None:
         """An encoded preview to upload now (counted as uploaded), or None."""
@@ -105,7 +106,7 @@ class LivePreview:
         """Seconds until ``poll`` may start an encoding; None when there is nothing to encode."""
         if self._encoding is not None or self._frame is None:
             return None
-        return 0.0 if self._shown_at is None else max(self.interval - (self._clock() - self._shown_at), 0.0)
+        return max(self.interval - (self._clock() - self._shown_at), 0.0)
 
     def close(self) -> None:
         if self._encoding is not None:

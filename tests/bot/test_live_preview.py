@@ -37,6 +37,8 @@ async def test_live_preview_encodes_the_latest_frame_at_most_once_per_interval()
     live = LivePreview(5.0, clock=clock)
     first, second, third = jpeg(64), jpeg(600), jpeg(32)
     live.offer(first)
+    assert live.poll() is None and live.encoding is None and live.wait_time() == pytest.approx(5.0)
+    clock.now += 5.0  # the first frame too waits one interval from the start
     assert live.poll() is None and live.encoding is not None
     await live.encoding
     shown = live.poll()
