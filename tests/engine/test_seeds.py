@@ -17,6 +17,7 @@ import pytest
 
 from engine import Catalog, apply_params, load_catalog
 from engine.checks.validate import validate_paths
+from engine.comfy.client import Timeouts
 from engine.jobs.progress import JobState
 
 from .jobkit import SMALL_INFO, catalog, fakes, start_runtime  # noqa: F401
@@ -76,7 +77,8 @@ async def test_two_hundred_runs_on_the_fake_are_never_refused_and_report_the_see
                                                                                         start_runtime):
     [fake] = await fakes()
     catalog = load_catalog([write()])
-    runtime = await start_runtime(fake, catalog=Catalog(catalog.workflows))
+    # generous request timeouts: 50 prompts at once on a loaded machine must not fail for slowness
+    runtime = await start_runtime(fake, catalog=Catalog(catalog.workflows), timeouts=Timeouts(request=30.0))
     jobs = []
     for batch in range(4):
         jobs += await asyncio.gather(*(runtime.submit("seeded", {}) for _ in range(50)))
