@@ -56,7 +56,7 @@ def report(label: str, catalog: Catalog) -> None:
     build = median_seconds(lambda: build_commands(catalog, hooks))
     full = median_seconds(lambda: command_payload(build_commands(catalog, hooks)))
     check = median_seconds(lambda: check_payload(payload))
-    options = sum(len(c["options"]) for c in payload)
+    options = sum(len(c.get("options", [])) for c in payload)  # message commands (context menus) have none
     print(f"{label:<28} {len(catalog):>4} manifests → {len(payload):>3} commands ({options} top-level options): "
           f"build {build * 1000:7.2f} ms, build+to_dict {full * 1000:7.2f} ms, check_payload {check * 1000:6.2f} ms")
 
