@@ -322,6 +322,8 @@ class _DisComfy(discord.Client):
             activate(None)
             await self.metrics.close()
             self.metrics = None
+        if self.flow is not None:
+            await self.flow.media.close()
         if self.runtime is not None:
             await self.runtime.close()
             self.runtime = None

@@ -55,6 +55,7 @@ from ..metrics import observe_delivered
 from ..errors import ANSWER_WAIT, user_message
 from .guards import Guards, check_rate
 from .redeliver import DUE, target_of
+from .media import MediaSource, ProxyMedia
 from .menu import open_menu
 from .inputs import InputFolder, OutputSource, check_image_source, read_images, stored_inputs
 from ..delivery.progress import show_progress
@@ -81,8 +82,9 @@ class Flow:
 
     def __init__(self, runtime: Runtime, settings: Settings, catalog: Catalog, *, guards: Guards | None = None,
                  edit_interval: float | None = None, now: Callable[[], datetime] = discord.utils.utcnow,
-                 original_link: Callable[[str, int], str] | None = None):
+                 original_link: Callable[[str, int], str] | None = None, media: MediaSource | None = None):
         self.runtime, self.settings, self.catalog = runtime, settings, catalog
+        self.media = media or ProxyMedia()  # embedded images of context menus
         self.original_link = original_link  # (job id, output #) → signed URL; None: originals are off
         self.preview_interval = settings.preview_interval
         self.guards = guards or Guards.from_settings(settings)
@@ -367,7 +369,8 @@ class Flow:
         """A message context menu (``jobs.menu``), once the access policy allows the workflow here."""
         if refusal := self.access.run_refusal(Who.of(interaction), workflow):
             return await _tell(interaction, refusal)
-        await open_menu(interaction, workflow, message, run=self.run, live=self.live)
+        await open_menu(interaction, workflow, message, run=self.run, live=self.live, media=self.media,
+                        max_bytes=self.settings.max_upload_bytes)
 
     async def setup(self, interaction: Interaction, command: str) -> None:
         """Open the guided setup for ``command``'s workflows (those usable here)."""

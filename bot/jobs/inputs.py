@@ -8,7 +8,8 @@ An image param's value reaching ``Flow.run`` is one of:
 - an ``OutputSource`` — output #n of an earlier job, fetched again from the backend that made it
   (action buttons); if that backend is gone the user is told so;
 - a ``LinkedImage`` — an image a message shows in an embed (context menus, ``message_image``),
-  read through Discord's media proxy; its bytes are checked by the runtime like any other.
+  streamed from Discord's media proxy within the upload cap (``media.read_media``); its bytes are
+  then checked by the runtime like any other.
 
 Every input of a submitted job is written to the ``InputFolder`` (content-addressed:
 ``<folder>/<sha256>``) and referenced from ``JobRecord.extra["inputs"]`` as
@@ -19,6 +20,7 @@ means the user has to upload again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -32,6 +34,8 @@ from urllib.parse import urlsplit
 import discord
 
 from engine import IMAGE_FORMATS, ComfyError, EngineError, ImageInput, ParamError, Runtime, Workflow
+
+from .media import MediaSource, MediaTooLarge, MediaUnavailable, read_media
 
 __all__ = ["PLACEHOLDER", "StoredInput", "LinkedImage", "OutputSource", "InputFolder", "check_image_source",
            "message_image", "read_images", "stored_inputs"]
@@ -63,26 +67,28 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")  # what engine.check_image
 DISCORD_MEDIA_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")
 
 
-def message_image(message: discord.Message, client: discord.Client) -> discord.Attachment | LinkedImage | None:
+def message_image(message: discord.Message, media: MediaSource, *, max_bytes: int
+                  ) -> discord.Attachment | LinkedImage | None:
     """The first PNG/JPEG/WebP of a message: an attachment, else an embed's image or thumbnail as
-    Discord's media proxy serves it (so no other host is ever fetched); None when there is none."""
+    Discord's media proxy serves it (so no other host is ever fetched, and at most ``max_bytes``
+    are read); None when there is none."""
     for attachment in message.attachments:
         mime = (attachment.content_type or "").split(";")[0].strip()
         if mime in IMAGE_FORMATS.values() or (not mime and attachment.filename.lower().endswith(IMAGE_EXTENSIONS)):
             return attachment
     for embed in message.embeds:
-        for media in (embed.image, embed.thumbnail):
-            url = media.proxy_url or media.url or ""
+        for image in (embed.image, embed.thumbnail):
+            url = image.proxy_url or image.url or ""
             parts = urlsplit(url)
             if parts.scheme == "https" and parts.hostname in DISCORD_MEDIA_HOSTS:
                 name = PurePosixPath(parts.path).name or PLACEHOLDER
-                return LinkedImage(url, name, _cdn_reader(client, url))
+                return LinkedImage(url, name, _capped_reader(media, url, max_bytes))
     return None
 
 
-def _cdn_reader(client: discord.Client, url: str) -> Callable[[], Awaitable[bytes]]:
+def _capped_reader(media: MediaSource, url: str, max_bytes: int) -> Callable[[], Awaitable[bytes]]:
     async def read() -> bytes:
-        return await client.http.get_from_cdn(url)
+        return await read_media(media, url, max_bytes=max_bytes)
     return read
 
 
@@ -195,11 +201,13 @@ async def _image_bytes(name: str, value: Any, runtime: Runtime, folder: InputFol
     if isinstance(value, LinkedImage):
         try:
             return await value.read()
-        except discord.DiscordException:
+        except MediaTooLarge as exc:
+            raise ParamError(name, f"the image is larger than {_human(exc.max_bytes)}") from None
+        except MediaUnavailable:
             raise ParamError(name, "the message's image could not be downloaded from Discord") from None
     if isinstance(value, StoredInput):
         try:
-            return folder.read(value.sha256)
+            return await asyncio.to_thread(folder.read, value.sha256)
         except (OSError, ValueError):
             raise ParamError(name, NOT_KEPT) from None
     if isinstance(value, OutputSource):

@@ -17,6 +17,7 @@ from engine import Workflow
 from ..views.buttons import action_params
 from ..views.modals import LiveChoices, ModalId, ParamModal, new_nonce
 from .inputs import message_image
+from .media import MediaSource
 
 __all__ = ["NO_IMAGE", "open_menu"]
 
@@ -26,9 +27,9 @@ Run = Callable[[discord.Interaction, Workflow, dict[str, Any]], Awaitable[None]]
 
 
 async def open_menu(interaction: discord.Interaction, workflow: Workflow, message: discord.Message, *,
-                    run: Run, live: LiveChoices | None) -> None:
+                    run: Run, live: LiveChoices | None, media: MediaSource, max_bytes: int) -> None:
     """Run ``workflow`` on ``message``'s image, through its modal when it requires more."""
-    image = message_image(message, interaction.client)
+    image = message_image(message, media, max_bytes=max_bytes)
     if image is None:
         await interaction.response.send_message(NO_IMAGE, ephemeral=True)
         return

@@ -20,7 +20,8 @@ breaks the bot tests, look here first. Private touchpoints:
 - ``client._connection`` (``ConnectionState``): ``.user`` (normally set by READY),
   ``.application_id``, ``.parse_interaction_create(payload)`` (what the websocket calls),
   ``._get_guild``/``._add_guild`` and ``Guild._add_role`` (the guild cache GUILD_CREATE fills);
-- ``client.http.request(route, *, files, form, json, ...)`` and ``client.http.get_from_cdn(url)``,
+- ``client.http.request(route, *, files, form, json, ...)`` and ``client.http.get_from_cdn(url)``
+  (``RecordingHTTP.stream`` also serves them as ``Flow.media``, the embedded-image source),
   replaced on the instance;
 - ``discord.ClientUser(state=..., data=...)``;
 - ``CommandTree.on_error`` wrapped on the instance to record errors;
@@ -35,12 +36,14 @@ import asyncio
 import json
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, Iterable
 
 import discord
 from discord import app_commands
 from discord.http import Route
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
+
+from bot.jobs.media import MediaUnavailable
 
 from .payloads import (APP_ID, BOT_ID, Upload, command_data, component_data, component_message, interaction, message_data,
                        modal_data, snowflake)
@@ -151,6 +154,18 @@ class RecordingHTTP:
                 return self._messages.by_key.get(key) or message_data({}, message_id=int(message_id))
             return self._messages.store(key, recorded.payload, recorded.files,
                                         int(message_id) if message_id else None)
+        return None
+
+    async def stream(self, url: str) -> AsyncGenerator[bytes, None]:
+        """``MediaSource`` for embedded images (``Flow.media``): the same files, in 64 KiB chunks."""
+        self.requests.append(Request("http", "GET", url, None))
+        if url not in self.cdn:
+            raise MediaUnavailable("status 404")
+        data = self.cdn[url]
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start:start + 64 * 1024]
+
+    async def close(self) -> None:
         return None
 
     async def get_from_cdn(self, url: str) -> bytes:

@@ -174,6 +174,7 @@ async def running_stack(comfy_url: str, db_path: Path, catalog: Catalog, *, edit
     try:
         async with fake_discord(build_commands(catalog, hooks), client=client, tree=tree) as fake:
             install_buttons(client, flow.button_hooks())
+            flow.media = fake.http  # embedded images come from the recorded CDN, as attachments do
             yield Stack(fake, flow, runtime, store, catalog)
     finally:
         await runtime.close()

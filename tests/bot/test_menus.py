@@ -118,6 +118,18 @@ async def test_an_embedded_image_is_read_through_discords_media_proxy(stack):
     assert not [r for r in stack.fake.requests if "example.org" in r.path and "media.discordapp.net" not in r.path]
 
 
+async def test_an_embedded_image_past_the_upload_cap_is_refused_naming_the_param(stack):
+    stack.flow.settings = stack.flow.settings.model_copy(update={"max_upload_bytes": 2000})
+    proxy = "https://media.discordapp.net/external/big/pic.png"
+    stack.fake.http.cdn[proxy] = png(400, 400, (1, 2, 3)) + bytes(300_000)  # nothing vouches for its size
+    embed = {"type": "image", "image": {"url": "https://example.org/pic.png", "proxy_url": proxy}}
+    await _use(stack, "Flip colours", _message(stack, embeds=[embed]))
+
+    assert await stack.jobs() == []
+    (edit,) = stack.webhook_edits()
+    assert edit.payload["content"] == "image: the image is larger than 1.95 KiB"
+
+
 @pytest.mark.parametrize("files, embeds", [
     ((), ()),                                                                   # text only
     ((("clip.gif", b"GIF89a" + bytes(20)),), ()),                               # not a format workflows take
