@@ -187,14 +187,25 @@ class BackendPool:
         """``status`` broadcasts keep the queue count fresh; while we have prompts there, one shared
         ``GET /queue`` per burst of broadcasts (at most every ``QUEUE_POLL_GAP`` s) refreshes positions."""
         statuses = backend.events.statuses()
+        dirty = asyncio.Event()
+        refresher = asyncio.create_task(self._refresh_when_dirty(backend, dirty), name=f"positions {backend.name}")
+        try:
+            while True:  # counts at once (the dispatcher acts on them), positions at the refresher's pace
+                backend.report_remaining(await statuses.get())
+                while not statuses.empty():
+                    backend.report_remaining(statuses.get_nowait())
+                if backend.in_flight and backend.up:
+                    dirty.set()
+        finally:
+            refresher.cancel()
+
+    async def _refresh_when_dirty(self, backend: Backend, dirty: asyncio.Event) -> None:
         while True:
-            backend.report_remaining(await statuses.get())
-            while not statuses.empty():
-                backend.report_remaining(statuses.get_nowait())
-            if backend.in_flight and backend.up:
-                with contextlib.suppress(ComfyError):
-                    await backend.refresh_queue()
-                await asyncio.sleep(QUEUE_POLL_GAP)
+            await dirty.wait()
+            dirty.clear()
+            with contextlib.suppress(ComfyError):
+                await backend.refresh_queue()
+            await asyncio.sleep(QUEUE_POLL_GAP)
 
     async def _check(self, backend: Backend) -> None:
         try:
