@@ -92,7 +92,10 @@ class BackendPool:
         await asyncio.gather(*(self._open(b) for b in self._backends.values()))
         for backend in self._backends.values():
             self._tasks.append(asyncio.create_task(self._watch(backend), name=f"health {backend.name}"))
-            self._tasks.append(asyncio.create_task(self._follow_status(backend), name=f"status {backend.name}"))
+            dirty = asyncio.Event()  # a status moved while we have prompts there: positions to refresh
+            self._tasks.append(asyncio.create_task(self._follow_status(backend, dirty), name=f"status {backend.name}"))
+            self._tasks.append(asyncio.create_task(self._refresh_when_dirty(backend, dirty),
+                                                   name=f"positions {backend.name}"))
 
     def _event_stream(self, client: ComfyClient) -> EventStream:
         # reconnect at least as often as we poll, so a revived server rejoins within an interval or two
@@ -183,21 +186,16 @@ class BackendPool:
             except Exception:  # never let one odd answer end the watch
                 log.exception("backend %s: health check crashed", backend.name)
 
-    async def _follow_status(self, backend: Backend) -> None:
+    async def _follow_status(self, backend: Backend, dirty: asyncio.Event) -> None:
         """``status`` broadcasts keep the queue count fresh; while we have prompts there, one shared
         ``GET /queue`` per burst of broadcasts (at most every ``QUEUE_POLL_GAP`` s) refreshes positions."""
         statuses = backend.events.statuses()
-        dirty = asyncio.Event()
-        refresher = asyncio.create_task(self._refresh_when_dirty(backend, dirty), name=f"positions {backend.name}")
-        try:
-            while True:  # counts at once (the dispatcher acts on them), positions at the refresher's pace
-                backend.report_remaining(await statuses.get())
-                while not statuses.empty():
-                    backend.report_remaining(statuses.get_nowait())
-                if backend.in_flight and backend.up:
-                    dirty.set()
-        finally:
-            refresher.cancel()
+        while True:  # counts at once (the dispatcher acts on them), positions at _refresh_when_dirty's pace
+            backend.report_remaining(await statuses.get())
+            while not statuses.empty():
+                backend.report_remaining(statuses.get_nowait())
+            if backend.in_flight and backend.up:
+                dirty.set()
 
     async def _refresh_when_dirty(self, backend: Backend, dirty: asyncio.Event) -> None:
         while True:
