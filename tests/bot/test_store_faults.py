@@ -64,13 +64,18 @@ async def test_a_database_locked_for_10_s_delays_no_other_answer(fake_comfy, db_
     async with running_stack(fake_comfy.url, db_path, catalog) as stack:
         await stack.slash("seeded", steps=2)  # a finished job whose buttons are clicked meanwhile
         (done,) = await stack.jobs()
-        async with locked(db_path, 10):
-            started = time.monotonic()
-            waits = [await answered_within(stack, stack.fake.slash_payload("seeded", {"steps": 2}, user_id=100 + n))
-                     for n in range(4)]
+        async with locked(db_path, 10) as holder:
+            started, waits = time.monotonic(), []
+            for n in range(4):  # spread over the 10 s the other process holds the lock
+                waits.append(await answered_within(stack, stack.fake.slash_payload("seeded", {"steps": 2},
+                                                                                   user_id=100 + n)))
+                await asyncio.sleep(1.5)
             waits.append(await answered_within(stack, stack.fake.component_payload(f"dc:rerun:{done.job_id}",
                                                                                      user_id=200)))
             assert time.monotonic() - started < 9.0, "the lock must still be held while users are answered"
+            assert [r.state for r in await stack.jobs()] == [JobState.DONE]  # nothing new could be recorded yet
+            await asyncio.wait_for(holder.wait(), 20)  # the full 10 s
+            assert time.monotonic() - started >= 9.5
         assert max(waits) < ANSWER_LIMIT, waits
         async with asyncio.timeout(40):  # the jobs were only delayed: every one ends, recorded and posted
             while len([r for r in await stack.jobs() if r.state == JobState.DONE]) < 6:
