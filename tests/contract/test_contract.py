@@ -10,8 +10,10 @@ import io
 import json
 import os
 import random
+import re
 import uuid
 
+import aiohttp
 import pytest
 from PIL import Image
 
@@ -105,9 +107,14 @@ async def test_progress_previews_and_text(stream, client):
 
 
 async def test_failure_reports_execution_error(stream, client):
-    prompt_id, seen = await run(stream, client, workflow("c_fail_at_execution"))
+    graph = workflow("c_fail_at_execution")
+    prompt_id, seen = await run(stream, client, graph)
     error = next(m["data"] for m in seen if isinstance(m, dict) and m["type"] == "execution_error")
     assert (error["node_id"], error["node_type"], error["exception_type"]) == ("2", "FailOnPurpose", "RuntimeError")
+    # current_inputs: JSON scalars as they are, anything else (the image tensor) as its str()
+    inputs = error["current_inputs"]
+    assert (inputs["message"], inputs["nonce"]) == (["boom (FailOnPurpose)"], [graph["2"]["inputs"]["nonce"]])
+    assert isinstance(inputs["image"][0], str)
     assert "execution_success" not in types(seen)
     entry = await client.history(prompt_id)
     assert (entry["status"]["status_str"], entry["status"]["completed"]) == ("error", False)
@@ -163,3 +170,47 @@ async def test_model_free_audio_graph_saves_an_mp3_under_audio(stream, client):
     assert ref["filename"].endswith(".mp3") and (ref["subfolder"], ref["type"]) == ("contract", "output")
     data, mime = await client.view(ref["filename"], ref["subfolder"], ref["type"])
     assert mime == "audio/mpeg" and data[:3] == b"ID3"
+
+
+async def test_a_v3_combo_is_not_checked_and_a_missing_model_fails_when_its_loader_runs(stream, client):
+    # UpscaleModelLoader declares ["COMBO", {"options": [...]}]: ComfyUI 0.3.64 validates only old-style
+    # list combos, so the prompt is accepted and the loader raises once it runs
+    missing = f"missing_{uuid.uuid4().hex[:8]}.pth"
+    graph = {"1": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": missing}},
+             "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+             "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["1", 0], "image": ["2", 0]}},
+             "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "contract/never"}}}
+    prompt_id, seen = await run(stream, client, graph)
+    error = next(m["data"] for m in seen if isinstance(m, dict) and m["type"] == "execution_error")
+    assert (error["node_id"], error["node_type"], error["exception_type"]) == \
+        ("1", "UpscaleModelLoader", "FileNotFoundError")
+    assert error["exception_message"] == f"Model in folder 'upscale_models' with filename '{missing}' not found.\n"
+
+
+async def test_a_long_choice_list_is_left_out_of_the_rejection(client):
+    sampler = {"seed": 1, "steps": 1, "cfg": 1.0, "sampler_name": "no-such-sampler", "scheduler": "normal",
+               "denoise": 1.0, "model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0], "latent_image": ["3", 0]}
+    graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "any.safetensors"}},
+             "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["1", 1]}},
+             "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+             "4": {"class_type": "KSampler", "inputs": sampler},
+             "5": {"class_type": "SaveLatent", "inputs": {"samples": ["4", 0], "filename_prefix": "contract/never"}}}
+    with pytest.raises(WorkflowRejected) as caught:
+        await client.queue_prompt(graph, prompt_id=str(uuid.uuid4()))
+    [error] = caught.value.node_errors["4"]["errors"]
+    assert (error["type"], error["extra_info"]["input_config"]) == ("value_not_in_list", None)
+    assert re.fullmatch(r"sampler_name: 'no-such-sampler' not in \(list of length \d\d+\)", error["details"])
+
+
+@pytest.mark.parametrize(("body", "status", "error_type"), [
+    (b"not json", 500, None), (b'{"prompt": [1]}', 500, None), (b'{"prompt": null}', 500, None), (b"5", 500, None),
+    (b'{"prompt": []}', 400, "prompt_no_outputs"), (b'{"prompt": {}}', 400, "prompt_no_outputs"),
+    (b"[]", 400, "no_prompt"), (b'"text"', 400, "no_prompt"), (b"{}", 400, "no_prompt")])
+async def test_odd_prompt_bodies(comfy_url, body, status, error_type):
+    # the server reads the body with `"prompt" in body` and iterates the prompt: what fails there is a 500
+    async with aiohttp.ClientSession() as session, session.post(f"{comfy_url}/prompt", data=body) as response:
+        assert response.status == status
+        if error_type is None:
+            assert await response.text() == "500 Internal Server Error\n\nServer got itself in trouble"
+        else:
+            assert (await response.json())["error"]["type"] == error_type

@@ -6,12 +6,13 @@ mapped to the param, and a websocket killed mid-job that still completes."""
 from __future__ import annotations
 
 import io
+import json
 import random
 
 import pytest
 from PIL import Image
 
-from engine import WorkflowRejected
+from engine import JobCancelled, WorkflowRejected, load_catalog
 from engine.jobs.progress import JobState
 from engine.runtime import Runtime
 from engine.jobs.store import JobStore
@@ -58,3 +59,65 @@ async def test_websocket_killed_mid_job_still_completes(runtime):
     result = await job.result()
     assert result.outputs and result.outputs[0].kind == "image"
     assert runtime.pool.get("contract").events.reconnects >= 1
+
+
+SEEDED_MANIFEST = """\
+description: a seed without max, bound to TextOutput.nonce (the server allows 0 to 2**48 - 1)
+params:
+  seed: {type: seed, bind: '$["1"].inputs.nonce'}
+outputs: ["1"]
+"""
+
+
+async def test_random_seeds_stay_in_the_servers_range_and_are_reported_as_sent(comfy_url, tmp_path):
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "seeded.json").write_text(
+        json.dumps({"1": {"class_type": "TextOutput", "inputs": {"text": "seeded", "nonce": 0}}}))
+    (tmp_path / "manifests" / "seeded.yaml").write_text(SEEDED_MANIFEST)
+    store = await JobStore.open(str(tmp_path / "jobs.db"))
+    async with Runtime(load_catalog([tmp_path / "manifests"]), [("contract", comfy_url)], store,
+                       health_interval=0.5) as runtime:
+        jobs = [await runtime.submit("seeded", {}) for _ in range(100)]
+        for job in jobs:
+            await job.result()  # raises WorkflowRejected if the server refused a drawn seed
+        client = runtime.pool.get("contract").client
+        for job in jobs[:10]:
+            sent = (await client.history(job.prompt_id))["prompt"][2]["1"]["inputs"]["nonce"]
+            assert (await runtime.get(job.id)).seed == job.values["seed"] == sent
+    await store.close()
+    seeds = [job.values["seed"] for job in jobs]
+    assert all(0 <= seed <= 2**48 - 1 for seed in seeds) and max(seeds) > 2**47 // 2  # the range, not a corner
+    assert len(set(seeds)) == 100
+
+
+async def test_live_previews_are_the_running_nodes_image(runtime):
+    job = await runtime.submit("slow", {"steps": 3, "seed": random.randrange(1, 2**40)})
+    previews = [event.preview async for event in job.events() if event.preview is not None]
+    await job.result()
+    assert previews  # SlowProgress sends one preview frame per step
+    image = Image.open(io.BytesIO(previews[-1]))
+    # the 32×16 canvas fitted to SlowProgress' 64 px preview square: ComfyUI scales previews up as well as down
+    assert (image.format, image.size) == ("JPEG", (64, 32))
+    assert all(abs(got - want) <= 8 for got, want in zip(image.convert("RGB").getpixel((32, 16)), (0, 0, 255)))
+
+
+async def test_cancelling_leaves_nothing_behind_on_the_server(runtime):
+    running = await runtime.submit("slow", {"steps": 500, "seed": random.randrange(1, 2**40)})
+    waiting = await runtime.submit("slow", {"steps": 500, "seed": random.randrange(1, 2**40)})
+    async for event in running.events():
+        if event.step:
+            break  # the first job runs; the second waits in the server's queue behind it
+    client = runtime.pool.get("contract").client
+    assert waiting.prompt_id in (await client.queue()).pending
+    await waiting.cancel()  # removed from the server's queue
+    await running.cancel()  # interrupted
+    for job in (running, waiting):
+        with pytest.raises(JobCancelled):
+            await job.result()
+        assert (await runtime.get(job.id)).state == "cancelled"
+    assert await client.history(waiting.prompt_id) is None  # it never ran
+    entry = await client.history(running.prompt_id)
+    assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+    snapshot = await client.queue()
+    assert running.prompt_id not in snapshot and waiting.prompt_id not in snapshot

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from .hub import CLIENT, CLIENT_OR_ALL, preview_frame, preview_meta_frame, text_frame
-from .nodes import IMPLEMENTED, NodeFailure, run_generic
+from .nodes import IMPLEMENTED, NodeFailure, require_model_files, run_generic
 from .templates import fill, node_state_fields
 
 if TYPE_CHECKING:
@@ -82,6 +82,11 @@ def execution_order(graph: dict, outputs: list[str], is_output) -> list[str]:
         for dependent in blocking.get(pick, []):
             blocked[dependent] -= 1
     return order
+
+
+def _formatted(value: object) -> object:
+    """An input as the real server reports it in ``current_inputs``: JSON scalars as they are, else ``str()``."""
+    return value if value is None or isinstance(value, (int, float, bool, str)) else str(value)
 
 
 def _now_ms() -> int:
@@ -161,7 +166,7 @@ class PromptRun:
     @staticmethod
     def _encode(image: Image.Image, fmt: str) -> bytes:
         buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, fmt)
+        image.convert("RGB").save(buffer, fmt, quality=95, compress_level=1)  # as the real server encodes previews
         return buffer.getvalue()
 
     # -- execution ------------------------------------------------------------------------
@@ -211,6 +216,7 @@ class PromptRun:
         await self.sleep(self.fake.node_seconds.get(class_type, self.fake.node_seconds.get("*", 0.0)))
         self.fake.take_node_failure(node_id, class_type)
         inputs = self._inputs(node_id)
+        require_model_files(class_type, self.fake.object_info[class_type], inputs)
         implementation = IMPLEMENTED.get(class_type)
         if implementation is not None:
             results, ui = await implementation(self, inputs)
@@ -230,7 +236,7 @@ class PromptRun:
 
     def _error_data(self, exc: Exception) -> dict:
         failure = exc if isinstance(exc, NodeFailure) else NodeFailure(type(exc).__name__, str(exc))
-        inputs = {name: [str(value)] for name, value in self._inputs_safe().items()}
+        inputs = {name: [_formatted(value)] for name, value in self._inputs_safe().items()}
         return fill("execution_error", prompt_id=self.item.prompt_id, node_id=self.node_id,
                     node_type=self._class(self.node_id), executed=list(self.executed),
                     exception_message=f"{failure.message}\n", exception_type=failure.exception_type,

@@ -22,7 +22,7 @@ from .audio import AUDIO_NODES, Audio, placeholder_audio
 
 __all__ = [
     "Latent", "Video", "UpscaleModel", "Opaque", "NodeFailure", "NodeContext", "NodeResult",
-    "IMPLEMENTED", "run_generic", "png_bytes",
+    "IMPLEMENTED", "run_generic", "png_bytes", "require_model_files",
 ]
 
 _RESAMPLE = {"nearest-exact": Image.NEAREST, "bilinear": Image.BILINEAR, "area": Image.BOX,
@@ -168,9 +168,8 @@ async def preview_image(ctx: NodeContext, i: dict) -> NodeResult:
 
 async def slow_progress(ctx: NodeContext, i: dict) -> NodeResult:
     steps, image = i["steps"], i["image"]
-    preview = image[0].copy() if i.get("preview") else None
-    if preview is not None:
-        preview.thumbnail((ctx.preview_side, ctx.preview_side))
+    side = ctx.preview_side  # the real server fits a preview to this square, up or down (ImageOps.contain)
+    preview = ImageOps.contain(image[0], (side, side), Image.BILINEAR) if i.get("preview") else None
     for step in range(1, steps + 1):
         await ctx.sleep(i["seconds_per_step"] * ctx.time_scale)
         if i.get("progress_text"):
@@ -294,6 +293,22 @@ def _step_count(class_type: str, inputs: dict) -> int:
     if isinstance(steps, int) and steps > 0:
         return steps
     return 4 if "Sampler" in class_type else 0
+
+
+# v3 loaders: the real server does not check their COMBO at POST /prompt, so a missing file fails when the
+# node runs (folder_paths.get_full_path_or_raise), as an execution_error
+V3_MODEL_FOLDERS = {"UpscaleModelLoader": "upscale_models", "QuadrupleCLIPLoader": "text_encoders",
+                    "TripleCLIPLoader": "text_encoders", "AudioEncoderLoader": "audio_encoders",
+                    "PhotoMakerLoader": "photomaker"}
+
+
+def require_model_files(class_type: str, spec: dict, inputs: dict) -> None:
+    """Raise the real loader's FileNotFoundError for a model file its server does not have."""
+    folder = V3_MODEL_FOLDERS.get(class_type)
+    for name, input_spec in spec["input"].get("required", {}).items() if folder else ():
+        if input_spec[0] == "COMBO" and inputs.get(name) not in input_spec[1].get("options", ()):
+            raise NodeFailure("FileNotFoundError",
+                              f"Model in folder '{folder}' with filename '{inputs.get(name)}' not found.")
 
 
 async def run_generic(ctx: NodeContext, class_type: str, spec: dict, inputs: dict) -> NodeResult:

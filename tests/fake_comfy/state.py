@@ -55,7 +55,7 @@ class FakeComfy:
         # shared and never mutated here: the routes copy what they change (LoadImage's file list)
         self.object_info = object_info if object_info is not None else object_info_snapshot(shared=True)
         self.time_scale = time_scale
-        self.preview_side = 64  # SlowProgress previews: the image shrunk to fit this square
+        self.preview_side = 64  # SlowProgress previews: the image scaled to fit this square
         self.node_seconds: dict[str, float] = {}
         self.temp_prefix = "ComfyUI_temp_" + "".join(random.choices(string.ascii_lowercase, k=5))
         self.number = 0
@@ -118,6 +118,8 @@ class FakeComfy:
         if "prompt" not in body:
             return 400, {"error": top_error("no_prompt", "No prompt provided", "No prompt provided"), "node_errors": {}}
         graph = body["prompt"]
+        if isinstance(graph, (list, str)) and not graph:  # nothing to iterate: no output node either
+            return 400, {"error": top_error("prompt_no_outputs", "Prompt has no outputs"), "node_errors": {}}
         if not isinstance(graph, dict):
             raise TypeError("prompt is not an object")
         forced = self.http.take_rejection()
