@@ -214,3 +214,30 @@ async def test_odd_prompt_bodies(comfy_url, body, status, error_type):
             assert await response.text() == "500 Internal Server Error\n\nServer got itself in trouble"
         else:
             assert (await response.json())["error"]["type"] == error_type
+
+
+async def test_an_identical_resubmit_is_answered_from_the_output_cache(stream, client):
+    graph = workflow("b_empty_slowprogress_save")
+    graph["2"]["inputs"]["seconds_per_step"] = 0.01
+    first_id, _ = await run(stream, client, graph)
+    second_id, seen = await run(stream, client, graph)
+    # nothing runs again: no executing, progress or preview; the output node repeats its output
+    assert types(seen) == ["execution_start", "execution_cached", "executed", "progress_state", "execution_success",
+                           "executing"]
+    assert seen[1]["data"]["nodes"] == ["1", "2", "3"]
+    assert (await client.history(second_id))["outputs"] == (await client.history(first_id))["outputs"]
+
+
+async def test_a_loaded_image_replaced_under_its_name_runs_again(stream, client):
+    name = f"contract_{uuid.uuid4().hex[:8]}.png"
+    graph = workflow("a_load_invert_scale_save")
+    for colour in ((0, 100, 200), (200, 100, 0)):
+        buffer = io.BytesIO()
+        Image.new("RGB", (50, 40), colour).save(buffer, "PNG")
+        graph["1"]["inputs"]["image"] = await client.upload_image(buffer.getvalue(), name, overwrite=True)
+        prompt_id, seen = await run(stream, client, graph)  # the same graph: only the file changed
+        assert next(m for m in seen if m["type"] == "execution_cached")["data"]["nodes"] == []  # LoadImage: file hash
+        ref = (await client.history(prompt_id))["outputs"]["4"]["images"][0]
+        data, _ = await client.view(ref["filename"], ref["subfolder"], ref["type"])
+        pixel = Image.open(io.BytesIO(data)).convert("RGB").getpixel((10, 10))
+        assert all(abs(got - (255 - want)) <= 2 for got, want in zip(pixel, colour)), pixel

@@ -219,3 +219,24 @@ async def test_numbers_count_every_json_post_and_front_is_negative(fake_comfy, s
     assert (await (await session.get(f"{url}/prompt")).json()) == {"exec_info": {"queue_remaining": 3}}
     await session.post(f"{url}/queue", json={"clear": True})
     assert (await (await session.get(f"{url}/queue")).json()) == {"queue_running": [], "queue_pending": []}
+
+
+async def test_an_identical_resubmit_replays_the_captured_cached_run(fake_comfy, session):
+    graph = workflow("a_load_invert_scale_save")
+    first = await record_prompt(session, fake_comfy.url, graph, client_id="cache")
+    second = await record_prompt(session, fake_comfy.url, graph, client_id="cache")
+    assert message_kinds(second.messages) == capture_kinds(load_capture("basic_a")["runs"][1]["ws_messages"])
+    assert second.of_type("execution_cached")[0]["nodes"] == ["1", "2", "3", "4"]
+    assert second.of_type("executed")[0]["output"] == first.of_type("executed")[0]["output"]
+    assert second.of_type("progress_state")[-1]["nodes"]["4"]["value"] == 1
+
+
+async def test_websocket_images_are_never_cached_and_the_cache_can_be_turned_off(fake_comfy, session):
+    graph = workflow("g_websocket_image")
+    await record_prompt(session, fake_comfy.url, graph, client_id="ws")
+    again = await record_prompt(session, fake_comfy.url, graph, client_id="ws")
+    assert again.of_type("execution_cached")[0]["nodes"] == ["1"]  # SaveImageWebsocket's IS_CHANGED is the time
+    assert len(again.of_type("progress")) == 2
+    fake_comfy.state.output_cache = False
+    fresh = await record_prompt(session, fake_comfy.url, graph, client_id="ws")
+    assert fresh.of_type("execution_cached")[0]["nodes"] == []

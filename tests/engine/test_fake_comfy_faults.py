@@ -43,7 +43,8 @@ async def test_execution_messages_go_only_to_the_prompt_owner(fake_comfy, sessio
     for ws in (owner, observer):
         assert (await ws.receive_json())["data"]["sid"] in ("A", "O")
     answer = await (await session.post(f"{url}/prompt", json={"prompt": slow(2), "client_id": "A"})).json()
-    anonymous = await (await session.post(f"{url}/prompt", json={"prompt": slow(2)})).json()
+    # not the same graph twice: the second would be answered from the output cache, with no progress
+    anonymous = await (await session.post(f"{url}/prompt", json={"prompt": slow(3)})).json()
     owner_seen = await collect(owner, lambda m: m["type"] == "executing" and m["data"]["node"] is None)
     observer_seen = await collect(observer, lambda m: m["type"] == "status"
                                   and m["data"]["status"]["exec_info"]["queue_remaining"] == 0)

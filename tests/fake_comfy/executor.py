@@ -4,7 +4,9 @@ Per node: ``progress_state`` (running) · ``executing`` · [steps: TEXT · ``pro
 preview-with-metadata · ``progress`` · legacy preview] · [``executed``] · ``progress_state``
 (finished). Then ``execution_success`` | ``execution_error`` | ``execution_interrupted``. Nodes
 run in the real server's order: dependencies first, and among ready nodes output nodes first
-(then nodes feeding an output). There is no output cache: ``execution_cached`` lists no nodes.
+(then nodes feeding an output). Nodes whose results are cached (``cache.py``) do not run: they are
+listed in ``execution_cached``, and a cached output node only sends ``executed`` and its
+``progress_state``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import io
 import time
 import traceback
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from .hub import CLIENT, CLIENT_OR_ALL, preview_frame, preview_meta_frame, text_frame
+from .cache import node_signatures
 from .nodes import IMPLEMENTED, NodeFailure, require_model_files, run_generic
 from .templates import fill, node_state_fields
 
@@ -56,22 +60,24 @@ def _links(node: dict) -> list[str]:
     return list(dict.fromkeys(v[0] for v in values if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)))
 
 
-def execution_order(graph: dict, outputs: list[str], is_output) -> list[str]:
-    """Node ids in the order the real server's execution list runs them."""
+def execution_order(graph: dict, outputs: list[str], is_output, cached: Collection[str] = ()) -> list[str]:
+    """Node ids in the order the real server's execution list runs them (an output always; what feeds
+    it unless ``cached``)."""
     pending: dict[str, None] = {}
     blocking: dict[str, list[str]] = {}
+    sources = {node_id: [s for s in _links(node) if s not in cached] for node_id, node in graph.items()}
 
     def add(node_id: str) -> None:
         if node_id in pending:
             return
         pending[node_id] = None
-        for source in _links(graph[node_id]):
+        for source in sources[node_id]:
             add(source)
             blocking.setdefault(source, []).append(node_id)
 
     for output in outputs:
         add(output)
-    blocked = {n: len(_links(graph[n])) for n in pending}
+    blocked = {n: len(sources[n]) for n in pending}
     order: list[str] = []
     while pending:
         ready = [n for n in pending if blocked[n] == 0]
@@ -107,6 +113,7 @@ class PromptRun:
         self.results: dict[str, tuple] = {}
         self.outputs: dict[str, dict] = {}
         self.meta: dict[str, dict] = {}
+        self.signatures: dict[str, str] = {}
         self.messages: list[list] = []
 
     # -- messages -------------------------------------------------------------------------
@@ -175,13 +182,18 @@ class PromptRun:
         prompt_id = self.item.prompt_id
         self.fake.interrupt_requested = False
         self._record("execution_start", fill("execution_start", prompt_id=prompt_id, timestamp=_now_ms()))
-        self._record("execution_cached", fill("execution_cached", nodes=[], prompt_id=prompt_id, timestamp=_now_ms()))
-        order = execution_order(self.item.graph, self.item.outputs, self._is_output)
+        cached = self._begin_cache()
+        self._record("execution_cached", fill("execution_cached", nodes=list(cached), prompt_id=prompt_id,
+                                              timestamp=_now_ms()))
+        order = execution_order(self.item.graph, self.item.outputs, self._is_output, cached)
         try:
             for node_id in order:
                 if self.fake.interrupt_requested:
                     raise Interrupted
-                await self._run_node(node_id)
+                if node_id in cached:
+                    self._replay_cached(node_id, cached[node_id][1])
+                else:
+                    await self._run_node(node_id)
         except Interrupted:
             self._record("execution_interrupted", fill(
                 "execution_interrupted", prompt_id=prompt_id, node_id=self.node_id, node_type=self._class(self.node_id),
@@ -192,6 +204,27 @@ class PromptRun:
             return self._entry("error", False)
         self._record("execution_success", fill("execution_success", prompt_id=prompt_id, timestamp=_now_ms()))
         return self._entry("success", True)
+
+    def _begin_cache(self) -> dict[str, tuple[tuple, dict | None]]:
+        if not self.fake.output_cache:
+            return {}
+        self.signatures = node_signatures(self.item.graph, self.fake.object_info, self.fake.files.input_digest)
+        cached = self.fake.cache.begin(self.item.graph, self.signatures)
+        self.results.update({node_id: results for node_id, (results, _) in cached.items()})
+        return cached
+
+    def _replay_cached(self, node_id: str, ui: dict | None) -> None:
+        """A cached output node: its UI output again, no ``executing``, not in ``executed``."""
+        if ui is not None:
+            self._record_ui(node_id, ui)
+        self._send("executed", fill("executed", node=node_id, display_node=node_id, output=ui,
+                                    prompt_id=self.item.prompt_id))
+        self.states[node_id] = {**self._node_state(node_id), "value": 1, "max": 1, "state": "finished"}
+        self._progress_state()
+
+    def _record_ui(self, node_id: str, ui: dict) -> None:
+        self.outputs[node_id] = ui
+        self.meta[node_id] = {"node_id": node_id, "display_node": node_id, "parent_node": None, "real_node_id": node_id}
 
     def _class(self, node_id: str) -> str:
         return self.item.graph[node_id]["class_type"] if node_id else ""
@@ -223,10 +256,9 @@ class PromptRun:
         else:
             results, ui = await run_generic(self, class_type, self.fake.object_info[class_type], inputs)
         self.results[node_id] = results
+        self.fake.cache.store(self.signatures.get(node_id), results, ui)
         if ui is not None:
-            self.outputs[node_id] = ui
-            self.meta[node_id] = {"node_id": node_id, "display_node": node_id, "parent_node": None,
-                                  "real_node_id": node_id}
+            self._record_ui(node_id, ui)
             self._send("executed", fill("executed", node=node_id, display_node=node_id, output=ui,
                                         prompt_id=self.item.prompt_id))
         state = self.states[node_id]

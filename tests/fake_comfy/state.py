@@ -10,7 +10,8 @@ Fault knobs (all synchronous setters unless noted):
 ``drop_websockets_after(messages, prompt_id)``, ``await drop_websockets()``,
 ``await die(mode="refuse"|"hang")``, ``await revive(restart=False)``, ``node_seconds``,
 ``time_scale`` (multiplies SlowProgress' seconds_per_step), ``preview_side`` (SlowProgress' preview
-frames fit this square; 64 by default), ``pause()``/``resume()`` the worker; hostile answers:
+frames fit this square; 64 by default), ``output_cache`` (True: identical nodes are answered from the
+cache like on the real server, ``cache.py``), ``pause()``/``resume()`` the worker; hostile answers:
 ``answer(route, body, …)`` (fixed, computed or ``Streamed`` bodies of any size, e.g.
 ``deep_json(100_000)``), ``send_raw(payload)`` (any websocket frame, ``HugeFrame`` of any size).
 """
@@ -26,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import OutputCache
 from .executor import PromptRun, QueueItem
 from .faults import Body, HttpFaults
 from .hub import ALL, CLIENT, Hub, HugeFrame
@@ -56,6 +58,8 @@ class FakeComfy:
         self.object_info = object_info if object_info is not None else object_info_snapshot(shared=True)
         self.time_scale = time_scale
         self.preview_side = 64  # SlowProgress previews: the image scaled to fit this square
+        self.output_cache = True
+        self.cache = OutputCache()
         self.node_seconds: dict[str, float] = {}
         self.temp_prefix = "ComfyUI_temp_" + "".join(random.choices(string.ascii_lowercase, k=5))
         self.number = 0

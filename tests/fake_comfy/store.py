@@ -7,6 +7,7 @@ are numbered ``prefix_00001_.png`` per folder and prefix; history keeps insertio
 
 from __future__ import annotations
 
+import hashlib
 import io
 import mimetypes
 import re
@@ -61,6 +62,11 @@ class Files:
         if base not in path.parents or not path.is_file():
             return None
         return path
+
+    def input_digest(self, name: object) -> str | None:
+        """LoadImage's ``IS_CHANGED``: the SHA-256 of the file (None when there is none)."""
+        path = self.input_path(name) if isinstance(name, str) else None
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None
 
     def upload(self, data: bytes, filename: str, *, subfolder: str = "", kind: str = "input",
                overwrite: bool = False) -> dict:
