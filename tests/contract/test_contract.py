@@ -41,7 +41,7 @@ async def comfy_url(request, make_fake_comfy) -> str:
         if not url:
             pytest.skip(SKIP_REAL)
         return url.rstrip("/")
-    return (await make_fake_comfy()).url
+    return (await make_fake_comfy(time_scale=1.0)).url  # real step timings, like the server it stands for
 
 
 @pytest.fixture
