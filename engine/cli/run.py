@@ -53,7 +53,8 @@ _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")  # a guessed extension is used o
 @dataclass
 class RunRequest:
     workflow: Workflow
-    prepared: Prepared
+    values: dict[str, Any]
+    prepared: Prepared  # checked before any traffic; checked again against the servers' live lists
     images: dict[str, Path]
     servers: list[tuple[str, str]]
     out_dir: Path
@@ -200,7 +201,8 @@ async def execute(request: RunRequest, view: ProgressView) -> RunOutcome:
         if not any(backend.up for backend in runtime.status()):
             problems = [backend.problem for backend in runtime.pool if backend.problem]
             raise ComfyUnavailable("; ".join(problems) or "no server answered")
-        job = await runtime.start_job(request.prepared, images=images, owner="cli")
+        prepared = runtime.prepare(request.workflow, request.values, uploads=request.images)  # + live lists
+        job = await runtime.start_job(prepared, images=images, owner="cli")
         result = await _follow(job, view, request.timeout)
     finally:
         view.close()
@@ -244,7 +246,8 @@ def _request(args: argparse.Namespace) -> RunRequest:
     values = parse_assignments(args.set or [])
     images = parse_images(args.image or [], workflow.manifest.image_params)
     prepared = prepare(workflow, values, uploads=images)  # the one check of the values, before any traffic
-    return RunRequest(workflow, prepared, images, _servers(args.server), Path(args.out), args.timeout, limits)
+    return RunRequest(workflow, values, prepared, images, _servers(args.server), Path(args.out), args.timeout,
+                      limits)
 
 
 def _report(outcome: RunOutcome, as_json: bool) -> None:

@@ -61,6 +61,18 @@ async def test_image_param_is_uploaded_and_scaled(fake_comfy, tmp_path, capsys):
     assert Image.open(written).size == (20, 10)
 
 
+async def test_a_model_the_servers_lack_is_the_params_error_not_an_unavailable_server(fake_comfy, tmp_path,
+                                                                                      capsys):
+    source = tmp_path / "in.png"
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(source)
+    code = await engine("run", str(MANIFESTS / "upscale.yaml"), "--set", "model=nope.pth", "--image", str(source),
+                        "--server", fake_comfy.url, "--out", str(tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip().splitlines()[-1] == "engine run: model: is not available on the server"
+    assert not (tmp_path / "out").exists()
+
+
 async def test_bad_value_is_a_param_error_before_any_server_is_asked(tmp_path, capsys):
     code = await engine("run", str(MANIFESTS / "canvas.yaml"), "--set", "width=99999",
                         "--server", closed_port_url(), "--out", str(tmp_path))
