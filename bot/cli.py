@@ -56,7 +56,7 @@ def _outline(payload: list[dict]) -> str:
 def _commands(args: argparse.Namespace) -> int:
     from discord import app_commands
 
-    from engine import load_catalog
+    from engine import limits_from_env, load_catalog
 
     from .commands.slash import build_commands, command_payload, inert_hooks
     from .commands.payload_limits import check_payload
@@ -64,7 +64,12 @@ def _commands(args: argparse.Namespace) -> int:
     if not args.manifests.is_dir():
         print(f"discomfy: no manifest folder {args.manifests}", file=sys.stderr)
         return 2
-    catalog = load_catalog([args.manifests], args.workflows)
+    try:
+        limits = limits_from_env()  # the same DISCOMFY_MAX_* variables the bot and `engine` read
+    except ValueError as exc:
+        print(f"discomfy: {exc}", file=sys.stderr)
+        return 2
+    catalog = load_catalog([args.manifests], args.workflows, limits=limits)
     for issue in catalog.issues:
         print(f"manifest: {issue}", file=sys.stderr)
     try:

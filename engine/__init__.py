@@ -34,7 +34,7 @@ from .jobs.log_context import bind_job, current_job_fields, set_user_salt, user_
 from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState, ProgressEvent
 from .jobs.store import JobRecord, JobStore
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, limits_from_env
 from .manifest.apply import Applied, Prepared, apply_params, build_graph, draw_seeds, prepare, resolve_values
 from .manifest.binding import Target
 from .manifest.catalog import Catalog, Workflow, load_catalog, load_workflow
@@ -102,6 +102,7 @@ __all__ = [
     # bounds on outside data
     "Limits",
     "DEFAULT_LIMITS",
+    "limits_from_env",
     # errors
     "EngineError",
     "StoreError",

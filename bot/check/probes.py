@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from engine import ComfyClient, ComfyError, ComfyTimeout, JobStore, StoreError, Timeouts, validate_paths
+from engine import ComfyClient, ComfyError, ComfyTimeout, JobStore, Limits, StoreError, Timeouts, validate_paths
 
 from ..config import BackendConfig, Settings
 
@@ -85,11 +85,11 @@ async def token_findings(settings: Settings, *, api: str = DISCORD_API, timeout:
 
 # -- ComfyUI ---------------------------------------------------------------------------------
 
-async def _probe_backend(backend: BackendConfig, *, quick: bool, timeouts: Timeouts
+async def _probe_backend(backend: BackendConfig, *, quick: bool, timeouts: Timeouts, limits: Limits
                          ) -> tuple[Finding, dict[str, Any] | None]:
     area = f"comfyui {backend.name}"
     client = ComfyClient(backend.url, client_id=f"discomfy-check-{uuid.uuid4().hex[:8]}", name=backend.name,
-                         timeouts=timeouts)
+                         timeouts=timeouts, limits=limits)
     try:
         stats = await client.system_stats()
         info = None if quick else await client.object_info()
@@ -107,7 +107,8 @@ async def backend_findings(settings: Settings, *, quick: bool = False, timeouts:
                            ) -> tuple[list[Finding], dict[str, dict[str, Any]]]:
     """Each backend: reachable and its version; also its ``object_info`` (by name) unless ``quick``."""
     timeouts = timeouts or Timeouts(request=15.0, connect=5.0)
-    probed = await asyncio.gather(*(_probe_backend(b, quick=quick, timeouts=timeouts) for b in settings.backends))
+    probed = await asyncio.gather(*(_probe_backend(b, quick=quick, timeouts=timeouts, limits=settings.limits())
+                                    for b in settings.backends))
     infos = {b.name: info for b, (_, info) in zip(settings.backends, probed) if info is not None}
     return [finding for finding, _ in probed], infos
 
@@ -115,14 +116,15 @@ async def backend_findings(settings: Settings, *, quick: bool = False, timeouts:
 def manifest_findings(settings: Settings, infos: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
     """Per manifest, what the live servers lack (the validator's server checks against each
     ``object_info``): ok when at least one server can run it. Blocking: run it in a thread."""
-    offline = validate_paths([settings.manifests_dir], workflows_dir=settings.workflows_dir)
+    limits = settings.limits()  # the caps the bot itself applies, so check reads what the bot would
+    offline = validate_paths([settings.manifests_dir], workflows_dir=settings.workflows_dir, limits=limits)
     if not infos:
         loaded = sum(1 for s in offline.manifests if s.ok)
         return [Finding("manifests", "warn", f"{loaded} of {len(offline.manifests)} load; not checked against a "
                         "server (none reachable)")] + _broken(offline)
     broken = {s.file for s in offline.manifests if not s.ok}
     per_server = {name: validate_paths([settings.manifests_dir], workflows_dir=settings.workflows_dir,
-                                       object_info=info) for name, info in infos.items()}
+                                       object_info=info, limits=limits) for name, info in infos.items()}
     findings = _broken(offline)
     for summary in offline.manifests:
         if summary.file in broken:

@@ -131,6 +131,13 @@ async def test_a_broken_manifest_is_reported_with_file_and_line(tmp_path, folder
     assert status == "fail" and f"{folders / 'bad.yaml'}:" in detail
 
 
+async def test_manifests_are_read_within_the_bots_own_limits(tmp_path, folders, fake_comfy, discord_rest):
+    settings = settings_for(tmp_path, folders, fake_comfy.url).model_copy(update={"max_manifest_bytes": 100})
+    found = rows(await run_checks(settings, api=discord_rest.api))
+    status, detail = found["manifest canvas"]
+    assert status == "fail" and "max_manifest_bytes" in detail
+
+
 @pytest.mark.parametrize("failure", ["refused", "timeout"])
 async def test_discord_unreachable_is_one_line(tmp_path, folders, fake_comfy, discord_rest, failure):
     api = closed_port_url() + "/api/v10"

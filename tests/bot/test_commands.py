@@ -200,6 +200,15 @@ def test_cli_fails_on_a_payload_over_the_size_budget(capsys, tmp_path):
     assert "discord limit: /big: 5105 characters in names, descriptions and choices (budget 4000)" in err
 
 
+def test_cli_reads_manifests_within_the_limits_the_environment_sets(capsys, monkeypatch):
+    monkeypatch.setenv("DISCOMFY_MAX_MANIFEST_BYTES", "100")
+    assert main(["commands", "--manifests", str(FIXTURE_MANIFESTS)]) == 1
+    assert "max_manifest_bytes" in capsys.readouterr().err
+    monkeypatch.setenv("DISCOMFY_MAX_MANIFEST_BYTES", "lots")
+    assert main(["commands", "--manifests", str(FIXTURE_MANIFESTS)]) == 2
+    assert "DISCOMFY_MAX_MANIFEST_BYTES must be a whole number" in capsys.readouterr().err
+
+
 def test_cli_outline_lists_bundled_commands(capsys):
     if not any(BUNDLED_MANIFESTS.glob("*.yaml")):
         pytest.skip("no bundled manifests yet")
