@@ -171,12 +171,10 @@ class _DisComfy(discord.Client):
         backends = [(backend.name, backend.url) for backend in settings.backends]
         caps = JobSettings(want_previews=settings.previews, max_pending=settings.queue_depth)
         options = {"client_id": client_id_for(settings.db_path), "settings": caps, "limits": settings.limits(),
-                   **self._runtime_options}
+                   "priority_of": self.queue_priority, **self._runtime_options}
         self.runtime = Runtime(self.catalog, backends, store, **options)
         set_user_salt(self.runtime.client_id)  # log lines hash user ids with a key of this install
         await self.runtime.start()
-        if self.runtime.pool.dispatcher is not None:
-            self.runtime.pool.dispatcher.priority_of = self.queue_priority
         await self._start_metrics()
         signer = await self._start_originals(self.runtime)
         self.flow = Flow(self.runtime, settings, self.catalog, original_link=signer.link if signer else None,

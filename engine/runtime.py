@@ -45,8 +45,9 @@ class Runtime:
                  client_id: str | None = None, health_interval: float = 5.0, health_timeout: float | None = None,
                  timeouts: Timeouts | None = None, settings: JobSettings | None = None,
                  session_factory: Callable[[], aiohttp.ClientSession] | None = None,
-                 limits: Limits = DEFAULT_LIMITS):
+                 limits: Limits = DEFAULT_LIMITS, priority_of: Callable[[str], int] | None = None):
         self.catalog = catalog
+        self.priority_of = priority_of  # owner → priority in our own queue (higher goes first)
         self.store = store
         self.client_id = client_id or f"discomfy-{uuid.uuid4().hex[:12]}"
         self.settings = settings or JobSettings()
@@ -61,7 +62,7 @@ class Runtime:
         self.pool.on_down(self._backend_down)
         await self.pool.start()
         if self.settings.max_pending is not None:
-            self.pool.use_dispatcher(self.settings.max_pending)
+            self.pool.use_dispatcher(self.settings.max_pending).priority_of = self.priority_of
 
     async def close(self) -> None:
         """Stop following jobs (they stay resumable in the store) and close every connection."""

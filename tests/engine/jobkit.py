@@ -139,12 +139,12 @@ async def start_runtime(tmp_path, catalog):
     stores: list[JobStore] = []
 
     async def start(*servers, catalog=catalog, store_path=None, settings=SETTINGS, timeouts=TIMEOUTS,
-                    wait_up=True, limits=DEFAULT_LIMITS) -> Runtime:
+                    wait_up=True, limits=DEFAULT_LIMITS, priority_of=None) -> Runtime:
         store = await JobStore.open(str(store_path or tmp_path / "jobs.db"))
         stores.append(store)
         runtime = Runtime(catalog, [(f"b{i + 1}", s.url) for i, s in enumerate(servers)], store,
                           health_interval=0.05, health_timeout=0.5, timeouts=timeouts, settings=settings,
-                          limits=limits)
+                          limits=limits, priority_of=priority_of)
         runtimes.append(runtime)
         await runtime.start()
         if wait_up:

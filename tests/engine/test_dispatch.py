@@ -129,8 +129,7 @@ async def test_the_line_survives_a_restart(fakes, start_runtime, tmp_path):
 
 async def test_a_higher_priority_owner_goes_first(fakes, start_runtime):
     [fake] = await fakes()
-    runtime = await start_runtime(fake, settings=DISPATCH)
-    runtime.pool.dispatcher.priority_of = lambda owner: 5 if owner == "vip" else 0
+    runtime = await start_runtime(fake, settings=DISPATCH, priority_of=lambda owner: 5 if owner == "vip" else 0)
     fake.state.pause()
     first = await runtime.submit("slow", {"steps": 1}, owner="a")
     await eventually(lambda: len(fake.state.posted) == 1)
