@@ -124,3 +124,16 @@ def test_the_kind_branch_pattern_catches_the_usual_spellings():
                  'if p.type in ("int", "float"):', "old.params[n].type != param.type"):
         assert KIND_BRANCH.search(line), line
     assert not KIND_BRANCH.search("if frame.type == aiohttp.WSMsgType.TEXT")
+
+
+SIZED = _modules("engine") + _modules("bot")
+
+
+@pytest.mark.parametrize("path", SIZED, ids=lambda p: _dotted(p))
+def test_modules_and_functions_stay_small(path):
+    """Modules of at most 400 lines, functions (and methods) of at most 40."""
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 400
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(ast.parse(text))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 40]
+    assert not long
