@@ -25,7 +25,7 @@ from .stack import REPO, flow_catalog, running_stack
 
 ADMIN_ID, ADMIN_ROLE, MEMBER_ROLE = USER_ID + 7, 777, 4242
 OTHER_USER = USER_ID + 1
-SLOW = 2.0
+SLOW = 4.0
 CORNER = CHANNEL_ID + 99  # the only channel the "corner" workflow may run in
 NO_JOB = "You have no job with that id."
 CANVAS = """
@@ -133,7 +133,7 @@ def admin_stack(fake_comfy, db_path, catalog):
 async def _slow_job(stack) -> tuple[asyncio.Task, str]:
     """A 20-step job of USER_ID dispatched in the background; returns once it runs."""
     task = asyncio.create_task(stack.dispatch(stack.fake.slash_payload("seeded", {"steps": 20}), timeout=30))
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):
         while not any(r.state == JobState.RUNNING for r in await stack.jobs()):
             await asyncio.sleep(0.01)
     (job,) = await stack.jobs()
@@ -142,7 +142,7 @@ async def _slow_job(stack) -> tuple[asyncio.Task, str]:
 
 async def test_an_admin_cancels_another_users_job_with_cancel_and_finds_it_in_its_list(fake_comfy, db_path,
                                                                                          catalog):
-    fake_comfy.state.time_scale = SLOW  # 20 steps × 0.2 s × 2: 8 s to act while it runs (it is cancelled sooner)
+    fake_comfy.state.time_scale = SLOW  # 20 steps × 0.2 s × 4: 16 s to act while it runs (it is cancelled sooner)
     async with admin_stack(fake_comfy, db_path, catalog) as stack:
         background, job_id = await _slow_job(stack)
         offered = await stack.fake.autocomplete("cancel", {"job": ""}, focused="job", user_id=ADMIN_ID)
@@ -153,7 +153,7 @@ async def test_an_admin_cancels_another_users_job_with_cancel_and_finds_it_in_it
 
 
 async def test_an_admin_by_role_cancels_with_the_button(fake_comfy, db_path, catalog):
-    fake_comfy.state.time_scale = SLOW  # 20 steps × 0.2 s × 2: 8 s to act while it runs (it is cancelled sooner)
+    fake_comfy.state.time_scale = SLOW  # 20 steps × 0.2 s × 4: 16 s to act while it runs (it is cancelled sooner)
     async with admin_stack(fake_comfy, db_path, catalog) as stack:
         background, job_id = await _slow_job(stack)
         await stack.dispatch(stack.fake.component_payload(f"dc:cancel:{job_id}", user_id=OTHER_USER,
@@ -163,7 +163,7 @@ async def test_an_admin_by_role_cancels_with_the_button(fake_comfy, db_path, cat
 
 
 async def test_a_non_admin_can_neither_cancel_nor_delete_anothers_job(fake_comfy, db_path, catalog):
-    fake_comfy.state.time_scale = SLOW  # 20 steps × 0.2 s × 2: 8 s to act while it runs (it is cancelled sooner)
+    fake_comfy.state.time_scale = SLOW  # 20 steps × 0.2 s × 4: 16 s to act while it runs (it is cancelled sooner)
     async with admin_stack(fake_comfy, db_path, catalog) as stack:
         background, job_id = await _slow_job(stack)
         assert await stack.fake.autocomplete("cancel", {"job": ""}, focused="job", user_id=OTHER_USER) == []
