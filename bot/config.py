@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     """Largest image a user may upload as a job input, in bytes."""
     max_input_pixels: int = Field(36_000_000, gt=0, le=PILLOW_PIXEL_CEILING)
     """Largest input image in pixels (width × height), checked before decoding."""
+    max_audio_bytes: int = Field(LIMITS.max_audio_bytes, gt=0)
+    """Largest sound a job takes as an input (an attachment, or a result fed to an action), in bytes."""
+    max_audio_seconds: int = Field(LIMITS.max_audio_seconds, gt=0)
+    """Longest sound a job takes as an input, in seconds: read from its header, then by decoding at most that much."""
     progress_interval: float = Field(2.0, ge=1.5)
     """Seconds between two edits of a job's progress message (Discord throttles edits)."""
     previews: bool = True
@@ -214,7 +218,8 @@ class Settings(BaseSettings):
     best role."""
 
     def limits(self) -> Limits:
-        """The engine's ``Limits`` from these settings (input images: ``max_upload_bytes``, ``max_input_pixels``)."""
+        """The engine's ``Limits`` from these settings (input images: ``max_upload_bytes``, ``max_input_pixels``;
+        input sounds: ``max_audio_bytes``, ``max_audio_seconds``)."""
         names = [item.name for item in dataclasses.fields(Limits) if item.name in type(self).model_fields]
         same = {name: getattr(self, name) for name in names}
         return Limits(**same, max_image_bytes=self.max_upload_bytes, max_image_pixels=self.max_input_pixels)

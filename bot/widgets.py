@@ -3,7 +3,8 @@
 This is the only place in the bot that looks at a param's kind (``WIDGETS[param.type]``);
 everything else asks the param itself (``rule``, ``show``, ``read``, ``is_upload``…). A modal field
 is a ``TextInput`` (text and numbers; the placeholder is the param's ``rule``), a ``Select``
-(bools, and choice lists short enough for one), or a ``FileUpload`` (images).
+(bools, and choice lists short enough for one), or a ``FileUpload`` (images, audio); as a slash
+option a file is an attachment. Discord lets either take any file: the engine checks what it is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import discord
 from discord.enums import AppCommandOptionType
 
-from engine import BoolParam, ChoiceParam, ImageParam, Param, SeedParam, TextParam, discord_limits as limits
+from engine import BoolParam, ChoiceParam, Param, SeedParam, TextParam, discord_limits as limits
 
 __all__ = ["NONE_VALUE", "Widget", "WIDGETS", "widget_for", "choice_options", "placeholder_for", "prefill_text",
            "server_list", "LiveChoices"]
@@ -106,8 +107,8 @@ def _choice_field(name: str, param: ChoiceParam, value: Any, live_list: Sequence
     return _text_input(name, param, value, live_list)
 
 
-def _image_field(name: str, param: ImageParam, value: Any, live_list: Sequence[str] | None) -> discord.ui.Item:
-    needed = param.required and value is None  # a kept image stays unless a new one is uploaded
+def _upload_field(name: str, param: Param, value: Any, live_list: Sequence[str] | None) -> discord.ui.Item:
+    needed = param.required and value is None  # a kept file stays unless a new one is uploaded
     return discord.ui.FileUpload(custom_id=name, required=needed, min_values=1 if needed else 0, max_values=1)
 
 
@@ -152,7 +153,8 @@ WIDGETS: dict[str, Widget] = {
     "bool": Widget(AppCommandOptionType.boolean, _no_bounds, _bool_field),
     "choice": Widget(AppCommandOptionType.string, _no_bounds, _choice_field),
     "seed": Widget(AppCommandOptionType.integer, _seed_bounds, _number_field),
-    "image": Widget(AppCommandOptionType.attachment, _no_bounds, _image_field),
+    "image": Widget(AppCommandOptionType.attachment, _no_bounds, _upload_field),
+    "audio": Widget(AppCommandOptionType.attachment, _no_bounds, _upload_field),
 }
 
 

@@ -28,7 +28,8 @@ from .errors import (
     StoreError,
     WorkflowRejected,
 )
-from .images import IMAGE_FORMATS, human_size
+from .inputs.audio import AUDIO_FORMATS, FfmpegTimeout, header_seconds, run_ffmpeg
+from .inputs.images import IMAGE_FORMATS, human_size
 from .jobs.job import Job
 from .jobs.log_context import bind_job, current_job_fields, set_user_salt, user_hash
 from .jobs.parts import ImageInput, JobResult, JobSettings
@@ -42,6 +43,7 @@ from .manifest.model import (
     MAX_SEED,
     BoolParam,
     ChoiceParam,
+    AudioParam,
     FloatParam,
     ImageParam,
     IntParam,
@@ -63,6 +65,7 @@ __all__ = [
     "ChoiceParam",
     "SeedParam",
     "ImageParam",
+    "AudioParam",
     "MAX_SEED",
     "Workflow",
     "Catalog",
@@ -98,7 +101,12 @@ __all__ = [
     "ComfyClient",
     "Timeouts",
     "IMAGE_FORMATS",
+    "AUDIO_FORMATS",
     "human_size",
+    # ffmpeg (the binary moviepy ships), for sound
+    "run_ffmpeg",
+    "FfmpegTimeout",
+    "header_seconds",
     # bounds on outside data
     "Limits",
     "DEFAULT_LIMITS",

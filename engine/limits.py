@@ -3,7 +3,7 @@
 Every reader of outside data takes its cap from a ``Limits`` (``DEFAULT_LIMITS`` unless the caller
 passes its own) and checks it *before* parsing or decoding: manifest files (bytes, YAML aliases,
 nesting), workflow and object_info files, ComfyUI's JSON answers and websocket frames, output
-files and their pixels, input images. Past a limit the error names it by its field name, which is
+files and their pixels, input images and audio. Past a limit the error names it by its field name, which is
 also the bot's setting (``DISCOMFY_MAX_SERVER_JSON_BYTES`` …) and the ``engine`` CLI's environment
 variable, so whoever reads the message knows what to raise.
 """
@@ -38,6 +38,8 @@ class Limits:
     max_output_pixels: int = 67_108_864  # an output image decoded for a grid or re-encoding (8192²)
     max_image_bytes: int = 100 * MIB  # one input image (ComfyUI's own max_upload_size)
     max_image_pixels: int = 64_000_000  # one input image (8000 × 8000)
+    max_audio_bytes: int = 100 * MIB  # one input audio file (ComfyUI's own max_upload_size)
+    max_audio_seconds: int = 600  # one input audio file's length, from its header and then by decoding
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -24,7 +24,6 @@ from .backends.pool import BackendPool, BackendStatus
 from .comfy.client import Timeouts
 from .comfy.outputs import OutputFile, OutputRef
 from .errors import ComfyError, ComfyUnavailable, EngineError, ParamError, StoreError
-from .images import check_image
 from .jobs.job import Job
 from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState
@@ -89,7 +88,7 @@ class Runtime:
 
     def prepare(self, workflow: Workflow | str, values: Mapping[str, Any], *, uploads: Iterable[str] = ()) -> Prepared:
         """Check ``values`` once (``ParamError`` naming the param) and build the job's graph, without
-        I/O; ``uploads`` are the image params whose images ``start_job`` will get. Live lists
+        I/O; ``uploads`` are the upload params whose files ``start_job`` will get. Live lists
         (``choices_from``) are the healthy backends' current ones."""
         wf = self.workflow(workflow)
         live = {source: choices for p in wf.manifest.params.values()
@@ -98,15 +97,16 @@ class Runtime:
 
     async def start_job(self, prepared: Prepared, *, images: Mapping[str, ImageInput] | None = None,
                     owner: str | None = None, extra: Mapping[str, Any] | None = None) -> Job:
-        """Start a prepared job; ``images`` hold the bytes of its uploads, each checked by decoding it
-        (``ParamError``). Its outcome comes via ``events``/``result``."""
+        """Start a prepared job; ``images`` hold the files of its uploads (images, audio), each checked
+        by its param (``check_upload``: decoded, ``ParamError``). Its outcome comes via ``events``/``result``."""
         images = dict(images or {})
         for name in sorted(set(images) ^ set(prepared.uploads)):
-            raise ParamError(name, "needs an image" if name in prepared.uploads else
-                             "is not an image parameter of this workflow")
-        for name, image in images.items():  # decoded off the loop: a large image takes a while
-            await asyncio.to_thread(check_image, image.data, param=name, max_bytes=self.limits.max_image_bytes,
-                                    max_pixels=self.limits.max_image_pixels)
+            raise ParamError(name, "needs a file" if name in prepared.uploads else
+                             "is not a file parameter of this workflow")
+        params = prepared.workflow.manifest.params
+        for name, image in images.items():  # decoded off the loop: a large file takes a while
+            filename = await asyncio.to_thread(params[name].check_upload, name, image.data, image.filename, self.limits)
+            images[name] = ImageInput(image.data, filename)
         job = Job.start(prepared, pool=self.pool, store=self.store, settings=self.settings, images=images,
                         owner=owner, extra=extra)
         self._track(job)

@@ -1,7 +1,7 @@
 """The layers, checked statically (every import statement, top-level or inside a function).
 
 - ``engine`` never imports ``discord`` or ``bot``.
-- Inside ``engine`` imports only go down: errors/limits/bounded/images → comfy → manifest → checks → backends
+- Inside ``engine`` imports only go down: errors/limits/bounded/inputs → comfy → manifest → checks → backends
   → jobs → runtime → cli and the package's public face (``engine/__init__.py``).
 - ``bot`` uses the engine's public face only: ``from engine import …`` (names in ``engine.__all__``).
 """
@@ -18,7 +18,7 @@ import engine
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {  # first dotted part below engine → rank; an import may only reach the same rank or lower
-    "errors": 0, "limits": 0, "bounded": 0, "images": 0, "comfy": 1, "manifest": 2, "checks": 3, "backends": 4, "jobs": 5, "runtime": 6,
+    "errors": 0, "limits": 0, "bounded": 0, "inputs": 0, "comfy": 1, "manifest": 2, "checks": 3, "backends": 4, "jobs": 5, "runtime": 6,
     "cli": 7, "": 7,
 }
 
@@ -99,14 +99,15 @@ def test_engine_keeps_at_most_six_modules_at_its_top():
     assert len(top) <= 6, top
 
 
-KIND_HOMES = {"engine/manifest/param.py", "engine/manifest/kinds.py", "engine/manifest/model.py", "bot/widgets.py"}
-_KINDS = r"[\"'](?:text|int|float|bool|choice|seed|image)[\"']"
+KIND_HOMES = {"engine/manifest/param.py", "engine/manifest/kinds.py", "engine/manifest/upload_kinds.py",
+              "engine/manifest/model.py", "bot/widgets.py"}
+_KINDS = r"[\"'](?:text|int|float|bool|choice|seed|image|audio)[\"']"
 KIND_BRANCH = re.compile("|".join([
     rf"\.type\s*(?:==|!=)\s*(?:{_KINDS}|[\w.\[\]\"']+\.type\b)",  # p.type == "seed", a.type != b.type
     rf"\.type\s+(?:not\s+)?in\s*[(\[{{]\s*{_KINDS}",  # p.type in ("int", "float")
     r"\bmatch\s+[\w.\[\]\"']*\.type\b",  # match param.type:
     rf"\bcase\s+{_KINDS}",  # case "image":
-    r"isinstance\([^)]*\b(?:Text|Int|Float|Bool|Choice|Seed|Image)Param\b",
+    r"isinstance\([^)]*\b(?:Text|Int|Float|Bool|Choice|Seed|Image|Audio)Param\b",
 ]))
 
 

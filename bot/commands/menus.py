@@ -42,7 +42,7 @@ def build_menus(catalog: Catalog, hook: MenuHook | None) -> list[app_commands.Co
     menus: list[app_commands.ContextMenu] = []
     for workflow in sorted(catalog, key=lambda wf: wf.name):
         manifest = workflow.manifest
-        if not manifest.context_menu or not manifest.image_params:
+        if not manifest.context_menu or manifest.param_taking("image") is None:
             continue
         name = discord_limits.menu_name(manifest.title or workflow.name)
         taken = {m.name.casefold() for m in menus}

@@ -4,8 +4,8 @@ The param declaration in the manifest is the only source: option type and limits
 param's widget, ``bot.widgets``), static choices and autocomplete are derived from it here
 (docs/discord.md §1, approach B); the values are checked once, by the engine, when the job is
 prepared. Which params become options is decided by :func:`option_params`: the basic
-(non-``advanced``) params plus every image param (an attachment option). Everything else lives in
-the Settings modal.
+(non-``advanced``) params plus every upload param (an attachment option: image, audio). Everything
+else lives in the Settings modal.
 
 The rule and the derived texts come from the engine (``engine.discord_limits.is_option``,
 ``Param.description_for``), so what ``engine validate`` checks is what is sent.
@@ -180,9 +180,9 @@ def make_param_option(name: str, param: Param, live: LiveChoices,
 
 
 def _checked_attachment(option: ParamOption, attachment: discord.Attachment) -> discord.Attachment:
-    content_type = (attachment.content_type or "").split(";")[0].strip()
-    if content_type and not content_type.startswith("image/"):
-        raise OptionError(attachment.filename, option, ParamError(option.name, "must be an image (PNG, JPEG or WebP)"))
+    problem = option.param.mime_problem((attachment.content_type or "").split(";")[0].strip())
+    if problem:
+        raise OptionError(attachment.filename, option, ParamError(option.name, problem))
     return attachment
 
 

@@ -23,7 +23,7 @@ from pathlib import Path, PurePath
 import numpy as np
 from PIL import Image, ImageDraw
 
-from engine import human_size
+from engine import FfmpegTimeout, header_seconds, human_size, run_ffmpeg
 
 __all__ = ["AudioError", "AudioFit", "MP3_BITRATES", "audio_duration", "fit_audio", "plan_bitrate", "waveform_png"]
 
@@ -38,7 +38,6 @@ WAVEFORM_SIZE = (800, 160)
 WAVEFORM_RATE = 8000  # Hz: enough samples per column to find the peaks of a short clip
 WAVEFORM_SECONDS = 1800  # the picture covers at most the first 30 minutes (≤ 29 MB of samples)
 WAVEFORM_COLOUR, WAVEFORM_BACKGROUND = (88, 101, 242), (43, 45, 49)  # Discord blurple on its dark grey
-_DURATION = re.compile(rb"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _TIME = re.compile(rb"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
@@ -68,17 +67,10 @@ def plan_bitrate(seconds: float, limit: int) -> tuple[str, int] | None:
     return None
 
 
-def _ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 def _run(arguments: list[str]) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([_ffmpeg(), "-hide_banner", "-nostdin", *arguments], capture_output=True,
-                              timeout=FFMPEG_TIMEOUT)
-    except subprocess.TimeoutExpired:
+        return run_ffmpeg(arguments, timeout=FFMPEG_TIMEOUT)
+    except FfmpegTimeout:
         raise AudioError("re-encoding took too long") from None
 
 
@@ -90,9 +82,9 @@ def _seconds(parts: Sequence[bytes]) -> float:
 def audio_duration(path: Path) -> float:
     """Seconds of audio in ``path``: from the container header, else by decoding it once."""
     probe = _run(["-i", str(path)])
-    found = _DURATION.search(probe.stderr)
-    if found:
-        return _seconds(found.groups())
+    stated = header_seconds(probe.stderr.decode("utf-8", "replace"))
+    if stated is not None:
+        return stated
     decoded = _run(["-i", str(path), "-t", str(MAX_SECONDS), "-vn", "-f", "null", "-"])
     times = _TIME.findall(decoded.stderr)
     if decoded.returncode != 0 or not times:

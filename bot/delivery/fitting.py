@@ -8,7 +8,7 @@ from their duration; a video that cannot fit is replaced by its first frame. Aud
 to MP3 or Opus at the bitrate its duration allows (``audio.fit_audio``). Anything that still
 cannot fit raises :class:`TooLargeError`, whose message is safe to show to users.
 
-(Uploaded images are checked by the engine: ``engine.images.check_image``.)
+(Uploaded images are checked by the engine: ``engine.inputs.images.check_image``.)
 Everything here is CPU-bound and synchronous; use the ``*_async`` twins from the event loop.
 """
 

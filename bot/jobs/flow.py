@@ -8,10 +8,10 @@ rerun, new seed, tweak, action):
 1. cheap checks, answered ephemerally without starting anything: access (``bot.access``: the
    manifest's nsfw, roles and channels — of the source too for an action; buttons bypass
    Discord's own command flags), the values (``runtime.prepare``: their
-   one check; image values only by size and source, before any download), the per-user job cap,
+   one check; file values (images, audio) only by size and source, before any download), the per-user job cap,
    rate limits;
 2. ``defer(thinking=True)`` — a public message that becomes the job's message (see ``delivery``);
-3. image inputs read after the defer (``bot.jobs.inputs``: attachment download + decode check, a stored
+3. file inputs read after the defer (``bot.jobs.inputs``: attachment download + decode check, a stored
    input, or a previous job's output fetched again from its backend), kept by content hash in
    ``<db folder>/inputs/`` and referenced from ``JobRecord.extra["inputs"]`` — so rerun, tweak and
    actions work after a restart and on any backend;
@@ -57,7 +57,7 @@ from .guards import Guards, check_rate
 from .redeliver import DUE, target_of
 from .media import MediaSource, ProxyMedia
 from .menu import open_menu
-from .inputs import InputFolder, OutputSource, check_image_source, read_images, stored_inputs
+from .inputs import InputFolder, OutputSource, check_upload_source, read_uploads, result_kind, stored_inputs
 from ..delivery.progress import show_progress
 from ..views.setup import SetupView
 
@@ -69,7 +69,7 @@ Interaction = discord.Interaction
 NOT_RUNNING = "This job is not running any more."
 NOTHING_HERE = "None of these workflows is available here."
 NOT_SAVED = "⚠️ This job could not be saved in the bot's job database; its buttons may not work after a restart."
-NOT_KEPT = "⚠️ The input image could not be kept: rerun and tweak will ask for it again."
+NOT_KEPT = "⚠️ The input file could not be kept: rerun and tweak will ask for it again."
 UPLOAD_REFUSED = "The result could not be uploaded to Discord."
 
 
@@ -122,7 +122,7 @@ class Flow:
         return [str(v) for v in self.runtime.choices(source)]
 
     async def job_info(self, job_id: str) -> JobInfo | None:
-        """A stored job as buttons see it: image params hold their ``StoredInput``."""
+        """A stored job as buttons see it: upload params hold their ``StoredInput``."""
         record = await self.runtime.get(job_id, timeout=ANSWER_WAIT)
         if record is None:
             return None
@@ -133,9 +133,10 @@ class Flow:
         return JobInfo(record.owner or "", workflow, {**values, **stored_inputs(record.extra, workflow)})
 
     def actions_for(self, workflow: Workflow) -> list[tuple[str, str]]:
-        """``(manifest, label)`` of the workflow's actions that exist and take an image."""
+        """``(manifest, label)`` of the workflow's actions that exist and take its kind of result."""
         targets = [self.workflow(name) for name in workflow.manifest.actions]
-        return [(t.name, t.manifest.title or t.name) for t in targets if t is not None and t.manifest.image_params]
+        return [(t.name, t.manifest.title or t.name) for t in targets
+                if t is not None and t.manifest.param_taking(workflow.manifest.kind)]
 
     # ---- starting jobs -----------------------------------------------------------------------
     async def run(self, interaction: Interaction, workflow: Workflow, values: dict[str, Any]) -> None:
@@ -144,15 +145,17 @@ class Flow:
 
     async def action(self, interaction: Interaction, job_id: str, index: int, target: Workflow,
                      values: dict[str, Any]) -> None:
-        """Feed output #``index`` of ``job_id`` into ``target``'s first image param, then run it: the
-        rules of both workflows apply (the source's too: a result is not a way around them)."""
+        """Feed output #``index`` of ``job_id`` into ``target``'s first param that takes its kind (an
+        image, a sound), then run it: the rules of both workflows apply (the source's too: a result
+        is not a way around them)."""
         record = await self.runtime.get(job_id, timeout=ANSWER_WAIT)
         source = self.workflow(record.manifest) if record is not None else None
-        if record is not None and source is None:
-            await _tell(interaction, str(WorkflowGone(record.manifest)))
-            return
-        image = target.manifest.image_params[0]
-        await self._start(interaction, target, {**values, image: OutputSource(job_id, index)},
+        if record is None or source is None:
+            return await _tell(interaction, str(WorkflowGone(record.manifest)) if record else UNKNOWN_JOB)
+        kind = result_kind(record, index, source.manifest.kind)
+        if (param := target.manifest.param_taking(kind)) is None:
+            return await _tell(interaction, f"{target.manifest.title or target.name} takes no {kind} for this result.")
+        await self._start(interaction, target, {**values, param: OutputSource(job_id, index)},
                           {"source": {"job": job_id, "output": index}}, source=source)
 
     async def _start(self, interaction: Interaction, workflow: Workflow, values: dict[str, Any],
@@ -190,15 +193,15 @@ class Flow:
     async def _prepare(self, workflow: Workflow, values: Mapping[str, Any]) -> Prepared | str:
         """The job prepared (``runtime.prepare``: the one check of its values), or the first problem.
 
-        Image values are only looked at here (size, still kept, known result): their bytes are read
+        File values are only looked at here (size, still kept, known result): their bytes are read
         after the defer, and decoded by the runtime when the job starts."""
         plain, uploads = {}, []
         try:
             for name, value in values.items():
                 param = workflow.manifest.params.get(name)
                 if param is not None and param.is_upload:
-                    await check_image_source(name, value, runtime=self.runtime, folder=self.inputs,
-                                             max_bytes=self.settings.max_upload_bytes, wait=ANSWER_WAIT)
+                    await check_upload_source(name, value, runtime=self.runtime, folder=self.inputs,
+                                              max_bytes=param.max_upload_bytes(self.settings.limits()), wait=ANSWER_WAIT)
                     uploads += [name] if value is not None else []
                 else:
                     plain[name] = value
@@ -213,9 +216,9 @@ class Flow:
 
     async def _submit(self, interaction: Interaction, target: MessageTarget, prepared: Prepared,
                       values: dict[str, Any], extra: dict[str, Any]) -> tuple[Job | None, dict[str, ImageInput]]:
-        """The started job and its images; (None, {}) when it could not start (its message says why)."""
+        """The started job and its files; (None, {}) when it could not start (its message says why)."""
         try:
-            images, inputs = await read_images(prepared.workflow, values, runtime=self.runtime, folder=self.inputs)
+            images, inputs = await read_uploads(prepared.workflow, values, runtime=self.runtime, folder=self.inputs)
             job = await self.runtime.start_job(prepared, images=images, owner=str(interaction.user.id),
                                                extra={**self._target_extra(target), "inputs": inputs, **extra})
         except Exception as exc:  # the job does not exist: its message becomes the short reason
@@ -227,7 +230,7 @@ class Flow:
         return job, images
 
     async def _keep_inputs(self, job: Job, images: dict[str, ImageInput]) -> list[str]:
-        """Keep the job's accepted images for reruns (off the loop); the notes to show when that fails."""
+        """Keep the job's accepted files for reruns (off the loop); the notes to show when that fails."""
         try:
             for image in images.values():
                 await asyncio.to_thread(self.inputs.keep, image.data)

@@ -1,12 +1,14 @@
-"""Image inputs of a job: where their bytes come from, and where they are kept for reruns.
+"""File inputs of a job (images, audio): where their bytes come from, and where they are kept for reruns.
 
-An image param's value reaching ``Flow.run`` is one of:
+An upload param's value reaching ``Flow.run`` is one of:
 
-- a ``discord.Attachment`` (slash option, modal upload) — size checked before the download; the
-  runtime decodes every image (``engine.images.check_image``) when the job is submitted;
+- a ``discord.Attachment`` (slash option, modal upload) — size checked before the download (the
+  param's ``max_upload_bytes``); the runtime decodes every file (the param's ``check_upload``) when
+  the job is submitted;
 - a ``StoredInput`` — the bytes an earlier job used, from the inputs folder (rerun, tweak, new seed);
 - an ``OutputSource`` — output #n of an earlier job, fetched again from the backend that made it
-  (action buttons); if that backend is gone the user is told so;
+  (action buttons: an image result into an image param, a sound into an audio param); if that
+  backend is gone the user is told so;
 - a ``LinkedImage`` — an image a message shows in an embed (context menus, ``message_image``),
   streamed from Discord's media proxy within the upload cap (``media.read_media``); its bytes are
   then checked by the runtime like any other.
@@ -33,15 +35,15 @@ from urllib.parse import urlsplit
 
 import discord
 
-from engine import IMAGE_FORMATS, ComfyError, EngineError, ImageInput, ParamError, Runtime, Workflow
+from engine import IMAGE_FORMATS, ComfyError, EngineError, ImageInput, JobRecord, ParamError, Runtime, Workflow
 
 from .media import MediaSource, MediaTooLarge, MediaUnavailable, read_media
 
-__all__ = ["PLACEHOLDER", "StoredInput", "LinkedImage", "OutputSource", "InputFolder", "check_image_source",
-           "message_image", "read_images", "stored_inputs"]
+__all__ = ["PLACEHOLDER", "StoredInput", "LinkedImage", "OutputSource", "InputFolder", "check_upload_source",
+           "message_image", "read_uploads", "result_kind", "stored_inputs"]
 
 PLACEHOLDER = "upload.png"
-NOT_KEPT = "the original image is no longer kept; please upload it again"
+NOT_KEPT = "the original file is no longer kept; please upload it again"
 UNKNOWN_RESULT = "the result it should use is no longer known"
 MIB = 1024 * 1024
 
@@ -94,7 +96,8 @@ def _capped_reader(media: MediaSource, url: str, max_bytes: int) -> Callable[[],
 
 @dataclass(frozen=True)
 class OutputSource:
-    """Output #``index`` (1-based) of job ``job_id``, to be fed into an image param."""
+    """Output #``index`` (1-based) of job ``job_id``, to be fed into an upload param (the engine names
+    the upload after its content: ``result-1.mp3`` for a sound)."""
 
     job_id: str
     index: int
@@ -102,6 +105,15 @@ class OutputSource:
     @property
     def filename(self) -> str:
         return f"result-{self.index}.png"
+
+
+def result_kind(record: JobRecord, index: int, default: str) -> str:
+    """The kind (``image``, ``audio``…) of output #``index`` of a stored job, as recorded with its
+    file; ``default`` (its workflow's kind) when the record does not say."""
+    outputs = record.outputs
+    kept = outputs[index - 1] if 1 <= index <= len(outputs) else None
+    kind = kept.get("kind") if isinstance(kept, Mapping) else None
+    return kind if isinstance(kind, str) and kind else default
 
 
 class InputFolder:
@@ -139,7 +151,7 @@ class InputFolder:
 
 
 def stored_inputs(extra: Mapping[str, Any], workflow: Workflow) -> dict[str, StoredInput]:
-    """The ``StoredInput`` of each image param recorded in a job's ``extra``."""
+    """The ``StoredInput`` of each upload param recorded in a job's ``extra``."""
     found = {}
     inputs = extra.get("inputs")
     for name, kept in (inputs if isinstance(inputs, dict) else {}).items():  # a damaged row: nothing kept
@@ -148,9 +160,9 @@ def stored_inputs(extra: Mapping[str, Any], workflow: Workflow) -> dict[str, Sto
     return found
 
 
-async def check_image_source(name: str, value: Any, *, runtime: Runtime, folder: InputFolder, max_bytes: int,
-                             wait: float | None = None) -> None:
-    """Cheap checks (no download) of an image param's value; ``ParamError`` names the param."""
+async def check_upload_source(name: str, value: Any, *, runtime: Runtime, folder: InputFolder, max_bytes: int,
+                              wait: float | None = None) -> None:
+    """Cheap checks (no download) of an upload param's value; ``ParamError`` names the param."""
     if isinstance(value, discord.Attachment):
         if value.size > max_bytes:
             raise ParamError(name, f"the file is larger than {_human(max_bytes)}")
@@ -164,7 +176,7 @@ async def check_image_source(name: str, value: Any, *, runtime: Runtime, folder:
         if record is None or not 1 <= value.index <= len(record.outputs):
             raise ParamError(name, UNKNOWN_RESULT)
     elif value is not None:  # a bare server file name: it may not exist on the backend that runs the job
-        raise ParamError(name, "please upload the image again")
+        raise ParamError(name, "please upload the file again")
 
 
 def _human(size: int) -> str:
@@ -173,26 +185,26 @@ def _human(size: int) -> str:
     return f"{size / 1024:.3g} KiB" if size >= 1024 else f"{size} bytes"
 
 
-async def read_images(workflow: Workflow, values: Mapping[str, Any], *, runtime: Runtime, folder: InputFolder
-                      ) -> tuple[dict[str, ImageInput], dict[str, dict[str, str]]]:
-    """Bytes of every image param with a value (``runtime.start_job`` checks them by decoding).
+async def read_uploads(workflow: Workflow, values: Mapping[str, Any], *, runtime: Runtime, folder: InputFolder
+                       ) -> tuple[dict[str, ImageInput], dict[str, dict[str, str]]]:
+    """Bytes of every upload param with a value (``runtime.start_job`` checks them by decoding).
 
     Returns the ``images`` for ``runtime.start_job`` and the ``inputs`` entry for the job's extra;
     ``folder.keep`` them once the job is accepted.
     """
     images, inputs = {}, {}
-    for name in workflow.manifest.image_params:
+    for name in workflow.manifest.upload_params:
         value = values.get(name)
         if value is None:
             continue
-        data = await _image_bytes(name, value, runtime, folder)
+        data = await _upload_bytes(name, value, runtime, folder)
         filename = getattr(value, "filename", None) or PLACEHOLDER
         images[name] = ImageInput(data, filename)
         inputs[name] = {"sha256": hashlib.sha256(data).hexdigest(), "filename": filename}
     return images, inputs
 
 
-async def _image_bytes(name: str, value: Any, runtime: Runtime, folder: InputFolder) -> bytes:
+async def _upload_bytes(name: str, value: Any, runtime: Runtime, folder: InputFolder) -> bytes:
     if isinstance(value, discord.Attachment):
         try:
             return await value.read()
@@ -212,7 +224,7 @@ async def _image_bytes(name: str, value: Any, runtime: Runtime, folder: InputFol
             raise ParamError(name, NOT_KEPT) from None
     if isinstance(value, OutputSource):
         return await output_bytes(name, value, runtime)
-    raise ParamError(name, "please upload the image again")
+    raise ParamError(name, "please upload the file again")
 
 
 async def output_bytes(name: str, source: OutputSource, runtime: Runtime) -> bytes:

@@ -30,10 +30,10 @@ async def open_menu(interaction: discord.Interaction, workflow: Workflow, messag
                     run: Run, live: LiveChoices | None, media: MediaSource, max_bytes: int) -> None:
     """Run ``workflow`` on ``message``'s image, through its modal when it requires more."""
     image = message_image(message, media, max_bytes=max_bytes)
-    if image is None:
+    param = workflow.manifest.param_taking("image")  # build_menus offers only workflows that take one
+    if image is None or param is None:
         await interaction.response.send_message(NO_IMAGE, ephemeral=True)
         return
-    param = workflow.manifest.image_params[0]
     names = action_params(workflow)
     if not names:
         await run(interaction, workflow, {param: image})

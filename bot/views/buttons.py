@@ -84,7 +84,8 @@ class ButtonHooks:
     - ``workflow(name)`` → a catalog workflow or None (action targets)
     - ``run(interaction, workflow, values)`` → start a job (rerun, new seed, tweak)
     - ``action(interaction, job_id, output_index, target, values)`` → feed output #index (1-based)
-      of the job into ``target``'s image param, with ``values`` for its other params
+      of the job into ``target``'s first param that takes its kind (``Manifest.param_taking``: an
+      image, a sound), with ``values`` for its other params
     - ``cancel(interaction, job_id)`` → cancel a queued or running job
     - ``live(source)`` → the server's list for a ``choices_from`` source, for modal selects
     - ``access`` → the access policy every click is checked with
@@ -147,13 +148,13 @@ def _button(custom_id: str, label: str, style=discord.ButtonStyle.secondary) -> 
 
 
 def tweak_params(workflow: Workflow) -> list[str]:
-    """Params a tweak modal offers: every param but images (those stay), basic ones first."""
+    """Params a tweak modal offers: every param but files (images, sounds: those stay), basic ones first."""
     params = workflow.manifest.params
     return [n for n in workflow.manifest.basic_params + workflow.manifest.advanced_params if not params[n].is_upload]
 
 
 def action_params(target: Workflow) -> list[str]:
-    """The target's basic non-image params (required first, ≤ 5); [] when none is required."""
+    """The target's basic params but files (required first, ≤ 5); [] when none is required."""
     params = target.manifest.params
     names = [n for n in target.manifest.basic_params if not params[n].is_upload]
     names.sort(key=lambda n: not params[n].required)
@@ -263,7 +264,7 @@ class ActionButton(discord.ui.DynamicItem[discord.ui.Button],
             return
         hooks, job = context
         target = hooks.workflow(self.target)
-        if target is None or not target.manifest.image_params:
+        if target is None or target.manifest.param_taking(job.workflow.manifest.kind) is None:
             await _tell(interaction, "This action is not available any more.")
             return
         refusal = hooks.access.run_refusal(Who.of(interaction), target)  # the source's: checked by _context

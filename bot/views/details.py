@@ -63,7 +63,7 @@ def _shown(value: Any) -> str:
 
 
 def engine_command(workflow: Workflow, record: JobRecord, manifest_path: str, workflows_dir: str | None = None) -> str:
-    """``engine run`` with every stored value (images by their original names), shell-quoted;
+    """``engine run`` with every stored value (files by their original names), shell-quoted;
     ``--workflows`` when the workflow files are not in ``workflows/`` next to the manifests' folder."""
     params = workflow.manifest.params
     inputs = record.extra.get("inputs") if isinstance(record.extra.get("inputs"), Mapping) else {}
@@ -74,7 +74,7 @@ def engine_command(workflow: Workflow, record: JobRecord, manifest_path: str, wo
         if param.is_upload:
             kept = inputs.get(name) if isinstance(inputs, Mapping) else None
             filename = kept.get("filename") if isinstance(kept, Mapping) else None
-            parts += ["--image", f"{name}={Path(str(filename or record.values[name])).name}"]
+            parts += ["--file", f"{name}={Path(str(filename or record.values[name])).name}"]
         else:
             parts += ["--set", f"{name}={_shown(record.values[name])}"]
     return shlex.join(parts)

@@ -7,7 +7,7 @@ or a ``FileUpload``. Fields are prefilled with the current values.
 On submit every field goes through its param's ``read`` and ALL problems are answered
 in one ephemeral message ("steps: must be ≤ 150"); only clean values reach the ``on_values``
 hook, ``await on_values(interaction, values)``. In ``values`` an unset field is ``None`` (the
-engine then uses the default; an emptied optional text stays ``""``) and an image param holds
+engine then uses the default; an emptied optional text stays ``""``) and an upload param holds
 the uploaded ``discord.Attachment``, the value kept from before (a server file name), or ``None``.
 
 A modal's custom_id encodes what it is for (``dc:<purpose>:<key>:<page>[:<target>]~<nonce>``, see
@@ -140,7 +140,7 @@ def check_fields(
 
 
 def _check_field(name: str, param: Param, value: Any, kept: Any, live: LiveChoices | None) -> Any:
-    if param.is_upload:  # an upload (a discord.Attachment), else the image kept from before
+    if param.is_upload:  # an upload (a discord.Attachment), else the file kept from before
         if value is None and kept is None and param.required:
             raise ParamError(name, "is required")
         return value if value is not None else kept

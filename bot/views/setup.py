@@ -5,7 +5,7 @@ one Select per basic choice param (static choices, or the live ``choices_from`` 
 24 for optional ones), a "Prompt & options" button opening a modal for the other basic params,
 "Settings" buttons opening the advanced params' modal pages, and "Generate", which calls
 ``run(interaction, workflow, values)`` — or, while required values are missing, opens the modal
-that asks for them (and generates on its submit). ``values`` hold only what was set (images as
+that asks for them (and generates on its submit). ``values`` hold only what was set (files as
 ``discord.Attachment``); the engine fills defaults. After Generate the view is finished and the
 ``run`` hook owns the interaction and the message.
 

@@ -87,7 +87,7 @@ SETUP_DESCRIPTION = "Pick a workflow and its settings step by step"
 
 
 def is_option(param: Param) -> bool:
-    """Basic params and every image param (an attachment) are slash options."""
+    """Basic params and every upload param (an attachment: image, audio) are slash options."""
     return not param.advanced or param.is_upload
 
 

@@ -139,7 +139,7 @@ def menu_issues(manifests: Iterable[tuple[YamlSource, Manifest]]) -> list[Issue]
     issues, seen = [], set()
     for index, (src, manifest) in enumerate(menus):
         name = L.menu_name(manifest.title or manifest.name)
-        if not manifest.image_params:
+        if manifest.param_taking("image") is None:
             issues.append(_menu_issue(src, "context_menu: the workflow takes no image for the message's image"))
         if not 1 <= len(name) <= L.MAX_MENU_NAME_LENGTH:
             issues.append(_menu_issue(src, f"context menu name {name!r} (the title) has {len(name)} characters; "

@@ -1,7 +1,8 @@
 """Checks of a manifest and its workflow against a server's ``/object_info`` (pure).
 
 Graph level: node classes are installed, literal values of combo inputs are in the server's lists,
-output nodes save something. Param level: bound inputs exist, their type fits the param type,
+output nodes save something. Param level: bound inputs exist, their type fits the param type
+(an upload param's input is a loader's upload combo: ``image_upload``, ``audio_upload``),
 ranges and defaults fit the input, static and dynamic choice lists match the server, and
 ``when_unset: bypass`` can splice the bound node out (see ``apply.bypass_node``).
 
@@ -82,6 +83,12 @@ def _choice_issues(src: YamlSource, name: str, param: Param, where: str, options
             for key, what, value in param.listed_values() if value not in options]
 
 
+def _input_kind(kind: str, options: Mapping[str, Any]) -> str:
+    """``INT``, ``COMBO``, ``COMBO (audio_upload)``: an input's type as its spec declares it."""
+    flags = [key for key, flag in options.items() if key.endswith("_upload") and flag is True]
+    return f"{kind} ({', '.join(flags)})" if flags else kind
+
+
 def _target_issues(src: YamlSource, name: str, param: Param, target: Target, graph: Mapping, object_info: Mapping) -> list[Issue]:
     cls = graph[target.node_id].get("class_type")
     info = object_info.get(cls)
@@ -93,9 +100,9 @@ def _target_issues(src: YamlSource, name: str, param: Param, target: Target, gra
         return [src.issue(("params", name, "bind"), name, f"{_node_label(graph, target.node_id)} has no input "
                           f"{target.input_name!r} on the server", "input_missing")]
     kind = spec_type(spec)
-    if not param.fits(kind):
+    if not param.fits(kind, spec_options(spec)):
         return [src.issue(("params", name, "type"), name, f"type {param.type} does not fit {where}, which takes "
-                          f"{kind}", "type_mismatch")]
+                          f"{_input_kind(kind, spec_options(spec))}", "type_mismatch")]
     options = combo_values(spec)
     issues = _range_issues(src, name, param, where, spec)
     if options is not None:

@@ -1,14 +1,16 @@
 """``engine run``: run one manifest on ComfyUI from the command line and save what it made.
 
-``engine run MANIFEST --set key=value … [--image [PARAM=]PATH …] [--out DIR] [--server URL …]
+``engine run MANIFEST --set key=value … [--file [PARAM=]PATH …] [--out DIR] [--server URL …]
 [--timeout S] [--json]`` loads the manifest (and its workflow), checks the values before any
 network traffic, runs the job through a ``Runtime`` with an in-memory job store, shows its progress
 (``engine.cli.views``: a rich bar on a terminal, else one line per change, on stderr), writes the outputs
 as ``DIR/<manifest>-<seed>-<n>.<ext>`` and prints the resolved values (the seed!) and the files.
 
 Exit codes: 0 done; 1 the job failed, was rejected or cancelled, or a value is wrong; 2 usage
-(bad arguments, unreadable manifest or image, server unavailable); 130 interrupted by Ctrl-C,
+(bad arguments, unreadable manifest or file, server unavailable); 130 interrupted by Ctrl-C,
 which also cancels the job on the server. Messages are one line, without tracebacks or URLs.
+``--file`` (also spelled ``--image`` and ``--audio``) gives an upload param its file: an image or a
+sound, as the param takes; the runtime checks it like a file from Discord.
 """
 
 from __future__ import annotations
@@ -85,19 +87,19 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     return values
 
 
-def parse_images(items: list[str], image_params: list[str]) -> dict[str, Path]:
-    """``[PARAM=]PATH`` items → {param: path}; a bare PATH fills the manifest's only image param."""
-    images: dict[str, Path] = {}
+def parse_uploads(items: list[str], upload_params: list[str]) -> dict[str, Path]:
+    """``[PARAM=]PATH`` items → {param: path}; a bare PATH fills the manifest's only upload param."""
+    files: dict[str, Path] = {}
     for item in items:
         key, sep, rest = item.partition("=")
-        if sep and key in image_params:
-            images[key] = Path(rest)
-        elif len(image_params) == 1:
-            images[image_params[0]] = Path(item)
+        if sep and key in upload_params:
+            files[key] = Path(rest)
+        elif len(upload_params) == 1:
+            files[upload_params[0]] = Path(item)
         else:
-            wanted = ", ".join(image_params) or "none"
-            raise UsageError(f"--image needs PARAM=PATH (image params: {wanted})")
-    return images
+            wanted = ", ".join(upload_params) or "none"
+            raise UsageError(f"--file needs PARAM=PATH (file params: {wanted})")
+    return files
 
 
 def output_paths(out_dir: Path, manifest: str, tag: str, files: list[tuple[str, str]]) -> list[Path]:
@@ -144,20 +146,23 @@ def seed_tag(workflow: Workflow, values: dict[str, Any], job_id: str) -> str:
 # -- running --------------------------------------------------------------------------------
 
 
-def _read_images(paths: dict[str, Path], limits: Limits) -> dict[str, Any]:
-    """Each image file within ``max_image_bytes`` (regular files only: never a FIFO or a device)."""
+def _read_files(workflow: Workflow, paths: dict[str, Path], limits: Limits) -> dict[str, Any]:
+    """Each upload param's file within its byte cap (``max_image_bytes``, ``max_audio_bytes``; regular
+    files only: never a FIFO or a device)."""
     from ..runtime import ImageInput
 
-    images = {}
-    for param, path in paths.items():
+    files = {}
+    for name, path in paths.items():
+        param = workflow.manifest.params[name]
         try:
-            data = read_file(path, max_bytes=limits.max_image_bytes, limit="max_image_bytes", what=f"image {path}")
+            data = read_file(path, max_bytes=param.max_upload_bytes(limits), limit=str(param.byte_limit),
+                             what=f"{param.takes} {path}")
         except LimitExceeded as exc:
             raise UsageError(str(exc)) from None
         except OSError as exc:
-            raise UsageError(f"cannot read image {path} ({exc.strerror or exc})") from None
-        images[param] = ImageInput(data=data, filename=path.name)
-    return images
+            raise UsageError(f"cannot read {param.takes} {path} ({exc.strerror or exc})") from None
+        files[name] = ImageInput(data=data, filename=path.name)
+    return files
 
 
 async def _follow(job: Job, view: ProgressView, timeout: float | None) -> JobResult:
@@ -192,7 +197,7 @@ async def execute(request: RunRequest, view: ProgressView) -> RunOutcome:
     """Start a runtime, run the job, write its outputs; the runtime is closed whatever happens."""
     from ..runtime import Runtime
 
-    images = _read_images(request.images, request.limits)
+    images = _read_files(request.workflow, request.images, request.limits)
     catalog = Catalog(MappingProxyType({request.workflow.name: request.workflow}))
     store = await JobStore.open(":memory:")
     runtime = Runtime(catalog, backends=request.servers, store=store, limits=request.limits)
@@ -244,7 +249,7 @@ def _request(args: argparse.Namespace) -> RunRequest:
         raise UsageError(str(exc)) from None
     workflow = load_workflow(path, Path(args.workflows) if args.workflows else None, limits)
     values = parse_assignments(args.set or [])
-    images = parse_images(args.image or [], workflow.manifest.image_params)
+    images = parse_uploads(args.files or [], workflow.manifest.upload_params)
     prepared = prepare(workflow, values, uploads=images)  # the one check of the values, before any traffic
     return RunRequest(workflow, values, prepared, images, _servers(args.server), Path(args.out), args.timeout,
                       limits)
@@ -325,7 +330,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="show this help, and the manifest's parameters when MANIFEST is given first")
     run.add_argument("manifest", metavar="MANIFEST", help="manifests/NAME.yaml")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="a parameter value (repeatable)")
-    run.add_argument("--image", action="append", metavar="[PARAM=]PATH", help="an image to upload (repeatable)")
+    run.add_argument("--file", "--image", "--audio", dest="files", action="append", metavar="[PARAM=]PATH",
+                     help="a file to upload for a file param: an image, a sound (repeatable)")
     run.add_argument("--out", default="out", metavar="DIR", help="where to write the outputs (default: ./out)")
     run.add_argument("--server", action="append", metavar="URL",
                      help=f"ComfyUI server (repeatable; default: $COMFYUI_URL or {DEFAULT_SERVER})")

@@ -161,7 +161,10 @@ class ComfyClient:
     # -- verbs -----------------------------------------------------------------------------
     async def upload_image(self, data: bytes, filename: str, *, subfolder: str = "",
                            overwrite: bool = False) -> str:
-        """Upload an input image; returns the name to bind (``subfolder/name`` when in a subfolder)."""
+        """Upload an input file; returns the name to bind (``subfolder/name`` when in a subfolder).
+
+        Images and audio alike: the server's ``/upload/image`` stores any file in its input folder,
+        where LoadImage and LoadAudio read (ComfyUI's own frontend uploads audio there too)."""
         form = aiohttp.FormData()
         form.add_field("image", data, filename=filename, content_type="application/octet-stream")
         form.add_field("type", "input")

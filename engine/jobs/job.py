@@ -190,7 +190,7 @@ class Job:
         budget = max(left, self._settings.resume_wait)
         if record.prompt_id and record.backend:
             await self._guarded(lambda: self._reattach(record), budget)
-        elif self.workflow.manifest.image_params:
+        elif self.workflow.manifest.upload_params:
             await self._end_failed(ComfyUnavailable(f"{LOST} (its input image is gone)"))
         else:  # never queued: submit it now, from its stored values
             self._graph = self._graph_for_resume()

@@ -1,6 +1,6 @@
 """The small pieces a ``Job`` is made of: its inputs, settings and result, and its server chores.
 
-- ``ImageInput``    bytes + file name of an image param; the job uploads it to the backend it runs on
+- ``ImageInput``    bytes + file name of an upload param (image, audio); the job uploads it where it runs
 - ``JobSettings``   polling intervals and grace periods of the job runner
 - ``JobResult``     what a finished job produced
 - ``EventFeed``     a job's latest ``ProgressEvent`` and everyone waiting for the next ones
@@ -40,7 +40,7 @@ _BACKGROUND: set[asyncio.Task[Any]] = set()
 
 @dataclass(frozen=True)
 class ImageInput:
-    """An image for an ``image`` param: uploaded by the runtime to the backend that runs the job."""
+    """The file of an upload param (an image, a sound): uploaded by the runtime to the backend that runs the job."""
 
     data: bytes = field(repr=False)
     filename: str = "image.png"

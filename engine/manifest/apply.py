@@ -3,7 +3,7 @@
 - ``prepare``: the one check of a job's values (``resolve_values``) and the graph built from them
   (``build_graph``); random seeds stay unset until the server that runs the job is known, then
   ``draw_seeds`` draws them within what that server's inputs accept and ``bind_values`` writes
-  them (and the uploaded image names) into the graph.
+  them (and the uploaded files' names) into the graph.
 - ``apply_params``: all of it at once (engine tests, benchmarks, ``engine validate``'s checks).
 
 The template is never mutated: the returned graph shares untouched nodes with it and gets fresh
@@ -24,7 +24,7 @@ from .catalog import Workflow
 __all__ = ["Applied", "Prepared", "UPLOAD_PLACEHOLDER", "apply_params", "bind_values", "build_graph", "bypass_node",
            "draw_seeds", "prepare", "resolve_values"]
 
-UPLOAD_PLACEHOLDER = "upload.png"  # an image param's value until the upload names the file on the server
+UPLOAD_PLACEHOLDER = "upload.png"  # an upload param's value until the upload names the file on the server
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Prepared:
 
     ``values`` are resolved (defaults filled; unset random seeds absent: they are drawn on the
     server that runs the job); ``graph`` is built from them (for routing); ``uploads`` names the
-    image params that expect an uploaded image."""
+    upload params that expect an uploaded file."""
 
     workflow: Workflow
     values: dict[str, Any]
@@ -87,12 +87,12 @@ def draw_seeds(workflow: Workflow, values: Mapping[str, Any], *, object_info: Ma
 
 def prepare(workflow: Workflow, values: Mapping[str, Any], *, uploads: Iterable[str] = (),
             live: Mapping[str, Sequence[Any]] | None = None) -> Prepared:
-    """Check ``values`` once (``ParamError``) and build the graph; ``uploads`` are the image params
-    whose image will be given to ``Runtime.start`` (their values here are placeholders)."""
+    """Check ``values`` once (``ParamError``) and build the graph; ``uploads`` are the upload params
+    (images, audio) whose file will be given to ``Runtime.start`` (their values here are placeholders)."""
     uploads = tuple(dict.fromkeys(uploads))
-    not_images = [name for name in uploads if name not in workflow.manifest.image_params]
-    if not_images:
-        raise ParamError(not_images[0], "is not an image parameter of this workflow")
+    not_files = [name for name in uploads if name not in workflow.manifest.upload_params]
+    if not_files:
+        raise ParamError(not_files[0], "is not a file parameter of this workflow")
     resolved = resolve_values(workflow, {**values, **dict.fromkeys(uploads, UPLOAD_PLACEHOLDER)}, live=live)
     return Prepared(workflow, resolved, build_graph(workflow, resolved).graph, uploads)
 

@@ -4,7 +4,8 @@
 included), the workflow file (exists, API format), every bind (resolves to ≥ 1 node input), and
 output node ids. Files are read within ``Limits`` (bytes, YAML aliases and nesting, JSON
 nesting), and ``workflow:`` must name a file inside the workflows folder. ``load_catalog`` loads a folder and adds cross-manifest checks (duplicate names,
-actions pointing at manifests that take an image). Server-aware checks live in ``validate``.
+actions pointing at manifests that take the source's kind of result: ``Manifest.param_taking``).
+Server-aware checks live in ``validate``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..errors import Issue, LimitExceeded, ManifestError
 from ..limits import DEFAULT_LIMITS, Limits
 from .binding import BindError, Target, is_link, resolve_bind
 from .model import Manifest
-from .kinds import parse_param
+from .kinds import PARAM_TYPES, Param, parse_param
 from .source import YamlSource, read_yaml
 
 __all__ = ["Workflow", "Catalog", "Inspection", "inspect_manifest", "load_workflow", "load_catalog", "catalog_of",
@@ -108,7 +109,7 @@ def _schema_issues(src: YamlSource, exc: ValidationError) -> list[Issue]:
         elif err["type"] == "missing":
             message = f"missing required key {loc[-1]!r}"
         elif err["type"] == "union_tag_invalid":
-            message = f"unknown type {err.get('input', {}).get('type')!r} (text, int, float, bool, choice, seed, image)" \
+            message = f"unknown type {err.get('input', {}).get('type')!r} ({', '.join(PARAM_TYPES)})" \
                 if isinstance(err.get("input"), dict) else message
         hint = next((k for k in _HINT_KEYS if message.startswith(k) or f" {k} " in f" {message} "), None)
         if hint and err["type"] == "value_error":
@@ -184,10 +185,10 @@ def _bind_targets(name: str, bind: Any, graph: dict, src: YamlSource, workflow: 
     return tuple(found), issues
 
 
-def _upload_issues(name: str, targets: tuple[Target, ...], graph: dict, src: YamlSource) -> list[Issue]:
-    return [src.issue(("params", name, "bind"), name, f"image param must bind LoadImage.image, "
-                      f"not {graph[t.node_id]['class_type']}.{t.input_name}", "bind_type")
-            for t in targets if not (t.input_name == "image" and "Load" in graph[t.node_id]["class_type"])]
+def _upload_issues(name: str, param: Param, targets: tuple[Target, ...], graph: dict, src: YamlSource) -> list[Issue]:
+    """An upload param's file must reach a loader's file input (``LoadImage.image``, ``LoadAudio.audio``)."""
+    problems = (param.loader_problem(graph[t.node_id]["class_type"], t.input_name) for t in targets)
+    return [src.issue(("params", name, "bind"), name, problem, "bind_type") for problem in problems if problem]
 
 
 def _resolve_targets(params: Mapping[str, Any], graph: dict, src: YamlSource, workflow: str) -> tuple[dict, list[Issue]]:
@@ -197,8 +198,8 @@ def _resolve_targets(params: Mapping[str, Any], graph: dict, src: YamlSource, wo
         bind = param.get("bind") if isinstance(param, dict) else param.bind
         targets[name], found_issues = _bind_targets(name, bind, graph, src, workflow)
         parsed = parse_param(param) if isinstance(param, dict) else param
-        if parsed is not None and parsed.is_upload:
-            found_issues += _upload_issues(name, targets[name], graph, src)
+        if parsed is not None:
+            found_issues += _upload_issues(name, parsed, targets[name], graph, src)
         issues += found_issues
     return targets, issues
 
@@ -317,9 +318,9 @@ def _cross_issues(workflows: dict[str, Workflow]) -> list[Issue]:
             target = workflows.get(action)
             if target is None:
                 issues.append(wf.source.issue(("actions", i), "", f"action {action!r} names no manifest", "action_missing"))
-            elif not target.manifest.image_params:
-                issues.append(wf.source.issue(("actions", i), "", f"action {action!r} takes no image to feed the "
-                                              "result into", "action_no_image"))
+            elif target.manifest.param_taking(wf.manifest.kind) is None:
+                issues.append(wf.source.issue(("actions", i), "", f"action {action!r} takes no {wf.manifest.kind} "
+                                              "to feed the result into", "action_no_input"))
     return issues
 
 

@@ -3,7 +3,7 @@
 ``draft_manifest(graph, name)`` returns commented YAML that ``engine validate`` accepts. It knows
 prompt encoders (positive/negative from the node title, else from the sampler or guider input that
 leads to them), samplers and noise (seed, steps, cfg, guidance), empty latents (width, height,
-length, batch size), image loaders, LoRA loaders (optional, bypassed when unset), and model and
+length, batch size), image and audio loaders, LoRA loaders (optional, bypassed when unset), and model and
 upscale model loaders (live lists from the server). With a server's ``object_info`` it also
 recognises unknown prompt encoders and fits ranges and defaults to the server.
 Binds use the node's title when it is unique (it survives re-exports), else the node id.
@@ -37,7 +37,7 @@ _TEXT_INPUTS = {
     "TextEncodeHunyuanVideo_ImageToVideo": ("prompt",),
 }
 _CONDITIONING_INPUTS = ("conditioning", "conditioning_to", "conditioning_1")
-_IMAGE_LOADERS = {"LoadImage": "image", "LoadImageOutput": "image"}
+_FILE_LOADERS = {"LoadImage": "image", "LoadImageOutput": "image", "LoadAudio": "audio"}  # class → input = param type
 _LORA_LOADERS = {"LoraLoaderModelOnly": ("model",), "LoraLoader": ("model", "clip")}
 _LOADERS = {  # class: (input, param name, description)
     "CheckpointLoaderSimple": ("ckpt_name", "checkpoint", "Checkpoint"),
@@ -286,11 +286,12 @@ def _bypass_safe(g: _Graph, node_id: str) -> bool:
 
 def _loader_params(g: _Graph, taken: set[str]) -> list[_Param]:
     params = []
-    for node_id in g.ids(_IMAGE_LOADERS):
-        title = _title(g.graph[node_id])
-        description = title if title and title.lower() != "load image" and len(title) <= 100 else "Input image"
-        params.append(_Param(_unique("image", taken), {"type": "image", "required": True, "description": description},
-                             [Target(node_id, _IMAGE_LOADERS[g.cls(node_id)])], _where(g, [node_id])))
+    for node_id in g.ids(_FILE_LOADERS):
+        kind, title = _FILE_LOADERS[g.cls(node_id)], _title(g.graph[node_id])
+        described = title and title.lower() != f"load {kind}" and len(title) <= 100
+        params.append(_Param(_unique(kind, taken), {"type": kind, "required": True,
+                                                    "description": title if described else f"Input {kind}"},
+                             [Target(node_id, kind)], _where(g, [node_id])))
     for node_id in g.ids(_LORA_LOADERS):
         target = Target(node_id, "lora_name")
         if not isinstance(g.literal(target.node_id, target.input_name), str):

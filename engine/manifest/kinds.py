@@ -2,26 +2,27 @@
 
 The questions every param answers are those of ``ParamBase`` (``engine.manifest.param``); each
 kind here adds its own fields and checks, and overrides the answers that are its own (coercion,
-rule, display, the ComfyUI input types it fits, its random draw). ``Param`` is their union,
-discriminated by ``type``.
+rule, display, the ComfyUI input types it fits, its random draw). The kinds whose value is an
+uploaded file (``image``, ``audio``) live in ``engine.manifest.upload_kinds``. ``Param`` is their
+union, discriminated by ``type``.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
-from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal, Union
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from ..errors import ParamError
 from .param import MAX_SEED, Choice, ParamBase
-from .values import as_bool, as_float, as_int, as_text, number_text, upload_name, within
+from .upload_kinds import AudioParam, ImageParam
+from .values import as_bool, as_float, as_int, as_text, number_text, within
 
-__all__ = ["TextParam", "IntParam", "FloatParam", "BoolParam", "ChoiceParam", "SeedParam", "ImageParam", "Param",
-           "parse_param"]
+__all__ = ["TextParam", "IntParam", "FloatParam", "BoolParam", "ChoiceParam", "SeedParam", "ImageParam", "AudioParam",
+           "Param", "PARAM_TYPES", "parse_param"]
 
 
 class TextParam(ParamBase):
@@ -230,7 +231,7 @@ class ChoiceParam(ParamBase):
             raise ParamError(name, "is not available on the server")
         return value
 
-    def fits(self, input_type: str) -> bool:
+    def fits(self, input_type: str, options: Mapping[str, Any] | None = None) -> bool:
         if super().fits(input_type):
             return True
         if self.choices is None:
@@ -291,34 +292,14 @@ class SeedParam(ParamBase):
         return found
 
 
-class ImageParam(ParamBase):
-    """An image the user supplies; the runtime uploads it and binds the server-side file name."""
-
-    type: Literal["image"]
-    default: None = None
-
-    input_types = frozenset({"COMBO"})
-    is_upload = True
-
-    def _value_rule(self, server_list: Sequence[Any] | None) -> str:
-        return "PNG, JPEG or WebP image"
-
-    def coerce(self, name: str, value: Any, server_list: Sequence[Any] | None = None) -> str:
-        return upload_name(name, value)
-
-    def show(self, value: Any) -> str:
-        if value is None or value == "":
-            return "—"
-        return PurePosixPath(str(getattr(value, "filename", value))).name
-
-
 Param = Annotated[
-    Union[TextParam, IntParam, FloatParam, BoolParam, ChoiceParam, SeedParam, ImageParam],
+    Union[TextParam, IntParam, FloatParam, BoolParam, ChoiceParam, SeedParam, ImageParam, AudioParam],
     Field(discriminator="type"),
 ]
 
 
 _PARAM: TypeAdapter[Param] = TypeAdapter(Param)
+PARAM_TYPES = tuple(get_args(kind.model_fields["type"].annotation)[0] for kind in get_args(get_args(Param)[0]))
 
 
 def parse_param(raw: Any) -> Param | None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from .kinds import BoolParam, ChoiceParam, FloatParam, ImageParam, IntParam, Param, SeedParam, TextParam
+from .kinds import AudioParam, BoolParam, ChoiceParam, FloatParam, ImageParam, IntParam, Param, SeedParam, TextParam
 from .param import MAX_SEED, Choice, _Strict, humanize
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "ChoiceParam",
     "SeedParam",
     "ImageParam",
+    "AudioParam",
     "Param",
     "Manifest",
     "humanize",
@@ -51,7 +52,8 @@ class Manifest(_Strict):
     channels: list[str] = Field(default_factory=list, description="Channel ids allowed; empty: everywhere")
     params: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Param] = Field(default_factory=dict)
     outputs: list[str] = Field(default_factory=list, description="Output node ids; default: every output node")
-    actions: list[Name] = Field(default_factory=list, description="Manifests offered as result buttons")
+    actions: list[Name] = Field(default_factory=list, description="Manifests offered as result buttons; each "
+                                "result is fed into the target's first param that takes its kind (image, audio)")
     previews: bool = Field(default=True, description="Show live preview frames in the progress message")
     context_menu: bool = Field(default=False, description="Offer this workflow (named by its title) in the Apps "
                                "menu of any message with an image; the image feeds its first image param")
@@ -95,8 +97,14 @@ class Manifest(_Strict):
         return None
 
     @property
-    def image_params(self) -> list[str]:
+    def upload_params(self) -> list[str]:
+        """Params whose value is a file the user uploads (images, audio)."""
         return [n for n, p in self.params.items() if p.is_upload]
+
+    def param_taking(self, kind: str) -> str | None:
+        """The param a file of ``kind`` (``image``, ``audio``…) is fed into — an action's result, a
+        context menu's image: the first param that takes that kind; None when none does."""
+        return next((n for n, p in self.params.items() if p.takes == kind), None)
 
     @property
     def basic_params(self) -> list[str]:

@@ -5,7 +5,10 @@ A param knows how to read a raw value (typed from Discord or JSON, or text from 
 (``is_given``, ``resolve``: its default, "is required", or the workflow's own value), how to draw
 a random value (``draw``, seeds), how to describe itself in one line for people (``rule``), how
 to show a value (``show``), which ComfyUI input types it can be bound to (``fits``) and which of
-its numbers a bound input's range must allow (``bounds``). Its JSON Schema is pydantic's.
+its numbers a bound input's range must allow (``bounds``). A param whose value is a file the user
+uploads (``takes`` names the kind of file: ``image``, ``audio``) also checks that file's bytes
+(``check_upload``) and names the node input that must load it (``loader_problem``). Its JSON
+Schema is pydantic's.
 
 Consumers ask the param; they do not branch on its kind. (The bot keeps one table from kind to
 Discord widget, ``bot/widgets.py``.) Unknown keys are errors.
@@ -14,12 +17,13 @@ Discord widget, ``bot/widgets.py``.) Unknown keys are errors.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ParamError
+from ..limits import Limits
 from .values import valid_unicode
 
 __all__ = ["MAX_SEED", "Choice", "ParamBase", "humanize"]
@@ -62,7 +66,9 @@ class ParamBase(_Strict):
     type: str  # each kind narrows it to its Literal (the union's discriminator)
     default: Any = None  # each kind narrows it
     input_types: ClassVar[frozenset[str]] = frozenset()  # ComfyUI input types this kind can be bound to
-    is_upload: ClassVar[bool] = False  # the value is a file the user uploads (the runtime sends it to the server)
+    takes: ClassVar[str | None] = None  # the kind of file (image, audio) the value is, which the runtime
+    #                                     uploads to the server; None: not a file
+    byte_limit: ClassVar[str | None] = None  # uploads: the ``Limits`` field capping the file's size
     is_text: ClassVar[bool] = False  # free text: may be the job's caption, shown as a paragraph
     is_random: ClassVar[bool] = False  # unset means "draw a random value" (``SeedParam.draw``)
 
@@ -80,6 +86,11 @@ class ParamBase(_Strict):
         if self.when_unset == "bypass" and (self.required or self.default is not None):
             raise ValueError("when_unset: bypass needs an optional param without a default")
         return self
+
+    @property
+    def is_upload(self) -> bool:
+        """Whether the value is a file the user uploads (``takes`` says which kind)."""
+        return self.takes is not None
 
     @property
     def binds(self) -> tuple[str, ...]:
@@ -171,8 +182,9 @@ class ParamBase(_Strict):
         """The longest text this param takes (text params only)."""
         return None
 
-    def fits(self, input_type: str) -> bool:
-        """Whether this param can be bound to a ComfyUI input of ``input_type`` (``INT``, ``COMBO``…)."""
+    def fits(self, input_type: str, options: Mapping[str, Any] | None = None) -> bool:
+        """Whether this param can be bound to a ComfyUI input of ``input_type`` (``INT``, ``COMBO``…)
+        with the spec's ``options`` (``image_upload``…; None: not known)."""
         return input_type == "*" or input_type in self.input_types
 
     def bounds(self) -> dict[str, int | float]:
@@ -182,3 +194,24 @@ class ParamBase(_Strict):
     def listed_values(self) -> list[tuple[tuple[str | int, ...], str, Any]]:
         """(key path, what, value) of each value that must be in a bound combo input's list."""
         return [(("default",), "default", self.default)] if self.default is not None else []
+
+    # -- uploads (kinds with ``takes``) ----------------------------------------------------
+    def loader_problem(self, class_type: str, input_name: str) -> str | None:
+        """Why a bound node input cannot load this param's file (known without a server), or None."""
+        return None
+
+    def mime_problem(self, mime: str) -> str | None:
+        """Why a file Discord labels ``mime`` cannot be this param's (before downloading it; its bytes
+        are checked later all the same), or None when it may be."""
+        return "takes no file"
+
+    def max_upload_bytes(self, limits: Limits) -> int:
+        """The largest file this param takes, in bytes (checked before a file is downloaded or read)."""
+        if self.byte_limit is None:
+            raise NotImplementedError(f"{self.type} params take no file")
+        return int(getattr(limits, self.byte_limit))
+
+    def check_upload(self, name: str, data: bytes, filename: str, limits: Limits) -> str:
+        """Check an uploaded file's bytes within ``limits`` (``ParamError`` naming ``name``) and return
+        the file name to upload them under. Blocking (it decodes): call it in a thread."""
+        raise ParamError(name, "takes no file")

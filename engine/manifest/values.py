@@ -87,11 +87,11 @@ def valid_unicode(name: str, value: Any) -> Any:
     return value
 
 
-def upload_name(name: str, value: Any) -> str:
+def upload_name(name: str, value: Any, what: str = "image") -> str:
     """A plain file name in the server's input folder, as an upload answers it: no folder, no ``..``,
     no control characters and no ``[output]``-style annotation (which would point LoadImage at
     another of the server's folders)."""
     if (not isinstance(value, str) or not value.strip() or len(value) > 255 or "/" in value or "\\" in value
             or value.startswith(".") or any(ord(c) < 32 for c in value) or _UPLOAD_ANNOTATION.search(value)):
-        raise ParamError(name, "must be the plain name of an uploaded image (no folders or server paths)")
+        raise ParamError(name, f"must be the plain name of an uploaded {what} (no folders or server paths)")
     return value

@@ -94,7 +94,7 @@ async def test_an_unwritable_inputs_folder_costs_the_reruns_not_the_result(fake_
         (job,) = await stack.jobs()
         final = stack.webhook_edits()[-1]
         assert job.state == JobState.DONE and final.files  # the result is posted…
-        assert final.payload["content"].startswith("⚠️ The input image could not be kept")  # …and says what is lost
+        assert final.payload["content"].startswith("⚠️ The input file could not be kept")  # …and says what is lost
         assert f"job {job.job_id}: its inputs could not be kept" in caplog.text
         assert stack.flow.guards.cap.running(USER_ID) == 0
 

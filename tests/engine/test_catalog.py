@@ -40,7 +40,7 @@ def test_several_mistakes_are_all_reported_with_positions(tmp_path):
         "2:1: : unknown key 'colour'",
         "4:22: steps: default 300 is bigger than max 50",
         "7:5: cfg: bind '$[\"4\"].inputs.cfgg' matches no node input in t.json",
-        "8:3: mode: unknown type 'choise' (text, int, float, bool, choice, seed, image)",
+        "8:3: mode: unknown type 'choise' (text, int, float, bool, choice, seed, image, audio)",
     ]
     assert all(i.file.endswith("t.yaml") for i in err.value.issues)
 

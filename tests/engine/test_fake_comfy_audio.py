@@ -77,3 +77,89 @@ async def test_decoded_audio_lasts_the_latent_seconds_and_volume_applies_in_deci
     assert len(loud) == pytest.approx(2.5 * rate, abs=10)
     assert np.abs(loud).max() > 0.1  # a tone, not silence
     assert np.abs(quiet).max() / np.abs(loud).max() == pytest.approx(10 ** (-6 / 20), rel=0.02)
+
+
+# -- LoadAudio, TrimAudioDuration, VAEEncodeAudio: as ComfyUI's nodes_audio.py behaves ---------------
+
+def tone(seconds: float, rate: int = 22050, fmt: str = "flac") -> bytes:
+    """A real file: a 440 Hz tone of ``seconds`` at ``rate`` Hz, mono, encoded by ffmpeg."""
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+               f"sine=frequency=440:sample_rate={rate}:duration={seconds}", "-f", fmt, "-"]
+    return subprocess.run(command, capture_output=True, check=True).stdout
+
+
+async def upload(session, url: str, data: bytes, name: str) -> str:
+    form = aiohttp.FormData()
+    form.add_field("image", data, filename=name)
+    return (await (await session.post(f"{url}/upload/image", data=form)).json())["name"]
+
+
+def trim_graph(name: str, start: float, duration: float) -> dict:
+    return {
+        "1": {"class_type": "LoadAudio", "inputs": {"audio": name}},
+        "2": {"class_type": "TrimAudioDuration", "inputs": {"audio": ["1", 0], "start_index": start, "duration": duration}},
+        "3": {"class_type": "SaveAudio", "inputs": {"audio": ["2", 0], "filename_prefix": "probe/cut"}},
+    }
+
+
+async def _saved(session, url: str, recording) -> bytes:
+    [entry] = [e["output"]["audio"][0] for e in recording.of_type("executed")]
+    return await (await session.get(f"{url}/view", params=entry)).read()
+
+
+@pytest.mark.parametrize(("start", "duration", "kept"), [(0.5, 1.0, 1.0), (-1.0, 5.0, 1.0), (2.5, 10.0, 0.5)])
+async def test_load_audio_reads_the_upload_and_trim_cuts_it_like_the_real_node(fake_comfy, session, start, duration,
+                                                                               kept):
+    name = await upload(session, fake_comfy.url, tone(3.0), "take.flac")
+    recording = await record_prompt(session, fake_comfy.url, trim_graph(name, start, duration), client_id="t")
+    body = await _saved(session, fake_comfy.url, recording)
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", "-"]
+    probe = subprocess.run(command, input=body, capture_output=True).stderr.decode()
+    assert "22050 Hz, mono" in probe  # LoadAudio keeps the file's own rate and channels
+    samples, _ = decode(body)  # at the file's own rate
+    assert len(samples) / 22050 == pytest.approx(kept, abs=0.02)
+
+
+async def test_a_trim_past_the_end_fails_with_the_real_message(fake_comfy, session):
+    name = await upload(session, fake_comfy.url, tone(1.0), "short.flac")
+    recording = await record_prompt(session, fake_comfy.url, trim_graph(name, 5.0, 0.0), client_id="t")
+    [error] = recording.of_type("execution_error")
+    assert error["exception_type"] == "ValueError"
+    assert "Start time must be less than end time" in error["exception_message"]
+
+
+async def test_load_audio_of_a_file_without_sound_fails_at_execution_like_pyav(fake_comfy, session):
+    name = await upload(session, fake_comfy.url, b"not a sound at all", "fake.mp3")
+    recording = await record_prompt(session, fake_comfy.url, trim_graph(name, 0, 1), client_id="t")
+    [error] = recording.of_type("execution_error")
+    assert (error["node_type"], error["exception_message"].strip()) == \
+        ("LoadAudio", "No audio stream found in the file.")
+
+
+async def test_load_audio_of_a_missing_file_is_refused_at_validation(fake_comfy, session):
+    recording = await record_prompt(session, fake_comfy.url, trim_graph("nope.mp3", 0, 1), client_id="t")
+    assert recording.status == 400
+    [error] = recording.answer["node_errors"]["1"]["errors"]
+    assert (error["type"], error["details"]) == ("custom_validation_failed", "audio - Invalid audio file: nope.mp3")
+
+
+async def test_load_audio_lists_the_input_folder_sounds_but_not_its_images(fake_comfy, session):
+    name = await upload(session, fake_comfy.url, tone(0.5, fmt="mp3"), "listed.mp3")
+    entry = (await (await session.get(f"{fake_comfy.url}/object_info/LoadAudio")).json())["LoadAudio"]
+    listed, options = entry["input"]["required"]["audio"]
+    assert name in listed and "example.png" not in listed and options == {"audio_upload": True}
+
+
+async def test_an_encoded_sound_keeps_its_length_through_sampling_and_decoding(fake_comfy, session):
+    name = await upload(session, fake_comfy.url, tone(2.0), "remix-me.flac")
+    graph = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ace_step_v1_3.5b.safetensors"}},
+        "2": {"class_type": "LoadAudio", "inputs": {"audio": name}},
+        "3": {"class_type": "VAEEncodeAudio", "inputs": {"audio": ["2", 0], "vae": ["1", 2]}},
+        "4": {"class_type": "VAEDecodeAudio", "inputs": {"samples": ["3", 0], "vae": ["1", 2]}},
+        "5": {"class_type": "SaveAudioMP3", "inputs": {"audio": ["4", 0], "filename_prefix": "probe/remix",
+                                                          "quality": "V0"}},
+    }
+    recording = await record_prompt(session, fake_comfy.url, graph, client_id="e")
+    samples, rate = decode(await _saved(session, fake_comfy.url, recording))
+    assert len(samples) / rate == pytest.approx(2.0, abs=0.1)

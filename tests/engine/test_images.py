@@ -1,4 +1,4 @@
-"""engine.images.check_image: the one input-image check (type by decoding, byte and pixel caps)."""
+"""engine.inputs.images.check_image: the one input-image check (type by decoding, byte and pixel caps)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine import ParamError
-from engine.images import check_image
+from engine.inputs.images import check_image
 
 
 def noise(width: int, height: int, seed: int = 0) -> Image.Image:

@@ -57,6 +57,8 @@ def test_every_kind_answers_every_question(raw, value):
     ({"type": "seed", "default": 7}, "-1", None),  # an explicit -1 is random even with a default
     ({"type": "choice", "choices": [{"name": "Red", "value": 1}]}, "red", 1),
     ({"type": "image"}, "../x.png", ParamError),
+    ({"type": "audio"}, "../x.mp3", ParamError),
+    ({"type": "audio"}, "take.mp3", "take.mp3"),
 ])
 def test_resolve_applies_each_kinds_unset_rule(raw, value, expected):
     param = one(bind="$", **raw)
@@ -79,6 +81,7 @@ def test_resolve_applies_each_kinds_unset_rule(raw, value, expected):
     ({"type": "choice", "choices_from": "A.b", "filter": "f", "when_unset": "bypass"},
      "from the server's A.b matching /f/, unset: node bypassed"),
     ({"type": "image", "required": True}, "PNG, JPEG or WebP image, required"),
+    ({"type": "audio"}, "audio file (MP3, FLAC, WAV, Ogg, M4A, WebM, AIFF, AAC)"),
 ])
 def test_one_rule_for_people(raw, rule):
     assert one(bind="$", **raw).rule() == rule
@@ -113,6 +116,7 @@ def test_show_unset_says_random_for_seeds_and_the_default_otherwise():
     ({"type": "choice", "choices": [1, 2]}, ["COMBO", "INT", "FLOAT"], ["STRING"]),
     ({"type": "choice", "choices_from": "A.b"}, ["COMBO", "STRING"], ["INT"]),
     ({"type": "image"}, ["COMBO"], ["IMAGE"]),
+    ({"type": "audio"}, ["COMBO"], ["AUDIO", "STRING"]),
 ])
 def test_fits_input_types(raw, fits, not_fits):
     param = one(bind="$", **raw)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from engine.cli.main import main
 from engine.jobs.progress import JobState, ProgressEvent
-from engine.cli.run import output_paths, parse_assignments, parse_images
+from engine.cli.run import output_paths, parse_assignments, parse_uploads
 from engine.cli.views import describe_event
 from engine.cli.usage import UsageError
 
@@ -73,6 +73,34 @@ async def test_a_model_the_servers_lack_is_the_params_error_not_an_unavailable_s
     assert not (tmp_path / "out").exists()
 
 
+async def test_a_sound_is_uploaded_and_trimmed(fake_comfy, tmp_path, capsys):
+    from tests.engine.test_library import flac
+
+    source = tmp_path / "take.flac"
+    source.write_bytes(flac(3.0))
+    code = await engine("run", str(MANIFESTS / "trim.yaml"), "--audio", str(source), "--set", "length=1.25",
+                        "--server", fake_comfy.url, "--out", str(tmp_path / "out"), "--json")
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["values"]["audio"] == "take.flac" and report["values"]["length"] == 1.25
+    [written] = report["outputs"]
+    assert written.endswith(".flac")
+    from tests.engine.test_library_media import _seconds
+
+    assert _seconds(Path(written).read_bytes()) == pytest.approx(1.25, abs=0.05)
+
+
+async def test_a_file_that_is_not_a_sound_is_refused_naming_the_param(fake_comfy, tmp_path, capsys):
+    source = tmp_path / "take.mp3"
+    Image.new("RGB", (4, 4)).save(source, "PNG")
+    code = await engine("run", str(MANIFESTS / "trim.yaml"), "--file", f"audio={source}", "--set", "length=1",
+                        "--server", fake_comfy.url, "--out", str(tmp_path / "out"))
+    assert code == 1
+    assert capsys.readouterr().err.strip() == \
+        "engine run: audio: must be an audio file (MP3, FLAC, WAV, Ogg, M4A, WebM, AIFF, AAC)"
+
+
 async def test_bad_value_is_a_param_error_before_any_server_is_asked(tmp_path, capsys):
     code = await engine("run", str(MANIFESTS / "canvas.yaml"), "--set", "width=99999",
                         "--server", closed_port_url(), "--out", str(tmp_path))
@@ -129,12 +157,12 @@ def test_parse_assignments_keeps_equals_in_values():
         parse_assignments(["=3"])
 
 
-def test_parse_images_names_or_infers_the_param():
-    assert parse_images(["x=y.png"], ["image"]) == {"image": Path("x=y.png")}
-    assert parse_images(["mask=m.png", "image=i.png"], ["image", "mask"]) == {"mask": Path("m.png"),
-                                                                              "image": Path("i.png")}
-    with pytest.raises(UsageError, match="image params: image, mask"):
-        parse_images(["i.png"], ["image", "mask"])
+def test_parse_uploads_names_or_infers_the_param():
+    assert parse_uploads(["x=y.png"], ["image"]) == {"image": Path("x=y.png")}
+    assert parse_uploads(["mask=m.png", "image=i.png"], ["image", "mask"]) == {"mask": Path("m.png"),
+                                                                               "image": Path("i.png")}
+    with pytest.raises(UsageError, match="file params: image, mask"):
+        parse_uploads(["i.png"], ["image", "mask"])
 
 
 def test_describe_event_shows_position_percent_phase_step_eta():

@@ -139,6 +139,7 @@ _TYPED = {
     "choice": _choice(),
     "seed": st.fixed_dictionaries({}, optional={"default": st.integers(-1, MAX_SEED)}),
     "image": st.just({}),
+    "audio": st.just({}),
 }
 
 

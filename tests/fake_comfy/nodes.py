@@ -180,6 +180,11 @@ async def slow_progress(ctx: NodeContext, i: dict) -> NodeResult:
     return (image,), None
 
 
+async def vae_encode_audio(ctx: NodeContext, i: dict) -> NodeResult:
+    """A sound's latent (the real node resamples to 44.1 kHz and encodes): as long as the sound."""
+    return (Latent(64, 64, 1, i["audio"].seconds),), None
+
+
 async def fail_on_purpose(ctx: NodeContext, i: dict) -> NodeResult:
     raise NodeFailure("RuntimeError", i["message"])
 
@@ -249,7 +254,7 @@ IMPLEMENTED: dict[str, NodeFn] = {
     "SlowProgress": slow_progress, "FailOnPurpose": fail_on_purpose, "TextOutput": text_output,
     "SaveImageWebsocket": save_image_websocket, "CreateVideo": create_video, "SaveVideo": save_video,
     "SaveWEBM": save_webm, "SaveAnimatedWEBP": save_animated_webp, "SaveAnimatedPNG": save_animated_png,
-    **AUDIO_NODES,
+    "VAEEncodeAudio": vae_encode_audio, **AUDIO_NODES,
 }
 
 

@@ -142,6 +142,9 @@ def _live_entry(fake: FakeComfy, class_type: str) -> dict:
     if class_type == "LoadImage":  # the choice list is the input folder, read per request
         entry = copy.deepcopy(entry)
         entry["input"]["required"]["image"][0] = fake.files.input_names()
+    if class_type == "LoadAudio":  # the input folder's sounds and videos, by extension
+        entry = copy.deepcopy(entry)
+        entry["input"]["required"]["audio"][0] = fake.files.input_names(("audio/", "video/"))
     return entry
 
 

@@ -51,12 +51,14 @@ class Files:
             raise ViewError(400)
         return self.root / kind
 
-    def input_names(self) -> list[str]:
-        """Sorted file names at the top of the input folder (LoadImage's choice list)."""
-        return sorted(p.name for p in (self.root / "input").iterdir() if p.is_file())
+    def input_names(self, kinds: tuple[str, ...] = ()) -> list[str]:
+        """Sorted file names at the top of the input folder (LoadImage's choice list); with ``kinds``
+        only those whose MIME type (by extension) starts with one of them (LoadAudio's: audio, video)."""
+        names = sorted(p.name for p in (self.root / "input").iterdir() if p.is_file())
+        return [n for n in names if not kinds or mime_of(n).startswith(kinds)]
 
     def input_path(self, name: str) -> Path | None:
-        """The file a LoadImage ``image`` value (``name`` or ``subfolder/name``) points at."""
+        """The file a LoadImage ``image`` / LoadAudio ``audio`` value (``name`` or ``subfolder/name``) points at."""
         base = (self.root / "input").resolve()
         path = (base / name).resolve()
         if base not in path.parents or not path.is_file():

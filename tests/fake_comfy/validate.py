@@ -3,7 +3,7 @@
 Produces the recorded 400 shapes (docs/comfyui-protocol.md §2): ``invalid_prompt`` for a missing/unknown
 ``class_type``, ``prompt_no_outputs``, and ``prompt_outputs_failed_validation`` with per-node
 errors (required_input_missing, invalid_input_type, value_smaller_than_min,
-value_bigger_than_max, value_not_in_list, custom_validation_failed for LoadImage,
+value_bigger_than_max, value_not_in_list, custom_validation_failed for LoadImage and LoadAudio,
 return_type_mismatch, exception_during_validation). One valid output among invalid ones is
 accepted with the other outputs' errors in ``node_errors``. Like the real server (0.3.64), only
 old-style list combos are checked against their choices: a v3 ``COMBO`` takes any value.
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 __all__ = ["Verdict", "validate_prompt", "top_error"]
 
 _CONVERT: dict[str, Callable[[object], object]] = {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}
+_LOADERS = {("LoadImage", "image"): "image", ("LoadAudio", "audio"): "audio"}  # input → what its file is
 
 
 @dataclass
@@ -49,10 +50,10 @@ def _types_match(received: object, expected: object) -> bool:
 
 
 class _Validator:
-    def __init__(self, graph: dict, object_info: dict, image_exists: Callable[[str], bool]):
+    def __init__(self, graph: dict, object_info: dict, input_exists: Callable[[str], bool]):
         self.graph = graph
         self.object_info = object_info
-        self.image_exists = image_exists
+        self.input_exists = input_exists
         self.validated: dict[str, tuple[bool, list[dict]]] = {}
 
     def node(self, node_id: str) -> bool:
@@ -100,11 +101,11 @@ class _Validator:
                                input_name=name, input_config=spec, received_type=received,
                                linked_node=value)], True
             return [], self.node(value[0])
-        if class_type == "LoadImage" and name == "image":
-            if isinstance(value, str) and self.image_exists(value):
+        if (class_type, name) in _LOADERS:  # VALIDATE_INPUTS: the file must exist, whatever the list says
+            if isinstance(value, str) and self.input_exists(value):
                 return [], True
             return [_error("custom_validation_failed", "Custom validation failed for node",
-                           f"image - Invalid image file: {value}", input_name=name)], True
+                           f"{name} - Invalid {_LOADERS[class_type, name]} file: {value}", input_name=name)], True
         if isinstance(kind, str) and kind in _CONVERT:
             return self._check_scalar(inputs, name, spec, kind, config), True
         # only old-style list combos are checked: the real server (0.3.64) lets a v3 ``["COMBO", {"options"}]``
@@ -148,7 +149,7 @@ def _structure_error(graph: dict, object_info: dict) -> dict | None:
     return None
 
 
-def validate_prompt(graph: dict, object_info: dict, image_exists: Callable[[str], bool],
+def validate_prompt(graph: dict, object_info: dict, input_exists: Callable[[str], bool],
                     targets: list[str] | None = None) -> Verdict:
     """Validate ``graph`` in place (scalar inputs are converted, like the real server does)."""
     problem = _structure_error(graph, object_info)
@@ -158,7 +159,7 @@ def validate_prompt(graph: dict, object_info: dict, image_exists: Callable[[str]
                if object_info[node["class_type"]].get("output_node") and (targets is None or node_id in targets)]
     if not outputs:
         return Verdict(top_error("prompt_no_outputs", "Prompt has no outputs"))
-    validator = _Validator(graph, object_info, image_exists)
+    validator = _Validator(graph, object_info, input_exists)
     good: list[str] = []
     node_errors: dict = {}
     reasons: list[str] = []

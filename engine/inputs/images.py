@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .errors import ParamError
-from .limits import DEFAULT_LIMITS, human_size
+from ..errors import ParamError
+from ..limits import DEFAULT_LIMITS, human_size
 
 __all__ = ["IMAGE_FORMATS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "DecodedImage", "check_image", "human_size"]
 
