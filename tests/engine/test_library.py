@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import io
 import json
+import subprocess
 import uuid
 from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 from PIL import Image
 
@@ -23,13 +26,15 @@ ROOT = Path(__file__).resolve().parents[2]
 OBJECT_INFO = json.loads((ROOT / "tests/data/comfyui/object_info.json").read_text(encoding="utf-8"))
 CATALOG = load_catalog([ROOT / "manifests"], ROOT / "workflows")
 UPLOADED = "example.png"  # a name in the recorded LoadImage list, so combo checks hold for image params too
+UPLOADED_SOUND = "take.flac"  # LoadAudio validates its file itself (its recorded list is empty)
 
 TXT2IMG = {"flux", "flux-krea", "hidream", "qwen-image", "z-image-turbo"}
 EDITS = {"edit-flux", "edit-qwen"}
 MODEL_FREE = {"invert", "canvas", "resize", "slow-canvas", "fail"}
 AUDIO = {"music", "sound"}
+AUDIO_ACTIONS = {"remix", "trim"}
 WAN22 = {"wan22-i2v", "wan22-t2v"}
-EXPECTED = TXT2IMG | EDITS | MODEL_FREE | AUDIO | WAN22 | {"upscale", "animate"}
+EXPECTED = TXT2IMG | EDITS | MODEL_FREE | AUDIO | AUDIO_ACTIONS | WAN22 | {"upscale", "animate"}
 
 
 def _input_spec(class_type: str, name: str):
@@ -46,6 +51,11 @@ def _combo(spec) -> list | None:
     if spec[0] == "COMBO":
         return spec[1]["options"]
     return None
+
+
+def _is_loader(spec) -> bool:
+    """LoadAudio's file combo: the server checks that the file exists (VALIDATE_INPUTS), not its list."""
+    return len(spec) > 1 and isinstance(spec[1], dict) and bool(spec[1].get("audio_upload"))
 
 
 def _graph_problems(graph: dict) -> list[str]:
@@ -67,7 +77,7 @@ def _graph_problems(graph: dict) -> list[str]:
                 outputs = OBJECT_INFO[source["class_type"]]["output"] if source else []
                 if value[1] >= len(outputs) or outputs[value[1]] != spec[0]:
                     problems.append(f"{node_id}.{name}: link {value} does not give {spec[0]}")
-            elif _combo(spec) is not None:
+            elif _combo(spec) is not None and not _is_loader(spec):
                 if value not in _combo(spec):
                     problems.append(f"{node_id}.{name}: {value!r} is not a server choice")
             else:
@@ -77,8 +87,12 @@ def _graph_problems(graph: dict) -> list[str]:
     return problems
 
 
-def _required_values(workflow) -> dict:
-    return {name: UPLOADED if param.type == "image" else "a red fox in the snow"
+SAMPLE_VALUES = {"image": UPLOADED, "audio": UPLOADED_SOUND, "float": 2.0, "int": 1}
+
+
+def _required_values(workflow, samples: dict | None = None) -> dict:
+    samples = {**SAMPLE_VALUES, **(samples or {})}
+    return {name: samples.get(param.type, "a red fox in the snow")
             for name, param in workflow.manifest.params.items() if param.required}
 
 
@@ -268,12 +282,21 @@ def _png(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+@functools.cache
+def flac(seconds: float = 3.0) -> bytes:
+    """A real FLAC: a 440 Hz tone of ``seconds``, stereo 44.1 kHz (made by ffmpeg)."""
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+               f"sine=frequency=440:duration={seconds}", "-ac", "2", "-f", "flac", "-"]
+    return subprocess.run(command, capture_output=True, check=True).stdout
+
+
 async def _run(client: ComfyClient, name: str, values: dict) -> dict:
-    """Upload every image value, queue the applied graph, return the finished history entry."""
+    """Upload every file value, queue the applied graph, return the finished history entry."""
     workflow = CATALOG[name]
-    for param in workflow.manifest.image_params:
+    for param in workflow.manifest.upload_params:
         if isinstance(values.get(param), bytes):
-            values[param] = await client.upload_image(values[param], f"{param}.png")
+            suffix = {"image": "png", "audio": "flac"}[workflow.manifest.params[param].type]
+            values[param] = await client.upload_image(values[param], f"{param}.{suffix}")
     prompt_id = str(uuid.uuid4())
     await client.queue_prompt(apply_params(workflow, values).graph, prompt_id=prompt_id)
     for _ in range(500):
@@ -293,8 +316,7 @@ async def _output_size(client: ComfyClient, entry: dict, node_id: str) -> tuple[
 @pytest.mark.parametrize("name", sorted(EXPECTED - {"fail"}))
 async def test_every_workflow_runs_to_its_outputs_on_the_fake_comfyui(fake_comfy, name):
     workflow = CATALOG[name]
-    values = {param: _png(64, 48) if p.type == "image" else "a red fox"
-              for param, p in workflow.manifest.params.items() if p.required}
+    values = _required_values(workflow, {"image": _png(64, 48), "audio": flac()})
     async with ComfyClient(fake_comfy.url, client_id="library-test") as client:
         entry = await _run(client, name, values)
 

@@ -103,4 +103,5 @@ def test_wan22_text_to_video_uses_the_5b_model_and_its_own_vae_without_a_start_i
 @pytest.mark.parametrize("name", ["flux", "edit-qwen", "upscale"])
 def test_image_results_lead_to_wan22_image_to_video(name):
     assert "wan22-i2v" in CATALOG[name].manifest.actions
-    assert CATALOG["wan22-i2v"].manifest.image_params == ["image"]
+    assert CATALOG["wan22-i2v"].manifest.upload_params == ["image"]
+    assert CATALOG["wan22-i2v"].manifest.param_taking("image") == "image"
