@@ -163,3 +163,19 @@ async def test_an_encoded_sound_keeps_its_length_through_sampling_and_decoding(f
     recording = await record_prompt(session, fake_comfy.url, graph, client_id="e")
     samples, rate = decode(await _saved(session, fake_comfy.url, recording))
     assert len(samples) / rate == pytest.approx(2.0, abs=0.1)
+
+
+async def test_load_audio_runs_again_when_its_file_changes_and_not_when_it_does_not(fake_comfy, session):
+    name = await upload(session, fake_comfy.url, tone(2.0), "cached.flac")
+    first = await record_prompt(session, fake_comfy.url, trim_graph(name, 0, 5), client_id="c")
+    again = await record_prompt(session, fake_comfy.url, trim_graph(name, 0, 5), client_id="c")
+    assert "1" in again.of_type("execution_cached")[0]["nodes"] and not again.of_type("executing")[1:]
+
+    form = aiohttp.FormData()  # the same name, other content: LoadAudio's IS_CHANGED is the file's hash
+    form.add_field("image", tone(1.0), filename=name)
+    form.add_field("overwrite", "true")
+    await session.post(f"{fake_comfy.url}/upload/image", data=form)
+    changed = await record_prompt(session, fake_comfy.url, trim_graph(name, 0, 5), client_id="c")
+    assert "1" not in changed.of_type("execution_cached")[0]["nodes"]
+    lengths = [len(decode(await _saved(session, fake_comfy.url, r))[0]) / 22050 for r in (first, changed)]
+    assert lengths == [pytest.approx(2.0, abs=0.02), pytest.approx(1.0, abs=0.02)]

@@ -2,7 +2,7 @@
 
 A node's signature is its class, its literal inputs and the signatures of the nodes it links to,
 plus its id when it has a hidden ``UNIQUE_ID`` input (SlowProgress) and the file's digest for
-LoadImage (its ``IS_CHANGED``). SaveImageWebsocket is never cached (its ``IS_CHANGED`` is the
+LoadImage and LoadAudio (their ``IS_CHANGED``). SaveImageWebsocket is never cached (its ``IS_CHANGED`` is the
 time), nor is anything fed by it. Before a prompt runs, results whose signature the prompt does not
 use are dropped; a node whose signature is still cached does not run. Checked on a live server:
 an identical resubmit lists every node in ``execution_cached``, sends no ``executing`` or
@@ -18,6 +18,7 @@ from collections.abc import Callable
 __all__ = ["OutputCache", "node_signatures"]
 
 NEVER_CACHED = frozenset({"SaveImageWebsocket"})
+FILE_INPUTS = {"LoadImage": "image", "LoadAudio": "audio"}  # loaders whose IS_CHANGED hashes their file
 
 
 def _is_link(value: object) -> bool:
@@ -36,8 +37,8 @@ def node_signatures(graph: dict, object_info: dict, file_digest: Callable[[objec
             parts: list = [class_type]
             if "UNIQUE_ID" in (object_info[class_type]["input"].get("hidden") or {}).values():
                 parts.append(node_id)
-            if class_type == "LoadImage":
-                parts.append(file_digest(node["inputs"].get("image")))
+            if class_type in FILE_INPUTS:
+                parts.append(file_digest(node["inputs"].get(FILE_INPUTS[class_type])))
             for name, value in sorted(node.get("inputs", {}).items()):
                 parts.append([name, [sign(value[0]), value[1]] if _is_link(value) else value])
             cacheable = class_type not in NEVER_CACHED and all(

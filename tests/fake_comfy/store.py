@@ -66,7 +66,7 @@ class Files:
         return path
 
     def input_digest(self, name: object) -> str | None:
-        """LoadImage's ``IS_CHANGED``: the SHA-256 of the file (None when there is none)."""
+        """LoadImage's and LoadAudio's ``IS_CHANGED``: the SHA-256 of the file (None when there is none)."""
         path = self.input_path(name) if isinstance(name, str) else None
         return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None
 
