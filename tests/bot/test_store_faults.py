@@ -69,10 +69,10 @@ async def test_a_database_locked_for_10_s_delays_no_other_answer(fake_comfy, db_
             for n in range(4):  # spread over the 10 s the other process holds the lock
                 waits.append(await answered_within(stack, stack.fake.slash_payload("seeded", {"steps": 2},
                                                                                    user_id=100 + n)))
-                await asyncio.sleep(1.5)
+                await asyncio.sleep(1.0)
             waits.append(await answered_within(stack, stack.fake.component_payload(f"dc:rerun:{done.job_id}",
                                                                                      user_id=200)))
-            assert time.monotonic() - started < 9.0, "the lock must still be held while users are answered"
+            assert holder.returncode is None, "the lock must still be held while users are answered"
             assert [r.state for r in await stack.jobs()] == [JobState.DONE]  # nothing new could be recorded yet
             await asyncio.wait_for(holder.wait(), 20)  # the full 10 s
             assert time.monotonic() - started >= 9.5
