@@ -97,6 +97,14 @@ def manifest_files(paths: Iterable[Path | str]) -> list[Path]:
     return list(dict.fromkeys(files))  # a file named twice is checked once
 
 
+def _neighbours(paths: Iterable[Path], files: list[Path]) -> list[Path]:
+    """The other manifests in the folder of each file named on its own: a manifest's actions and
+    command group are checked among the manifests it will be loaded with (only its own issues are
+    reported)."""
+    folders = {path.parent for path in paths if not path.is_dir()}
+    return [f for f in manifest_files(sorted(folders)) if f not in files]
+
+
 def _raw_params(data: Any) -> dict[str, Any]:
     params = data.get("params") if isinstance(data, dict) else None
     return {str(k): v for k, v in params.items()} if isinstance(params, dict) else {}
@@ -182,7 +190,8 @@ def validate_paths(
     ``workflows_dir`` defaults to ``workflows/`` next to each manifest's folder. With
     ``object_info`` (a server's ``GET /object_info``), the server checks run too.
     """
-    files = manifest_files(paths)
+    asked_paths = [Path(p) for p in paths]
+    files = manifest_files(asked_paths)
     wf_dir = Path(workflows_dir) if workflows_dir else None
     issues: list[Issue] = []
     found: list[tuple[Inspection, _Subject | None]] = []
@@ -193,8 +202,10 @@ def validate_paths(
         if subject is not None:
             issues += _subject_issues(subject, object_info)
         found.append((inspection, subject))
-    issues += catalog_of(i.workflow for i, _ in found if i.workflow is not None).issues
-    issues += command_limit_issues((s.source, s.manifest) for _, s in found if s and s.manifest)
-    unique = sorted(set(issues))
+    known = found + [(i, _subject(i)) for i in (inspect_manifest(f, wf_dir, limits) for f in _neighbours(asked_paths, files))]
+    issues += catalog_of(i.workflow for i, _ in known if i.workflow is not None).issues
+    issues += command_limit_issues((s.source, s.manifest) for _, s in known if s and s.manifest)
+    asked = {str(i.file) for i, _ in found}
+    unique = sorted(x for x in set(issues) if x.file in asked)
     summaries = tuple(_summary(i, s, sum(1 for x in unique if x.file == i.file)) for i, s in found)
     return Report(summaries, tuple(unique))

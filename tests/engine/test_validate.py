@@ -121,6 +121,19 @@ def test_duplicate_names_and_actions_come_through(tmp_path):
     assert any(m.startswith("duplicate manifest name 'm000'") for m in messages)
 
 
+def test_a_manifest_named_alone_is_checked_among_its_folder(tmp_path):
+    folder = _write_manifests(tmp_path, 25)  # 25 in one command: m024 is one too many
+    for name, action in (("m000", "m001"), ("m001", "nowhere")):
+        (folder / f"{name}.yaml").write_text((folder / f"{name}.yaml").read_text() + f"actions: [{action}]\n")
+    alone = validate_paths([folder / "m000.yaml"])
+    assert [m.name for m in alone.manifests] == ["m000"]  # its action is found beside it (and checked):
+    assert [i.message for i in alone.issues] == ["action 'm001' takes no image to feed the result into"]
+    last = validate_paths([folder / "m024.yaml"])
+    assert [(Path(i.file).name, i.line) for i in last.issues] == [("m024.yaml", 3)]  # its group counts the others
+    broken = validate_paths([folder / "m001.yaml"])
+    assert [i.message for i in broken.issues][:1] == ["action 'nowhere' names no manifest"]
+
+
 def test_derived_texts_follow_the_documented_rules():
     from engine.manifest.model import IntParam
     param = IntParam(type="int", bind="$", label="Steps to run")
