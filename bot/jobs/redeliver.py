@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import discord
 
@@ -21,6 +21,9 @@ from engine import EngineError, JobRecord, JobResult, JobState, JobStore
 
 from ..delivery.message import MessageTarget, failure_fields, result_fields
 from ..delivery.outcome import deliver
+
+if TYPE_CHECKING:  # flow.py imports this module
+    from .flow import Flow
 
 __all__ = ["DUE", "due_outcomes", "deliver_stored", "target_of"]
 
@@ -48,7 +51,7 @@ def target_of(client: discord.Client, job_id: str, extra: Mapping[str, Any], clo
         return None
 
 
-async def _fields(flow: Any, record: JobRecord, limit: int) -> dict[str, Any]:
+async def _fields(flow: Flow, record: JobRecord, limit: int) -> dict[str, Any]:
     workflow = flow.workflow(record.manifest)
     if workflow is None:
         raise EngineError(f"workflow {record.manifest} is gone")
@@ -66,7 +69,7 @@ async def _fields(flow: Any, record: JobRecord, limit: int) -> dict[str, Any]:
     return await result_fields(record.job_id, workflow, result, limit=limit, actions=flow.actions_for(workflow))
 
 
-async def deliver_stored(flow: Any, client: discord.Client, record: JobRecord) -> None:
+async def deliver_stored(flow: Flow, client: discord.Client, record: JobRecord) -> None:
     """Post ``record``'s outcome in its message, then clear its flag."""
     target = target_of(client, record.job_id, record.extra, flow.clock)
     if target is None:
