@@ -31,6 +31,7 @@ from .errors import (
 from .inputs.audio import AUDIO_FORMATS, FfmpegTimeout, header_seconds, run_ffmpeg
 from .inputs.images import IMAGE_FORMATS, human_size
 from .jobs.job import Job
+from .jobs.line import ordinal, place_text
 from .jobs.log_context import bind_job, current_job_fields, set_user_salt, user_hash
 from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState, ProgressEvent
@@ -92,6 +93,8 @@ __all__ = [
     "JobSettings",
     "JobState",
     "ProgressEvent",
+    "place_text",
+    "ordinal",
     "ImageInput",
     "BackendStatus",
     "JobStore",

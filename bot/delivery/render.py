@@ -1,7 +1,7 @@
 """Embeds for progress and results (pure: data in, ``discord.Embed`` out, no I/O).
 
-``progress_embed`` draws one ``ProgressEvent``: a 20-block bar, percent, phase, step, queue
-position, ETA and elapsed time, coloured by state. ``result_embed`` lists every value a job ran
+``progress_embed`` draws one ``ProgressEvent``: a 20-block bar, percent, phase, step, place in
+line (the engine's ``place_text``: "3rd in line", "next"), ETA and elapsed time, coloured by state. ``result_embed`` lists every value a job ran
 with (the drawn seed included; each shown by its param) so a result can be reproduced, plus the
 fitting notices.
 Everything is clipped to Discord's embed limits (title 256, description 4096, field 1024,
@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import discord
 
-from engine import JobState, ProgressEvent, Workflow
+from engine import JobState, ProgressEvent, Workflow, place_text
 
 __all__ = [
     "BAR_BLOCKS",
@@ -77,13 +77,13 @@ def progress_key(event: ProgressEvent | None) -> tuple:
     """What a progress message shows, minus the ticking clocks: equal keys need no edit."""
     if event is None:
         return ("starting",)
-    return (event.state, event.queue_position, int(event.percent), event.phase, event.step, event.steps,
-            event.error)
+    return (event.state, event.queue_position, event.line_position, event.on_server, int(event.percent), event.phase,
+            event.step, event.steps, event.error)
 
 
 def _progress_fields(embed: discord.Embed, event: ProgressEvent, elapsed: float) -> None:
-    if event.state is JobState.QUEUED and event.queue_position:
-        embed.add_field(name="Queue", value=f"#{event.queue_position} in queue")
+    if (place := place_text(event)) is not None:  # "3rd in line", "next", ...
+        embed.add_field(name="Queue", value=place)
     if event.phase and event.state is JobState.RUNNING:
         embed.add_field(name="Phase", value=clip(event.phase, 100))
     if event.step is not None and event.steps:

@@ -5,8 +5,8 @@ A backend is *ready* while it holds fewer than ``1 + max_pending`` prompts — t
 other people's ComfyUI jobs are respected) and ours not yet reported (``Backend.occupancy``).
 ``wait_turn`` puts a job in line and returns the backend it may go to; ``withdraw`` takes it out (a cancel while waiting never
 touches ComfyUI). Nothing waiting is bound to a backend, so a backend that goes down loses
-nothing. Which job goes next and where is ``engine.backends.fair``: fair turns by owner (a lazy
-k-way merge of each owner's line, so a dispatch costs O(log owners)), then the ready backend
+nothing. Which job goes next and where is ``engine.backends.fair``: fair turns by owner
+(``serve_in_turn``: a heap of each owner's next job, so a dispatch costs O(log owners)), then the ready backend
 that can run it (``routing.missing_on``, cached per object_info) and would finish it first.
 Places in line ("3rd in line") are told to each job at most every ``place_interval`` seconds.
 """
@@ -14,7 +14,6 @@ Places in line ("3rd in line") are told to each job at most every ``place_interv
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 import time
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 
 from ..errors import ComfyUnavailable, JobCancelled
 from .backend import Backend
-from .fair import Speeds, Turns, Waiting, best_backend, fair_order
+from .fair import Speeds, Turns, Waiting, best_backend, line_places, serve_in_turn
 from .routing import Requirements, missing_on, no_backend_reason
 
 __all__ = ["Dispatcher"]
@@ -124,33 +123,27 @@ class Dispatcher:
             self._tell_places()
 
     def _grant_while_ready(self, ready: dict[str, Backend]) -> None:
-        """Walk the fair order lazily — a k-way merge of the owners' lines, each already in order —
-        and grant what a ready backend can take."""
-        lines = {owner: list(line) for owner, line in self._lines.items() if line}
-        starts = {owner: self.turns.start_of(owner) for owner in lines}
-        heads = [self._key(lines[owner][0], starts[owner]) + (0,) for owner in lines]
-        heapq.heapify(heads)
-        while heads and ready:
-            (_, round_, _, _), entry, index = heapq.heappop(heads)
-            line = lines[entry.waiting.owner]
-            if index + 1 < len(line):
-                heapq.heappush(heads, self._key(line[index + 1], starts[entry.waiting.owner] + index + 1) + (index + 1,))
+        """Serve the line in fair order (``serve_in_turn``: the order ``fair_order`` tells as places)
+        while a backend is ready; a job no ready backend can take is passed over."""
+        lines = {owner: [entry.waiting for entry in line] for owner, line in self._lines.items() if line}
+
+        def take(waiting: Waiting, round_: int) -> bool:
+            entry = self._entries.get(waiting.job_id)
+            if entry is None or entry.future.done():
+                return False
             name = best_backend([(b.name, b.occupancy * self.speeds.duration(b.name, entry.workflow))
                                  for b in ready.values() if self._able(b, entry)], entry.workflow, self.speeds)
-            if name is None or entry.future.done():
-                continue
+            if name is None:
+                return False
             backend = ready[name]
             backend.reserve()
-            self.turns.served(entry.waiting.owner, round_)
             entry.future.set_result(backend)
             self._remove(entry)
             if backend.occupancy >= 1 + self.max_pending:
                 del ready[name]
+            return True
 
-    @staticmethod
-    def _key(entry: _Entry, round_: int) -> tuple:
-        waiting = entry.waiting
-        return (-waiting.priority, round_, waiting.arrived, waiting.job_id), entry
+        serve_in_turn(lines, self.turns, take, more=lambda: bool(ready))
 
     def _able(self, backend: Backend, entry: _Entry) -> bool:
         if backend.name in entry.exclude:
@@ -173,14 +166,14 @@ class Dispatcher:
             self._remove(entry)
 
     def _tell_places(self) -> None:
-        order = fair_order((e.waiting for e in self._entries.values()), self.turns)
-        for place, (waiting, _) in enumerate(order, 1):
-            entry = self._entries[waiting.job_id]
+        places = line_places((e.waiting for e in self._entries.values()), self.turns)
+        for job_id, place in places.items():
+            entry = self._entries[job_id]
             if entry.on_place is not None:
                 try:
                     entry.on_place(place)
                 except Exception:  # a consumer's bug must not stop the line
-                    log.exception("job %s: telling its place failed", waiting.job_id)
+                    log.exception("job %s: telling its place failed", job_id)
 
     def _remove(self, entry: _Entry) -> None:
         if self._entries.get(entry.waiting.job_id) is entry:

@@ -9,6 +9,7 @@ from typing import Protocol, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from ..jobs.line import place_text
 from ..jobs.progress import JobState, ProgressEvent
 
 __all__ = ["ProgressView", "describe_event", "make_view", "LineView", "BarView", "QuietView"]
@@ -21,9 +22,10 @@ class ProgressView(Protocol):
 
 
 def describe_event(event: ProgressEvent) -> str:
-    """One line for a progress event: ``running 35% · KSampler · step 7/20 · ETA 12 s``."""
+    """One line for a progress event: ``queued (3rd in line)``, ``running 35% · KSampler · step 7/20 · ETA 12 s``."""
     if event.state is JobState.QUEUED:
-        return f"queued (position {event.queue_position})" if event.queue_position else "queued"
+        place = place_text(event)
+        return f"queued ({place})" if place else "queued"
     if event.state is JobState.FAILED:
         return f"failed: {event.error or 'error'}"
     if event.state is not JobState.RUNNING:

@@ -68,8 +68,7 @@ class Job:
         self._images = dict(images or {})
         self._graph: dict[str, Any] = {}
         self._drawn: set[str] = set()  # random params drawn for the backend the job is queued on
-        self._feed = EventFeed()
-        self._cancel_requested = False
+        self._feed, self._cancel_requested = EventFeed(), False
         self._result: JobResult | None = None
         self._error: EngineError | None = None
         self._task: asyncio.Task[None] | None = None
@@ -279,8 +278,8 @@ class Job:
             raise JobCancelled("cancelled before it was queued")
 
     def _in_line(self, place: int) -> None:  # "3rd in line" while waiting in our queue
-        if self._follower is None and self.state is JobState.QUEUED and self.progress.queue_position != place:
-            self._emit(self.progress.evolve(queue_position=place))
+        if self._follower is None and self.state is JobState.QUEUED and self.progress.line_position != place:
+            self._emit(self.progress.evolve(line_position=place))
 
     def _attach(self, backend: Backend, prompt_id: str, inbox: asyncio.Queue[Any], graph: Mapping[str, Any], *,
                 foreign: bool = False) -> PromptFollower:
@@ -293,6 +292,7 @@ class Job:
             self._follower.signal(Signal.BACKEND_DOWN)
         if self._cancel_requested:
             self._follower.signal(Signal.CANCEL)
+        self._emit(self._follower.tracker.current)  # out of our line, on the server: "starting", then its place there
         return self._follower
 
     def _unsubscribe(self) -> None:
@@ -395,6 +395,6 @@ class Job:
         self._line.ran(self._follower.backend.name if self._follower else None, state is JobState.DONE, self.timings)
         base = self._follower.tracker.current if self._follower is not None else self.progress
         node = getattr(self._error, "node_id", None) or None
-        self._emit(replace(base, state=state, queue_position=None, error=error, failed_node=node,
+        self._emit(replace(base, state=state, queue_position=None, line_position=None, error=error, failed_node=node,
                            percent=100.0 if state is JobState.DONE else base.percent, eta_seconds=None))
         self._unsubscribe()

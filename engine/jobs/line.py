@@ -2,9 +2,16 @@
 (``JobSettings.max_pending`` set: jobs wait in the engine until a backend is ready), else picked at
 once by shortest queue (the pool's ``pick``, submit-at-once).
 
-While the job waits it is told its place ("3rd in line") as a QUEUED progress event; leaving the
-line (a cancel) never touches ComfyUI. When the job ends its running time teaches the dispatcher
-the backend's speed for this workflow.
+While the job waits it is told its place ("3rd in line") as a QUEUED progress event
+(``line_position``); leaving the line (a cancel) never touches ComfyUI. When the job ends its
+running time teaches the dispatcher the backend's speed for this workflow.
+
+``place_text`` is the one wording of where a queued job stands, for the bot and the CLI alike:
+"3rd in line" while it waits with us (its place in the order the dispatcher will serve), then
+"starting" once sent to a server, "next" when it is first in that server's own queue (the
+server runs something else first: with the default queue depth there is never more than one
+ahead), "2nd in the server's queue" when more are ahead there (other clients' prompts, a
+deeper queue, or no queue of ours at all).
 """
 
 from __future__ import annotations
@@ -15,8 +22,28 @@ from typing import Any
 from ..backends.backend import Backend
 from ..backends.pool import BackendPool
 from ..backends.routing import graph_requirements
+from .progress import JobState, ProgressEvent
 
-__all__ = ["Line"]
+__all__ = ["Line", "ordinal", "place_text"]
+
+
+def ordinal(number: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``12th``, ``13th``, ``21st``, ``101st``, ``111th``."""
+    suffix = "th" if number % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def place_text(event: ProgressEvent) -> str | None:
+    """Where a queued job stands, in words (see the module docstring); None when there is nothing to say."""
+    if event.state is not JobState.QUEUED:
+        return None
+    if event.line_position:
+        return f"{ordinal(event.line_position)} in line"
+    if event.queue_position == 1:
+        return "next"
+    if event.queue_position:
+        return f"{ordinal(event.queue_position)} in the server's queue"
+    return "starting" if event.on_server else None
 
 
 class Line:

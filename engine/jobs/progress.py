@@ -62,7 +62,9 @@ class ProgressEvent:
     """What a user can see about a job at one moment."""
 
     state: JobState
-    queue_position: int | None = None  # 1-based among pending prompts; None when unknown/running
+    queue_position: int | None = None  # 1-based among the server's pending prompts; None when unknown/running
+    line_position: int | None = None  # 1-based place in our own queue (the engine's fair line) while it waits there
+    on_server: bool = False  # its prompt was sent to a server (waiting in ComfyUI's queue, or further)
     percent: float = 0.0  # whole workflow, 0-100
     phase: str | None = None  # current node's title, or its class_type
     step: int | None = None
@@ -138,7 +140,7 @@ class ProgressTracker:
         self._fractions: dict[str, float] = {}
         self._current: str | None = None
         self._running_since: tuple[float, float] | None = None  # (clock, percent) at start
-        self._event = ProgressEvent(JobState.QUEUED)
+        self._event = ProgressEvent(JobState.QUEUED, on_server=True)
         self._shown = visible_key(self._event)
 
     @property
@@ -375,5 +377,5 @@ _HANDLERS: dict[str, Callable[[ProgressTracker, Mapping[str, Any]], list[Progres
 
 def visible_key(event: ProgressEvent) -> tuple:
     """What a user can see of an event; the tracker emits only when this changes."""
-    return (event.state, event.queue_position, int(event.percent), event.phase, event.step, event.steps,
-            event.preview)
+    return (event.state, event.queue_position, event.line_position, event.on_server, int(event.percent), event.phase,
+            event.step, event.steps, event.preview)

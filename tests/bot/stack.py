@@ -154,12 +154,13 @@ async def _inert(*_: Any) -> None:
 
 @asynccontextmanager
 async def running_stack(comfy_url: str, db_path: Path, catalog: Catalog, *, edit_interval: float = 0.01,
-                        **settings: Any) -> AsyncIterator[Stack]:
-    """Everything started; closed (runtime detached, store closed) on exit, like a process ending."""
+                        queue_depth: int | None = None, **settings: Any) -> AsyncIterator[Stack]:
+    """Everything started; closed (runtime detached, store closed) on exit, like a process ending.
+    ``queue_depth`` (the bot's setting) puts our own queue in front of the fake; None sends at once."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     store = await JobStore.open(str(db_path))
     runtime = Runtime(catalog, backends=[("local", comfy_url)], store=store, health_interval=0.5,
-                      settings=JobSettings(queue_poll=0.05, cancel_wait=2.0, resume_wait=2.0))
+                      settings=JobSettings(queue_poll=0.05, cancel_wait=2.0, resume_wait=2.0, max_pending=queue_depth))
     await runtime.start()
     flow = Flow(runtime, _settings(db_path, **settings), catalog, edit_interval=edit_interval)
     client = discord.Client(intents=discord.Intents.default())

@@ -74,11 +74,16 @@ def test_running_embed_shows_bar_phase_step_eta_elapsed():
     assert fields(embed) == {"Phase": "KSampler", "Step": "12/30", "ETA": "~18s", "Elapsed": "7s"}
 
 
-def test_queued_embed_shows_position_in_orange():
-    embed = progress_embed("Flux", ProgressEvent(JobState.QUEUED, queue_position=3, elapsed=2))
+def test_queued_embed_shows_the_place_in_line_in_orange():
+    embed = progress_embed("Flux", ProgressEvent(JobState.QUEUED, line_position=3, elapsed=2))
     assert embed.colour == discord.Colour.orange()
-    assert fields(embed)["Queue"] == "#3 in queue"
+    assert fields(embed)["Queue"] == "3rd in line"
     assert "queued" in embed.title
+    on_server = ProgressEvent(JobState.QUEUED, on_server=True, elapsed=2)
+    assert fields(progress_embed("Flux", on_server.evolve(queue_position=1)))["Queue"] == "next"
+    assert fields(progress_embed("Flux", on_server))["Queue"] == "starting"
+    assert "Queue" not in fields(progress_embed("Flux", ProgressEvent(JobState.QUEUED)))  # nothing known yet
+    assert progress_key(on_server) != progress_key(on_server.evolve(line_position=2))  # a new place is an edit
 
 
 def test_terminal_colours_and_error():

@@ -43,7 +43,7 @@ async def test_waiting_jobs_are_told_their_place(fakes, start_runtime):
     runtime = await start_runtime(fake, settings=DISPATCH)
     fake.state.pause()
     jobs = [await runtime.submit("slow", {"steps": 1}, owner=f"u{n}") for n in range(4)]
-    await eventually(lambda: [job.progress.queue_position for job in jobs[1:]] == [1, 2, 3], timeout=5)
+    await eventually(lambda: [job.progress.line_position for job in jobs[1:]] == [1, 2, 3], timeout=5)
     await eventually(lambda: len(fake.state.posted) == 1)
     await asyncio.sleep(0.3)
     assert len(fake.state.posted) == 1  # the others wait with us, not in ComfyUI's queue

@@ -166,7 +166,9 @@ def test_parse_uploads_names_or_infers_the_param():
 
 
 def test_describe_event_shows_position_percent_phase_step_eta():
-    assert describe_event(ProgressEvent(JobState.QUEUED, queue_position=3)) == "queued (position 3)"
+    assert describe_event(ProgressEvent(JobState.QUEUED, line_position=3)) == "queued (3rd in line)"
+    assert describe_event(ProgressEvent(JobState.QUEUED, on_server=True, queue_position=1)) == "queued (next)"
+    assert describe_event(ProgressEvent(JobState.QUEUED)) == "queued"
     running = ProgressEvent(JobState.RUNNING, percent=35.7, phase="KSampler", step=7, steps=20, eta_seconds=12.2)
     assert describe_event(running) == "running 35% · KSampler · step 7/20 · ETA 12 s"
     assert describe_event(ProgressEvent(JobState.FAILED, error="boom")) == "failed: boom"
