@@ -110,7 +110,7 @@ def progress_embed(
     title = clip(workflow_title, 200)
     lines = [f"> {clip(' '.join(prompt_preview.split()), PROMPT_PREVIEW_LIMIT)}"] if prompt_preview else []
     if event is None:
-        lines.append("Sending to ComfyUI…")
+        lines.append("Joining the queue…")  # our own queue first (queue_depth), else the server's
         return discord.Embed(title=f"⏳ {title}: starting", description="\n".join(lines),
                              colour=STATE_COLOURS[JobState.QUEUED])
     percent = 100.0 if event.state is JobState.DONE else event.percent
