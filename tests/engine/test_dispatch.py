@@ -19,7 +19,7 @@ from .jobkit import SETTINGS, SMALL_INFO, catalog, collect, eventually, fakes, s
 
 import pytest
 
-DISPATCH = replace(SETTINGS, max_pending=0, resume_wait=5.0)  # 0: a backend takes a job only when idle
+DISPATCH = replace(SETTINGS, max_pending=0, resume_wait=30.0)  # 0: a backend takes a job only when idle
 
 
 def started_order(jobs) -> list:
