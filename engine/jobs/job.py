@@ -255,15 +255,15 @@ class Job:
         drawn = self._draw_seeds(backend)
         graph = bind_values(self.workflow, self._graph, {**drawn, **uploaded})
         self.values.update({**drawn, **uploaded})  # the values sent are the values shown and stored
-        prompt_id = str(uuid.uuid4())
-        inbox = await send_prompt(backend, self.workflow, graph, prompt_id, before=self._check_cancel)
-        self._attach(backend, prompt_id, inbox, graph)
-        self._pool.note_submitted(backend, prompt_id)
-        self.timings["queued"] = time.time()
-        log.info("job %s queued on backend %s", self.id, backend.name)
+        prompt_id, self.timings["queued"] = str(uuid.uuid4()), time.time()
         self._journal.post(backend=backend.name, prompt_id=prompt_id, client_id=backend.client.client_id,
                            queued_at=self.timings["queued"], values=self.values, state=JobState.QUEUED.value,
-                           seed=self.workflow.manifest.seed_of(self.values))
+                           seed=self.workflow.manifest.seed_of(self.values))  # before it is sent: see send_prompt
+        inbox = await send_prompt(backend, self.workflow, graph, prompt_id, before=self._check_cancel,
+                                  unsent=lambda: self._journal.post(backend=None, prompt_id=None, client_id=None))
+        self._attach(backend, prompt_id, inbox, graph)
+        self._pool.note_submitted(backend, prompt_id)
+        log.info("job %s queued on backend %s", self.id, backend.name)
 
     def _draw_seeds(self, backend: Backend) -> dict[str, Any]:
         """Random values for the unset seeds (and those drawn for a backend the job left), within

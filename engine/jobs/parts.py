@@ -104,27 +104,34 @@ class EventFeed:
 
 
 async def send_prompt(backend: Backend, workflow: ParamLookup, graph: dict[str, Any], prompt_id: str, *,
-                      before: Callable[[], None]) -> asyncio.Queue[Any]:
+                      before: Callable[[], None], unsent: Callable[[], None] = lambda: None) -> asyncio.Queue[Any]:
     """Subscribe to ``prompt_id`` on the backend's websocket, call ``before()`` (it may raise: the job
     was cancelled meanwhile), then ``POST /prompt``; returns the prompt's message queue.
 
-    A 400 is ``WorkflowRejected`` with problems mapped to the params; after a timeout the prompt is
-    withdrawn (it may have been queued after all), now and again when the server answers. The job is
-    not sent elsewhere: a server that answers late would run it as well."""
+    The caller records where the prompt goes before calling: a process stopped while the POST is under
+    way (its answer never read) then follows the prompt after a restart instead of sending the job
+    again. ``unsent()`` is called when the prompt did not reach the server (a 400, a refusal or a 5xx,
+    a cancel before sending): nothing to follow there. A 400 is ``WorkflowRejected`` with problems
+    mapped to the params; after a timeout the prompt is withdrawn (it may have been queued after all),
+    now and again when the server answers. The job is not sent elsewhere: a server that answers late
+    would run it as well."""
     inbox = backend.events.subscribe(prompt_id)
     try:
         before()
         await backend.client.queue_prompt(graph, prompt_id=prompt_id)
     except WorkflowRejected as exc:
         backend.events.unsubscribe(prompt_id)
+        unsent()
         raise map_rejection(workflow, graph, exc) from None
     except ComfyTimeout:
         backend.events.unsubscribe(prompt_id)
         backend.owed.add(prompt_id)  # it may have been queued after all: withdrawn when the server answers
         spawn(withdraw(backend.client, prompt_id))
         raise
-    except BaseException:
+    except BaseException as exc:
         backend.events.unsubscribe(prompt_id)
+        if isinstance(exc, ComfyError):  # a stop (CancelledError) may come after the server took it
+            unsent()
         raise
     return inbox
 

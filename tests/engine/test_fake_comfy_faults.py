@@ -180,6 +180,24 @@ async def test_a_hung_server_never_answers_until_revived(fake_comfy, session):
     assert (await session.get(f"{fake_comfy.url}/prompt")).status == 200
 
 
+async def test_a_hung_server_queues_a_prompt_whose_client_gave_up_once_it_answers_again(fake_comfy, session):
+    state = fake_comfy.state
+    state.pause()
+    await state.die("hang")
+    with pytest.raises(asyncio.TimeoutError):
+        await session.post(f"{fake_comfy.url}/prompt", json={"prompt": workflow("f_text_output"), "prompt_id": "late"},
+                           timeout=aiohttp.ClientTimeout(total=0.2))
+    with pytest.raises(asyncio.TimeoutError):  # a read-only request whose client left is simply dropped
+        await session.get(f"{fake_comfy.url}/queue", timeout=aiohttp.ClientTimeout(total=0.1))
+    async with asyncio.timeout(5):
+        while state.http.held["/queue"]:  # the server lets it go once it sees its client gone
+            await asyncio.sleep(0.01)
+    assert +state.http.held == {"/prompt": 1} and state.pending_ids() == []
+    await state.revive()
+    await asyncio.sleep(0.05)
+    assert state.pending_ids() == ["late"] and state.http.held["/prompt"] == 0
+
+
 async def test_several_fakes_are_independent(make_fake_comfy, session):
     first, second = await make_fake_comfy(), await make_fake_comfy()
     first.state.pause()

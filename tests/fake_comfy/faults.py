@@ -3,7 +3,10 @@ and hostile answers.
 
 Routes are matched by path without the ``/api`` prefix: ``"/history"`` matches ``/history`` and
 ``/history/<id>``. A dead server either refuses (listening socket closed, open connections
-aborted) or hangs (requests wait until ``revive``).
+aborted) or hangs (requests wait until ``revive``, then are answered in the order they came). As
+on a real server, a held or slowed request that changes something (not a GET) is carried out even
+when its client gave up waiting: a hung server queues a prompt once it answers again. ``held``
+counts the requests waiting for ``revive``, by route, so a test can act while one is held.
 
 Hostile answers (``answer``) replace a route's body: fixed bytes, bytes made from the request
 (``body(request)``), or a ``Streamed`` body of any size written in chunks, so a 300 MB answer costs
@@ -13,6 +16,7 @@ the fake no memory; with or without a declared Content-Length.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -113,6 +117,8 @@ class HttpFaults:
     rejections: list[dict] = field(default_factory=list)
     answers: list[_Answer] = field(default_factory=list)
     dead: str | None = None
+    held: Counter[str] = field(default_factory=Counter)  # route → requests waiting for ``revive``
+    carried_on: set[asyncio.Task] = field(default_factory=set)  # held or slowed writes, cancelled by ``stop``
     _revived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def fail(self, route: str, *, times: int, status: int, method: str | None) -> None:
@@ -150,6 +156,11 @@ class HttpFaults:
     def delay_for(self, request: web.Request) -> float:
         return sum(rule.seconds for rule in self.delays if _matches(rule.route, rule.method, request))
 
+    def stop(self) -> None:
+        """The server shuts down: requests still held or slowed are dropped."""
+        for task in list(self.carried_on):
+            task.cancel()
+
     def revive(self) -> None:
         self.dead = None
         self._revived.set()
@@ -173,9 +184,29 @@ class HttpFaults:
 async def fault_middleware(request: web.Request, handler):
     faults: HttpFaults = request.app[FAKE_KEY].http
     if faults.dead == "refuse" and request.transport is not None:
-        request.transport.abort()
+        request.transport.abort()  # refused: it never reaches the server (its handler is cancelled)
+    elif request.method != "GET" and (faults.dead or faults.delay_for(request)):
+        # A real ComfyUI (aiohttp's default handler_cancellation=False; TestServer turns it on) goes on
+        # with a request whose client gave up: a POST /prompt held by a hung server is queued once it
+        # answers again (a frozen server reads the body it already has). Read-only requests may be
+        # cancelled: that changes nothing.
+        await request.read()  # kept by the request: its handler reads it again after the client left
+        task = asyncio.ensure_future(_faulted(faults, request, handler))
+        faults.carried_on.add(task)
+        task.add_done_callback(faults.carried_on.discard)
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+    return await _faulted(faults, request, handler)
+
+
+async def _faulted(faults: HttpFaults, request: web.Request, handler):
+    route = route_of(request.path)
     while faults.dead:
-        await faults.wait_revived()
+        faults.held[route] += 1
+        try:
+            await faults.wait_revived()
+        finally:
+            faults.held[route] -= 1
     seconds = faults.delay_for(request)
     if seconds:
         await asyncio.sleep(seconds)
@@ -186,3 +217,8 @@ async def fault_middleware(request: web.Request, handler):
     if answer is not None:
         return await answer.respond(request)
     return await handler(request)
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()  # its client may be gone: nobody else reads the outcome

@@ -83,6 +83,7 @@ class FakeComfy:
         self._worker = asyncio.create_task(self._work())
 
     async def stop(self) -> None:
+        self.http.stop()
         for task in (self._worker, self._current):
             if task:
                 task.cancel()

@@ -1,0 +1,43 @@
+"""A job never runs twice on a server because a process stopped at the wrong moment (issue 9 §6, found
+by the chaos run): the bot restarts while ``POST /prompt`` waits on a server that hangs; the server
+takes the prompt once it answers again, and the new process must follow that prompt, not send the
+job a second time."""
+
+from __future__ import annotations
+
+import asyncio
+
+from engine.jobs.progress import JobState
+from engine.jobs.store import JobStore
+
+from .jobkit import catalog, eventually, fakes, start_runtime  # noqa: F401
+
+
+def _runs(fake, nonce: int) -> int:
+    """How many prompts with this nonce the server ran to success."""
+    prompts = {body["prompt_id"] for body in fake.posted
+               if any(node["inputs"].get("nonce") == nonce for node in body["prompt"].values())}
+    return sum(1 for event, prompt_id in fake.hub.log if event == "execution_success" and prompt_id in prompts)
+
+
+async def test_a_restart_while_post_prompt_hangs_follows_the_prompt_the_server_took_later(tmp_path, fakes,
+                                                                                           start_runtime):
+    [fake] = await fakes()
+    store_path = tmp_path / "restart.db"
+    first = await start_runtime(fake, store_path=store_path)
+    await fake.state.die("hang")  # it still counts as up: the job is sent there, and its POST waits
+    job = await first.submit("text", {"text": "once", "nonce": 77})
+    await eventually(lambda: fake.state.http.held["/prompt"] == 1)
+    await first.close()  # the process stops (SIGTERM) while the answer to POST /prompt is outstanding
+    async with await JobStore.open(str(store_path)) as store:
+        record = await store.get(job.id)
+    assert record is not None and record.state == "queued" and record.backend == "b1" and record.prompt_id
+
+    await fake.state.revive()  # it answers again and handles the POST it held: the prompt runs there
+    await eventually(lambda: fake.state.history.get(record.prompt_id) != {})
+    second = await start_runtime(fake, store_path=store_path)
+    [resumed] = await second.resume()
+    result = await asyncio.wait_for(resumed.result(), 10)
+    assert result.texts == ["once"] and resumed.prompt_id == record.prompt_id
+    assert len(fake.state.posted) == 1 and _runs(fake.state, 77) == 1
+    assert (await second.get(job.id)).state == JobState.DONE.value
