@@ -3,12 +3,14 @@
 The follower reads the prompt's subscription queue (from the backend's ``EventStream``) into a
 ``ProgressTracker``, takes the queue position while the prompt waits from the backend's shared
 ``GET /queue`` snapshot (``Backend.watch_queue``: one request per backend for all jobs, taken on
-``status`` broadcasts or after ``queue_poll`` s without one), and reacts to signals the job puts
-in the same queue: ``CANCEL`` (delete + interrupt on the server), ``BACKEND_DOWN`` (a queued prompt raises
+``status`` broadcasts or after ``queue_poll`` s without one; while the prompt runs, the same
+snapshots tell that it is still there), and reacts to signals the job puts in the same queue:
+``CANCEL`` (delete + interrupt on the server), ``BACKEND_DOWN`` (a queued prompt raises
 ``_BackendLost`` so the job can move; a running one gets ``down_grace`` seconds for the server to
 come back and tell from ``/history`` how it ended), ``RECHECK`` (the prompt vanished from the
-queue: settle from ``/history``). A prompt queued by another client id (found again after a
-restart) gets no websocket messages, so its end is found by polling too (``foreign``).
+queue — dropped, or ended with its last messages lost: settle from ``/history``). A prompt queued
+by another client id (found again after a restart) gets no websocket messages, so its end is
+found by polling too (``foreign``).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class PromptFollower:
             elif message is Signal.CANCEL:
                 await self.withdraw(cancelled=True)
             elif message is Signal.RECHECK:
-                await self._recheck(DROPPED)
+                await self._recheck(DROPPED if self.state is JobState.QUEUED else GONE)
             else:
                 self._feed(message)
 
@@ -123,8 +125,9 @@ class PromptFollower:
         self._publish(self.tracker.feed(message))
 
     def _watching(self) -> bool:
-        """The place in the queue matters: queued, or a foreign prompt (no messages) not yet ended."""
-        return self.state is JobState.QUEUED or self._foreign and self.state not in TERMINAL_STATES
+        """Until the prompt ends: its place while queued, and while it runs whether it is still there
+        (its last messages may be lost with the socket still open, e.g. a server that hung a moment)."""
+        return self.state not in TERMINAL_STATES
 
     def _on_snapshot(self, snapshot: Any, asked_at: float) -> None:
         """A new shared ``GET /queue`` snapshot of the backend (see ``Backend.watch_queue``).
@@ -145,7 +148,8 @@ class PromptFollower:
     def _take_place(self) -> bool:
         """Feed the latest shared snapshot to the tracker; False when the prompt is not in it."""
         if self.backend.is_running(self.prompt_id):
-            self._publish(self.tracker.feed_queue((self.prompt_id,), ()))
+            if self.state is JobState.QUEUED:
+                self._publish(self.tracker.feed_queue((self.prompt_id,), ()))
             return True
         position = self.backend.position(self.prompt_id)
         if position is None:

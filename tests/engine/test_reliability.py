@@ -1,6 +1,7 @@
 """The last reliability gaps: a job moved off a server that stopped answering never runs there as well
-once it answers again, and a websocket that stays open but goes silent while a job runs is noticed
-(the server's queue changed, yet no ``status`` came) and reconnected, which settles the job."""
+once it answers again, and a websocket that stays open but goes silent while a job runs: the job is
+settled from the server's queue and history, and the socket, noticed (the server's queue changed, yet
+no ``status`` came) while work is in flight, is reconnected."""
 
 from __future__ import annotations
 
@@ -65,7 +66,10 @@ async def test_an_open_but_silent_websocket_is_noticed_and_reconnected(fakes, st
     await eventually(lambda: job.progress.state is JobState.RUNNING)
     fake.state.hub.muted = True  # the socket stays open, HTTP answers, no message arrives any more
     await eventually(lambda: fake.state.history.get(job.prompt_id))  # it ended on the server, unseen
+    result = await asyncio.wait_for(job.result(), 10)  # bounded: a few polls, not the timeout
+    assert len(result.outputs) == 1 and (await runtime.get(job.id)).state == "done"
+
+    second = await runtime.submit("slow", {"steps": 10})  # work in flight on a socket still silent …
+    await eventually(lambda: runtime.pool.get("b1").events.reconnects >= 1, timeout=10)  # … is noticed
     fake.state.hub.muted = False
-    result = await asyncio.wait_for(job.result(), 10)  # bounded: a few health intervals, not the timeout
-    assert len(result.outputs) == 1 and runtime.pool.get("b1").events.reconnects >= 1
-    assert (await runtime.get(job.id)).state == "done"
+    assert len((await asyncio.wait_for(second.result(), 10)).outputs) == 1
