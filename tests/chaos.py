@@ -2,7 +2,11 @@
 runtime, store and flow) on fake ComfyUI servers, while — at random, from one seed — websockets drop,
 backends die (refusing or hanging) and come back, HTTP calls fail with 500 or time out, the database
 is locked for a while, users cancel, and the bot restarts (a graceful stop, as on SIGTERM, then a
-new process that resumes the unfinished jobs).
+new process that resumes the unfinished jobs). The bot runs with its real defaults: our own queue
+in front of the servers (``queue_depth`` 1, issue 11 §1); ``queue_depth=None`` sends every job at once.
+
+A dead server comes back as it died: one that refused connections crashed and restarts empty, one
+that hung comes back with its queue (and carries out the requests it held, as a frozen server does).
 
 At the end every job must have exactly one delivered outcome (its message's last state carries the
 result or failure buttons, ``dc:del:<job>``) and no prompt may have run to success twice on the
@@ -22,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -41,8 +45,9 @@ __all__ = ["ChaosCounts", "run_chaos"]
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_USER = 800_000_000_000_000_000
-RUNTIME = {"health_interval": 0.25, "timeouts": Timeouts(request=1.0, connect=0.5, transfer=3.0),
-           "settings": JobSettings(queue_poll=0.1, down_grace=3.0, resume_wait=5.0, cancel_wait=3.0)}
+QUEUE_DEPTH = Settings.model_fields["queue_depth"].default  # the bot's default: our own queue is on
+TIMINGS = JobSettings(queue_poll=0.1, down_grace=3.0, resume_wait=5.0, cancel_wait=3.0)
+RUNTIME = {"health_interval": 0.25, "timeouts": Timeouts(request=1.0, connect=0.5, transfer=3.0)}
 TERMINAL = re.compile(r"dc:del:([-_a-z0-9]{1,40})")
 CANCEL = re.compile(r"dc:cancel:([-_a-z0-9]{1,40})")
 
@@ -50,6 +55,7 @@ CANCEL = re.compile(r"dc:cancel:([-_a-z0-9]{1,40})")
 @dataclass
 class ChaosCounts:
     seed: int
+    queue_depth: int | None = QUEUE_DEPTH  # None: no queue of ours, every job sent at once
     interactions: int = 0
     delivered: int = 0
     failed: Counter = field(default_factory=Counter)  # reason → jobs
@@ -63,7 +69,8 @@ class ChaosCounts:
 
     def lines(self) -> list[str]:
         failed = sum(self.failed.values())
-        return [f"seed {self.seed}: {self.interactions} interactions in {self.seconds:.0f} s",
+        queue = "every job sent at once" if self.queue_depth is None else f"our queue, queue_depth {self.queue_depth}"
+        return [f"seed {self.seed}: {self.interactions} interactions in {self.seconds:.0f} s ({queue})",
                 f"delivered {self.delivered} (done), failed {failed}, cancelled {self.cancelled}, "
                 f"refused before a job existed {sum(self.refused.values())}",
                 *(f"  failed: {count} × {reason}" for reason, count in self.failed.most_common()),
@@ -88,7 +95,7 @@ class _World:
     open: asyncio.Event = field(default_factory=asyncio.Event)  # submissions allowed
 
 
-def _settings(folder: Path, servers: list[TestServer]) -> Settings:
+def _settings(folder: Path, servers: list[TestServer], queue_depth: int | None) -> Settings:
     manifests = folder / "manifests"
     manifests.mkdir()
     (folder / "data").mkdir()
@@ -97,12 +104,15 @@ def _settings(folder: Path, servers: list[TestServer]) -> Settings:
                     backends=[{"name": f"gpu{i}", "url": str(s.make_url("")).rstrip("/")}
                               for i, s in enumerate(servers, 1)],
                     db_path=folder / "data" / "jobs.sqlite3", rate_per_user="100000/1", rate_global="100000/1",
-                    max_concurrent_per_user=1000, reload_on_change=False, progress_interval=2.0)
+                    max_concurrent_per_user=1000, reload_on_change=False, progress_interval=2.0,
+                    queue_depth=queue_depth)
 
 
 @asynccontextmanager
 async def _bot(world: _World) -> AsyncIterator[FakeDiscord]:
-    bot = DisComfyBot(world.settings, runtime_options=RUNTIME, flow_options={"edit_interval": 0.5})
+    settings = world.settings  # fast timings, the bot's own queue and preview settings
+    timings = replace(TIMINGS, max_pending=settings.queue_depth, want_previews=settings.previews)
+    bot = DisComfyBot(settings, runtime_options={**RUNTIME, "settings": timings}, flow_options={"edit_interval": 0.5})
     async with fake_discord(client=bot, tree=bot.tree) as fake:
         fake.requests = world.requests  # one record across processes
         fake.webhook.requests = fake.http.requests = world.requests
@@ -155,7 +165,10 @@ def _cancel_later(world: _World, fake_ref: list[FakeDiscord], payload: dict, tri
 
 # -- faults -----------------------------------------------------------------------------------
 
-async def _fault(world: _World, dead: set[int]) -> None:
+Dead = dict[int, tuple[str, asyncio.TimerHandle | None]]  # server → how it died, its revival (None: under way)
+
+
+async def _fault(world: _World, dead: Dead) -> None:
     rng, counts = world.faults_rng, world.counts
     index = rng.randrange(len(world.fakes))
     fake = world.fakes[index]
@@ -164,13 +177,12 @@ async def _fault(world: _World, dead: set[int]) -> None:
     if kind == "ws drop":
         await fake.drop_websockets()
     elif kind == "die" and index not in dead:  # the process crashes (and restarts empty) or freezes
-        dead.add(index)
         mode = rng.choice(["refuse", "hang"])
         fake.pause()  # a frozen server takes nothing new from its queue; a crashed one loses it …
         if mode == "refuse":
             fake.interrupt(None)  # … and what it was running
         await fake.die(mode)
-        asyncio.get_running_loop().call_later(rng.uniform(0.5, 4.0), _revive, world, index, dead, mode)
+        dead[index] = mode, asyncio.get_running_loop().call_later(rng.uniform(0.5, 4.0), _revive, world, index, dead)
     elif kind == "http 500":
         fake.fail_http(rng.choice(["/prompt", "/history", "/view", "/queue", "/upload"]), times=rng.randint(1, 3))
     elif kind == "timeout":
@@ -180,14 +192,18 @@ async def _fault(world: _World, dead: set[int]) -> None:
         _lock_database(world.settings.db_path, rng.uniform(0.3, 1.5))
 
 
-def _revive(world: _World, index: int, dead: set[int], mode: str) -> None:
+def _revive(world: _World, index: int, dead: Dead) -> asyncio.Task:
+    mode, _ = dead[index]
+    dead[index] = mode, None
+
     async def revive() -> None:
         fake = world.fakes[index]
-        await fake.revive(restart=mode == "refuse")
+        await fake.revive(restart=mode == "refuse")  # a crashed server restarts empty, a hung one has its queue
         fake.resume()
-        dead.discard(index)
+        del dead[index]
     task = asyncio.create_task(revive())
     world.tasks.add(task)  # kept referenced; never cancelled by a restart (it is the server's)
+    return task
 
 
 def _lock_database(path: Path, seconds: float) -> None:
@@ -206,15 +222,19 @@ def _lock_database(path: Path, seconds: float) -> None:
 
 
 async def _faults(world: _World, stop: asyncio.Event) -> None:
-    dead: set[int] = set()
+    dead: Dead = {}
     while not stop.is_set():
         await asyncio.sleep(world.faults_rng.uniform(0.2, 0.8))
         await _fault(world, dead)
+    revivals = [task for task in world.tasks if task.get_coro().__qualname__.endswith("revive")]
+    for index, (_, timer) in list(dead.items()):  # the dead come back now, as they died (a crash: empty)
+        if timer is not None:
+            timer.cancel()
+            revivals.append(_revive(world, index, dead))
+    await asyncio.gather(*revivals)
     for fake in world.fakes:
         fake.http.delays.clear()
         fake.http.failures.clear()
-        if fake.http.dead:
-            await fake.revive()
         fake.resume()
 
 
@@ -289,7 +309,8 @@ async def _count(world: _World, fake: FakeDiscord) -> None:
                 counts.refused[reply] += 1
     twice = _duplicated_runs(world.fakes)
     counts.duplicated += len(twice)
-    counts.details += [f"duplicated: the job with seed {seed} ran to success {n} times" for seed, n in twice.items()]
+    counts.details += [f"duplicated: the job with seed {seed} ran to success {len(runs)} times ({', '.join(runs)})"
+                       for seed, runs in twice.items()]
 
 
 def _last_reply(requests: list[Request], token: str) -> str | None:
@@ -302,21 +323,24 @@ def _last_reply(requests: list[Request], token: str) -> str | None:
     return None
 
 
-def _duplicated_runs(fakes: list[FakeComfy]) -> dict[int, int]:
+def _duplicated_runs(fakes: list[FakeComfy]) -> dict[int, list[str]]:
     """Seeds (one per job) that ran to success more than once across the servers (a server's log of
-    what it sent survives its restarts; its history does not)."""
-    runs: Counter = Counter()
-    for fake in fakes:
+    what it sent survives its restarts; its history does not), with where: ``gpuN prompt-id``."""
+    runs: dict[int, list[str]] = {}
+    for number, fake in enumerate(fakes, 1):
         nonces = {body["prompt_id"]: node["inputs"]["nonce"] for body in fake.posted
                   for node in body["prompt"].values() if node.get("class_type") == "SlowProgress"}
-        runs.update(nonces[prompt_id] for event, prompt_id in fake.hub.log
-                    if event == "execution_success" and prompt_id in nonces)
-    return {seed: count for seed, count in runs.items() if count > 1}
+        for event, prompt_id in fake.hub.log:
+            if event == "execution_success" and prompt_id in nonces:
+                runs.setdefault(nonces[prompt_id], []).append(f"gpu{number} {prompt_id}")
+    return {seed: where for seed, where in runs.items() if len(where) > 1}
 
 
 async def run_chaos(seed: int, *, jobs: int = 1000, users: int = 50, backends: int = 3, restarts: int = 2,
-                    pace: float = 0.04, drain_timeout: float = 120.0) -> ChaosCounts:
-    """One seeded run (see the module docstring); the same seed replays the same schedule of faults."""
+                    pace: float = 0.04, drain_timeout: float = 120.0,
+                    queue_depth: int | None = QUEUE_DEPTH) -> ChaosCounts:
+    """One seeded run (see the module docstring); the same seed replays the same schedule of faults.
+    ``queue_depth`` as the bot's setting (None: no queue of ours, every job sent at once)."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="discomfy-chaos-") as tmp:
         folder = Path(tmp)
@@ -326,8 +350,8 @@ async def run_chaos(seed: int, *, jobs: int = 1000, users: int = 50, backends: i
             await server.start_server()
             fake.attach(server)
         world = _World(random.Random(seed), random.Random(f"faults-{seed}"), folder, fakes, servers,
-                       _settings(folder, servers))
-        world.counts = ChaosCounts(seed, interactions=jobs)
+                       _settings(folder, servers, queue_depth))
+        world.counts = ChaosCounts(seed, queue_depth, interactions=jobs)
         process = _Process()
         fake_ref = [await process.enter(world)]
         try:
