@@ -29,10 +29,11 @@ from ..comfy.outputs import parse_status
 from ..comfy.wire import mapping_at
 from .progress import TERMINAL_STATES, JobState, ProgressEvent, ProgressTracker
 
-__all__ = ["PromptFollower", "Signal", "GONE", "DROPPED"]  # _BackendLost, _PromptLost: for engine.jobs.job only
+__all__ = ["PromptFollower", "Signal", "GONE", "DROPPED", "NOWHERE"]  # _BackendLost, _PromptLost: for engine.jobs.job only
 
 GONE = "the server running this job went away"
 DROPPED = "the server dropped this job from its queue"
+NOWHERE: dict[str, str | None] = {"backend": None, "prompt_id": None, "client_id": None}  # no prompt anywhere
 
 
 class Signal(enum.Enum):
@@ -71,6 +72,10 @@ class PromptFollower:
     @property
     def state(self) -> JobState:
         return self.tracker.state
+
+    def place(self) -> dict[str, str | None]:
+        """Where the prompt is, as the job store records it."""
+        return {"backend": self.backend.name, "prompt_id": self.prompt_id, "client_id": self.backend.client.client_id}
 
     def signal(self, signal: Signal) -> None:
         self._inbox.put_nowait(signal)

@@ -30,7 +30,7 @@ from ..comfy.error_map import map_execution_error
 from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled
 from ..manifest.apply import Prepared, bind_values, build_graph, draw_seeds, resolve_values
 from ..manifest.catalog import Workflow
-from .follow import _BackendLost, PromptFollower, _PromptLost, Signal
+from .follow import NOWHERE, _BackendLost, PromptFollower, _PromptLost, Signal
 from .journal import Journal
 from .line import Line
 from .log_context import bind_job, job_fields
@@ -255,12 +255,13 @@ class Job:
         drawn = self._draw_seeds(backend)
         graph = bind_values(self.workflow, self._graph, {**drawn, **uploaded})
         self.values.update({**drawn, **uploaded})  # the values sent are the values shown and stored
+        was = self._follower.place() if self._follower else NOWHERE  # moved off a dead backend: owed there
         prompt_id, self.timings["queued"] = str(uuid.uuid4()), time.time()
         self._journal.post(backend=backend.name, prompt_id=prompt_id, client_id=backend.client.client_id,
                            queued_at=self.timings["queued"], values=self.values, state=JobState.QUEUED.value,
                            seed=self.workflow.manifest.seed_of(self.values))  # before it is sent: see send_prompt
         inbox = await send_prompt(backend, self.workflow, graph, prompt_id, before=self._check_cancel,
-                                  unsent=lambda: self._journal.post(backend=None, prompt_id=None, client_id=None))
+                                  unsent=lambda: self._journal.post(**was))
         self._attach(backend, prompt_id, inbox, graph)
         self._pool.note_submitted(backend, prompt_id)
         log.info("job %s queued on backend %s", self.id, backend.name)
@@ -343,10 +344,9 @@ class Job:
 
     async def _failover(self, lost: PromptFollower) -> None:
         """Move a queued job off a dead backend: same values, new prompt_id, uploads redone."""
-        old = lost.backend
         self._unsubscribe()
-        log.info("job %s: backend %s went down while queued, moving it", self.id, old.name)
-        exclude = {old.name}
+        log.info("job %s: backend %s went down while queued, moving it", self.id, lost.backend.name)
+        exclude = {lost.backend.name}
         while True:
             self._check_cancel()
             try:

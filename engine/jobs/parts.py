@@ -111,7 +111,8 @@ async def send_prompt(backend: Backend, workflow: ParamLookup, graph: dict[str, 
     The caller records where the prompt goes before calling: a process stopped while the POST is under
     way (its answer never read) then follows the prompt after a restart instead of sending the job
     again. ``unsent()`` is called when the prompt did not reach the server (a 400, a refusal or a 5xx,
-    a cancel before sending): nothing to follow there. A 400 is ``WorkflowRejected`` with problems
+    a cancel before sending): the caller records again where the job's prompt was (none, or the one
+    it moved away from, still owed there), so a restart does not follow a prompt that is nowhere. A 400 is ``WorkflowRejected`` with problems
     mapped to the params; after a timeout the prompt is withdrawn (it may have been queued after all),
     now and again when the server answers. The job is not sent elsewhere: a server that answers late
     would run it as well."""

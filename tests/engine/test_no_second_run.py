@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from engine.errors import WorkflowRejected
 from engine.jobs.progress import JobState
 from engine.jobs.store import JobStore
 
@@ -41,3 +44,25 @@ async def test_a_restart_while_post_prompt_hangs_follows_the_prompt_the_server_t
     assert result.texts == ["once"] and resumed.prompt_id == record.prompt_id
     assert len(fake.state.posted) == 1 and _runs(fake.state, 77) == 1
     assert (await second.get(job.id)).state == JobState.DONE.value
+
+
+async def test_a_moved_job_whose_new_post_does_not_arrive_is_recorded_where_it_was(tmp_path, fakes, start_runtime):
+    """Between two tries of a move (a refused or failed POST) a restart must find the prompt the job
+    left behind (owed a withdrawal there), never one that is nowhere: the new record is undone."""
+    one, two = await fakes(2)
+    runtime = await start_runtime(one, two)
+    await two.state.die()
+    await eventually(lambda: not runtime.pool.get("b2").up)
+    one.state.pause()  # the job waits in b1's queue
+    job = await runtime.submit("text", {"text": "moved", "nonce": 78})
+    await eventually(lambda: job.prompt_id is not None and job.backend.name == "b1")
+    moved = job.prompt_id
+    two.state.reject_next()  # b2 answers the move's POST with a 400: nothing of it arrives there
+    await two.state.revive()
+    await eventually(lambda: runtime.pool.get("b2").up)
+    await one.state.die()  # b1 is gone with the prompt: the job is moved
+    with pytest.raises(WorkflowRejected):
+        await asyncio.wait_for(job.result(), 10)
+    record = await runtime.get(job.id)
+    assert (record.backend, record.prompt_id, record.state) == ("b1", moved, "failed")
+    assert two.state.posted == [] and runtime.pool.get("b1").owed == {moved}
