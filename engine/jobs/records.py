@@ -44,6 +44,8 @@ class JobRecord:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     owner: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    lease_holder: str | None = None  # the bot process acting on the job (``engine.jobs.lease``)
+    lease_until: float | None = None  # others may take the job over after this; None: nobody needs to
 
     @property
     def finished(self) -> bool:
@@ -52,7 +54,7 @@ class JobRecord:
 
 FIELDS = tuple(f.name for f in fields(JobRecord))
 _JSON_FIELDS = {"values": dict, "outputs": list, "extra": dict}
-_TIMES = ("created_at", "queued_at", "started_at", "finished_at")
+_TIMES = ("created_at", "queued_at", "started_at", "finished_at", "lease_until")
 COLUMNS = {name: f"{name}_json" if name in _JSON_FIELDS else name for name in FIELDS}
 FINISHED_STATES = tuple(sorted(str(state) for state in TERMINAL_STATES))
 

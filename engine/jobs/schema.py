@@ -38,4 +38,18 @@ _V1: Migration = (
     "CREATE INDEX jobs_created ON jobs (created_at)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+# Leases (issue 11 §3): a job that still needs a bot process — unfinished, or its outcome not yet
+# delivered — has a ``lease_until``; ``lease_holder`` is the process acting on it. NULL: nobody needs
+# to (finished and delivered, or a job run without leases). Jobs a v1 bot left unfinished or with
+# their outcome still due (its ``outcome_due`` flag, written by json.dumps as ``"outcome_due": true``)
+# start with an expired lease, so the next bot takes them over.
+_V2: Migration = (
+    "ALTER TABLE jobs ADD COLUMN lease_holder TEXT",
+    "ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION",
+    "CREATE INDEX jobs_lease_until ON jobs (lease_until) WHERE lease_until IS NOT NULL",
+    "CREATE INDEX jobs_lease_holder ON jobs (lease_holder) WHERE lease_until IS NOT NULL",
+    """UPDATE jobs SET lease_until = 0
+       WHERE state NOT IN ('cancelled', 'done', 'failed') OR extra_json LIKE '%"outcome_due": true%'""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)

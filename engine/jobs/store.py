@@ -109,11 +109,13 @@ class JobStore:
         marks = ", ".join("?" for _ in row)
         self.db.post(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({marks})", tuple(row.values()), on_failure)
 
-    def post_set(self, job_id: str, changes: Mapping[str, Any], on_failure: OnFailure) -> None:
-        """``set`` without waiting, in order with every call made before and after it. Never blocks."""
+    def post_set(self, job_id: str, changes: Mapping[str, Any], on_failure: OnFailure, *,
+                 holder: str | None = None) -> None:
+        """``set`` without waiting, in order with every call made before and after it. Never blocks.
+        With ``holder``, only while that process holds the job's lease (else nothing changes)."""
         check_changes(changes)
         if changes:
-            self.db.post(*_update_sql(changes, job_id), on_failure)
+            self.db.post(*_update_sql(changes, job_id, holder), on_failure)
 
     async def update(self, job_id: str, **changes: Any) -> JobRecord | None:
         """Set fields of a job; returns the updated record, or None when there is no such job."""
@@ -130,6 +132,12 @@ class JobStore:
         if changes:
             await self.db.execute(*_update_sql(changes, job_id))
 
+    async def set_held(self, job_id: str, holder: str, **changes: Any) -> bool:
+        """``set`` while ``holder`` holds the job's lease; False (nothing changed) when it does not."""
+        check_changes(changes)
+        sql, params = _update_sql(changes or {"lease_holder": holder}, job_id, holder)
+        return await self.db.execute(sql, params) == 1
+
     async def merge_extra(self, job_id: str, patch: Mapping[str, Any]) -> JobRecord | None:
         """Add or replace keys of ``extra`` atomically (other writers' keys survive)."""
         for _ in range(_CAS_ATTEMPTS):
@@ -145,6 +153,41 @@ class JobStore:
             if changed:
                 return record
         raise StoreBusy(f"job {job_id}: extra kept changing under another writer")
+
+    # -- leases (``engine.jobs.lease``) --------------------------------------------------------
+    async def renew_leases(self, holder: str, until: float) -> set[str]:
+        """Extend every lease ``holder`` has to ``until``; the ids of the jobs it still holds."""
+        rows = await self.db.fetch("UPDATE jobs SET lease_until = ? WHERE lease_holder = ? AND lease_until IS NOT NULL "
+                                   "RETURNING job_id", (until, holder), write=True)
+        return {str(row["job_id"]) for row in rows}
+
+    async def take_leases(self, holder: str, until: float, *, expired_before: float | None = None,
+                          limit: int = 100) -> list[JobRecord]:
+        """Take over up to ``limit`` jobs that need a process and whose lease ran out before
+        ``expired_before`` — every such job when it is None (the only process: nobody else can
+        hold one) — oldest lease first; their records, now held by ``holder``. Jobs ``holder``
+        holds already are not taken again. One statement: of two processes taking at once, each job
+        goes to one of them."""
+        mine = "(lease_holder IS NULL OR lease_holder <> ?)"
+        if expired_before is None:
+            condition, params = f"lease_until IS NOT NULL AND {mine}", (holder,)
+        else:
+            condition, params = f"lease_until < ? AND {mine}", (expired_before, holder)
+        rows = await self.db.fetch(
+            f"UPDATE jobs SET lease_holder = ?, lease_until = ? WHERE {condition} AND job_id IN "
+            f"(SELECT job_id FROM jobs WHERE {condition} ORDER BY lease_until, job_id LIMIT ?) RETURNING *",
+            (holder, until, *params, *params, limit), write=True)
+        return sorted((from_row(row) for row in rows), key=lambda record: (record.created_at, record.job_id))
+
+    async def end_lease(self, job_id: str, holder: str) -> bool:
+        """The job needs no process any more (its outcome was delivered): its lease ends for good."""
+        return await self.db.execute("UPDATE jobs SET lease_holder = NULL, lease_until = NULL "
+                                     "WHERE job_id = ? AND lease_holder = ?", (job_id, holder)) == 1
+
+    async def release_leases(self, holder: str) -> int:
+        """``holder`` stops (gracefully): each of its jobs may be taken over at once."""
+        return await self.db.execute("UPDATE jobs SET lease_holder = NULL, lease_until = 0 "
+                                     "WHERE lease_holder = ? AND lease_until IS NOT NULL", (holder,))
 
     # -- retention --------------------------------------------------------------------------
     async def prune_finished(self, before: float) -> int:
@@ -189,7 +232,9 @@ class JobStore:
         return [from_row(row) for row in rows]
 
 
-def _update_sql(changes: Mapping[str, Any], job_id: str) -> tuple[str, tuple[Any, ...]]:
+def _update_sql(changes: Mapping[str, Any], job_id: str, holder: str | None = None) -> tuple[str, tuple[Any, ...]]:
     row = to_row(changes)
     assignments = ", ".join(f"{column} = ?" for column in row)
-    return f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*row.values(), job_id)
+    if holder is None:
+        return f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*row.values(), job_id)
+    return f"UPDATE jobs SET {assignments} WHERE job_id = ? AND lease_holder = ?", (*row.values(), job_id, holder)
