@@ -19,6 +19,7 @@ from .errors import (
     ExecutionFailed,
     Issue,
     JobCancelled,
+    JobHandedOver,
     LimitExceeded,
     ManifestError,
     ParamError,
@@ -32,6 +33,7 @@ from .inputs.audio import AUDIO_FORMATS, FfmpegTimeout, header_seconds, run_ffmp
 from .inputs.images import IMAGE_FORMATS, human_size
 from .jobs.job import Job
 from .jobs.line import ordinal, place_text
+from .jobs.lease import Leases
 from .jobs.log_context import bind_job, current_job_fields, set_user_salt, user_hash
 from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState, ProgressEvent
@@ -99,6 +101,7 @@ __all__ = [
     "BackendStatus",
     "JobStore",
     "JobRecord",
+    "Leases",
     "OutputFile",
     "OutputRef",
     "ComfyClient",
@@ -128,6 +131,7 @@ __all__ = [
     "WorkflowRejected",
     "ExecutionFailed",
     "JobCancelled",
+    "JobHandedOver",
     "LimitExceeded",
     "ServerLimitExceeded",
     # log lines of a job

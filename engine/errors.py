@@ -14,6 +14,7 @@
   - ``StoreError``      the job database cannot be used (cannot open, a write failed)
     - ``StoreBusy``          locked by another program past the retries
     - ``StoreCorrupt``       not a database, or damaged
+- ``JobHandedOver``     not a failure: another bot process took the job over (``engine.jobs.lease``)
 
 No aiohttp, pydantic or ruamel exception escapes ``engine``: they are translated at the boundary.
 Messages never contain server URLs, tokens or raw user input beyond the parameter name.
@@ -36,6 +37,7 @@ __all__ = [
     "WorkflowRejected",
     "ExecutionFailed",
     "JobCancelled",
+    "JobHandedOver",
     "StoreError",
     "StoreBusy",
     "StoreCorrupt",
@@ -146,6 +148,11 @@ class ExecutionFailed(ComfyError):
 
 class JobCancelled(ComfyError):
     """The job was interrupted while running or removed from the queue."""
+
+
+class JobHandedOver(Exception):
+    """Another bot process took the job over (its lease ran out here): this one delivers nothing.
+    Not an ``EngineError``: the job did not fail, it goes on elsewhere."""
 
 
 class StoreError(EngineError):

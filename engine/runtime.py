@@ -6,6 +6,13 @@ workflow's values (the one check of a job's values, no I/O) and ``start_job`` th
 stored job's output again from its server and ``attach`` adds data to a job's record; ``resume``
 unfinished jobs after a restart; live ``choices`` and backend ``status``. It holds no job logic
 itself: ``engine.jobs.Job`` runs each job, ``engine.backends.BackendPool`` owns the servers.
+
+With ``leases`` (``engine.jobs.lease``; the bot always passes them) every job is held by this
+process until its outcome is delivered: ``take_over`` resumes the jobs that need a process (all of
+them when it is the only one; those whose lease ran out when processes share the store), a
+background loop renews the leases, hands over the jobs another process took and passes the
+jobs it takes over on to ``on_take_over``; ``claim_delivery`` / ``delivered`` bracket posting a
+job's outcome so that it is posted once.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from .comfy.client import Timeouts
 from .comfy.outputs import OutputFile, OutputRef
 from .errors import ComfyError, ComfyUnavailable, EngineError, ParamError, StoreError
 from .jobs.job import Job
+from .jobs.lease import Leases
 from .jobs.parts import ImageInput, JobResult, JobSettings
 from .jobs.progress import JobState
 from .jobs.store import JobRecord, JobStore
@@ -32,9 +40,11 @@ from .limits import DEFAULT_LIMITS, Limits
 from .manifest.apply import Prepared, prepare
 from .manifest.catalog import Catalog, Workflow
 
-__all__ = ["Runtime", "Job", "JobResult", "ImageInput", "BackendStatus", "JobSettings"]
+__all__ = ["Runtime", "Job", "JobResult", "ImageInput", "BackendStatus", "JobSettings", "TakeOver"]
 
 log = logging.getLogger(__name__)
+
+TakeOver = Callable[[list[Job], list[JobRecord]], object]  # resumed jobs, ended ones whose outcome is due
 
 
 class Runtime:
@@ -44,7 +54,8 @@ class Runtime:
                  client_id: str | None = None, health_interval: float = 5.0, health_timeout: float | None = None,
                  timeouts: Timeouts | None = None, settings: JobSettings | None = None,
                  session_factory: Callable[[], aiohttp.ClientSession] | None = None,
-                 limits: Limits = DEFAULT_LIMITS, priority_of: Callable[[str], int] | None = None):
+                 limits: Limits = DEFAULT_LIMITS, priority_of: Callable[[str], int] | None = None,
+                 leases: Leases | None = None):
         self.catalog = catalog
         self.priority_of = priority_of  # owner → priority in our own queue (higher goes first)
         self.store = store
@@ -54,20 +65,35 @@ class Runtime:
         self.pool = BackendPool(backends, client_id=self.client_id, health_interval=health_interval,
                                 health_timeout=health_timeout, timeouts=timeouts, session_factory=session_factory,
                                 limits=limits)
+        self.leases = leases
         self._jobs: dict[str, Job] = {}
+        self._keeper: asyncio.Task[None] | None = None
+        self._on_take_over: TakeOver | None = None
 
     async def start(self) -> None:
-        """Open one session and one websocket per backend and fetch their ``object_info``."""
+        """Open one session and one websocket per backend and fetch their ``object_info``; keep the
+        leases when processes share the store."""
         self.pool.on_down(self._backend_down)
         await self.pool.start()
         if self.settings.max_pending is not None:
             self.pool.use_dispatcher(self.settings.max_pending).priority_of = self.priority_of
+        if self.leases is not None and self.leases.shared:
+            self._keeper = asyncio.create_task(self._keep_leases(self.leases), name="job leases")
 
     async def close(self) -> None:
-        """Stop following jobs (they stay resumable in the store) and close every connection."""
+        """Stop following jobs (they stay resumable in the store, let go for another process to take
+        over at once) and close every connection."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
         for job in list(self._jobs.values()):
             await job.detach()
         self._jobs.clear()
+        if self.leases is not None:
+            try:
+                await self.leases.release()
+            except StoreError as exc:  # they run out on their own
+                log.warning("cannot let this process's jobs go (%s); they are taken over when their leases end", exc)
         await self.pool.close()
 
     async def __aenter__(self) -> Runtime:
@@ -108,7 +134,7 @@ class Runtime:
             filename = await asyncio.to_thread(params[name].check_upload, name, image.data, image.filename, self.limits)
             images[name] = ImageInput(image.data, filename)
         job = Job.start(prepared, pool=self.pool, store=self.store, settings=self.settings, images=images,
-                        owner=owner, extra=extra)
+                        owner=owner, extra=extra, lease=self.leases)
         self._track(job)
         return job
 
@@ -148,15 +174,91 @@ class Runtime:
                     on_lost(record)
                 continue
             job = Job.resume(self.catalog[record.manifest], record, pool=self.pool, store=self.store,
-                             settings=self.settings)
+                             settings=self.settings, lease=self.leases)
             self._track(job)
             resumed.append(job)
         return resumed
 
+    # -- leases: jobs held by this process until their outcome is delivered --------------------
+    def on_take_over(self, callback: TakeOver) -> None:
+        """``callback(jobs, ended)`` with the jobs the lease loop takes over later (see ``take_over``);
+        nothing is taken over by the loop before a callback is set."""
+        self._on_take_over = callback
+
+    async def take_over(self) -> tuple[list[Job], list[JobRecord]]:
+        """The jobs that need this process now (``leases``: all of them when it is the only process,
+        those whose lease ran out when processes share the store): unfinished ones resumed, and the
+        records of ended ones whose outcome is not delivered yet — jobs that could not be resumed
+        (their workflow is gone) among them, marked failed, ``error`` saying why."""
+        if self.leases is None:
+            raise EngineError("taking jobs over needs leases")
+        return await self._adopt(await self.leases.take())
+
+    async def claim_delivery(self, job_id: str) -> bool:
+        """Right before posting a job's outcome: True when this process may post it — it holds the
+        job's lease (renewed now); always without leases."""
+        if self.leases is None:
+            return True
+        try:
+            return await self.leases.claim(job_id)
+        except StoreError as exc:  # the database cannot tell: the lease as last confirmed decides
+            log.warning("job %s: cannot claim its delivery (%s)", job_id, exc)
+            return self.leases.holds(job_id)
+
+    async def delivered(self, job_id: str) -> None:
+        """The job's outcome is posted: it needs no process any more (its lease ends)."""
+        if self.leases is None:
+            return
+        try:
+            await self.leases.end(job_id)
+        except StoreError as exc:  # found again by a renewal: posted once more, as an edit of its message
+            log.warning("job %s: cannot record that its outcome was posted (%s)", job_id, exc)
+
+    async def _adopt(self, records: Iterable[JobRecord]) -> tuple[list[Job], list[JobRecord]]:
+        jobs, ended = [], []
+        for record in records:
+            if record.job_id in self._jobs:
+                continue
+            if not record.finished and record.manifest not in self.catalog:
+                await self._give_up(record, f"lost during restart (workflow {record.manifest} no longer exists)")
+            if record.finished:
+                ended.append(record)
+                continue
+            job = Job.resume(self.catalog[record.manifest], record, pool=self.pool, store=self.store,
+                             settings=self.settings, lease=self.leases)
+            self._track(job)
+            jobs.append(job)
+        return jobs, ended
+
+    async def _keep_leases(self, leases: Leases) -> None:
+        """Every third of a lease: renew, hand over the jobs another process took, take over others."""
+        while True:
+            await asyncio.sleep(leases.renew_every)
+            try:
+                lost, orphans = await leases.renew()
+                for job_id in lost:
+                    if (job := self._jobs.get(job_id)) is not None:
+                        await job.hand_over()
+                if self._on_take_over is not None:
+                    found = [record for job_id in orphans if (record := await self.store.get(job_id)) is not None]
+                    for record in found:
+                        leases.hold(record.job_id)
+                    jobs, ended = await self._adopt(found + await leases.take())
+                    if jobs or ended:
+                        self._on_take_over(jobs, ended)
+            except StoreError as exc:
+                log.warning("cannot renew this process's job leases (%s)", exc)
+            except Exception:  # never lose the loop
+                log.exception("keeping the job leases failed")
+
     async def _give_up(self, record: JobRecord, error: str) -> None:
         record.state, record.error, record.finished_at = JobState.FAILED.value, error, time.time()
+        end = {"state": record.state, "finished_at": record.finished_at, "error": error}
         try:
-            await self.store.set(record.job_id, state=record.state, finished_at=record.finished_at, error=error)
+            if self.leases is not None:
+                await self.store.set_held(record.job_id, self.leases.holder, **end)
+            else:
+                await self.store.set(record.job_id, **end)
         except StoreError as exc:
             log.error("job %s: cannot record that it was %s (%s)", record.job_id, error, exc)
 

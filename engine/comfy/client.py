@@ -28,7 +28,7 @@ from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, LimitExceeded, 
 from ..limits import DEFAULT_LIMITS, Limits, human_size
 from .wire import PromptRequest, Queued, QueueSnapshot, list_at, mapping_at, queue_snapshot
 
-__all__ = ["ComfyClient", "Timeouts", "rejection_problems"]
+__all__ = ["ComfyClient", "Timeouts", "rejection_problems", "never_sent"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,13 @@ def rejection_problems(body: Mapping[str, Any]) -> list[str]:
         details = f" ({error['details']})" if error.get("details") else ""
         problems.append(f"{error.get('message') or 'the workflow was rejected'}{details}")
     return problems
+
+
+def never_sent(error: BaseException) -> bool:
+    """The request that failed with ``error`` never reached the server: no connection could be opened
+    (refused, no route). Any other failure — a 5xx, a connection dropped mid-request — may come
+    after the server acted on it."""
+    return isinstance(error.__cause__, aiohttp.ClientConnectorError)
 
 
 class ComfyClient:

@@ -27,18 +27,19 @@ from typing import Any
 from ..backends.backend import Backend
 from ..backends.pool import BackendPool
 from ..comfy.error_map import map_execution_error
-from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled
-from ..manifest.apply import Prepared, bind_values, build_graph, draw_seeds, resolve_values
+from ..errors import ComfyError, ComfyTimeout, ComfyUnavailable, EngineError, JobCancelled, JobHandedOver
+from ..manifest.apply import Prepared, build_graph, resolve_values
 from ..manifest.catalog import Workflow
-from .follow import NOWHERE, _BackendLost, PromptFollower, _PromptLost, Signal
+from .follow import _BackendLost, PromptFollower, _PromptLost, Signal
 from .journal import Journal
+from .lease import Leases
 from .line import Line
 from .log_context import bind_job, job_fields
-from .parts import (EventFeed, ImageInput, JobResult, JobSettings, collect_result, send_prompt, upload_filename,
-                    withdraw_from)
+from .parts import EventFeed, ImageInput, JobResult, JobSettings, collect_result
 from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .records import JobRecord
 from .store import JobStore
+from .submit import Submission
 
 __all__ = ["Job", "JobResult", "ImageInput", "JobSettings"]
 
@@ -52,7 +53,7 @@ class Job:
 
     def __init__(self, workflow: Workflow, values: dict[str, Any], *, pool: BackendPool, store: JobStore,
                  settings: JobSettings, job_id: str | None = None, images: Mapping[str, ImageInput] | None = None,
-                 owner: str | None = None, extra: Mapping[str, Any] | None = None):
+                 owner: str | None = None, extra: Mapping[str, Any] | None = None, lease: Leases | None = None):
         self.id = job_id or uuid.uuid4().hex
         self.workflow = workflow
         self.values = values
@@ -64,10 +65,10 @@ class Job:
         self.timings: dict[str, float | None] = {"created": self.created_at, "queued": None, "started": None,
                                                  "finished": None}
         self._pool, self._settings = pool, settings
-        self._journal = Journal(store, self.id)
+        self._journal = Journal(store, self.id, lease)
+        self.handed_over = False  # another process took the job over: this one delivers nothing
         self._images = dict(images or {})
         self._graph: dict[str, Any] = {}
-        self._drawn: set[str] = set()  # random params drawn for the backend the job is queued on
         self._feed, self._cancel_requested = EventFeed(), False
         self._result: JobResult | None = None
         self._error: EngineError | None = None
@@ -75,31 +76,39 @@ class Job:
         self._t0 = time.monotonic()
         self.log_fields = job_fields(self.id, workflow.name, owner)  # the job's log lines carry these
         self._line = Line(pool, self.id, owner, workflow.name, on_place=self._in_line)
+        self._submission = Submission(self.id, workflow, values, images=self._images, journal=self._journal,
+                                      line=self._line, pool=pool, settings=settings, timings=self.timings,
+                                      cancelled=lambda: self._cancel_requested)
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
     def start(cls, prepared: Prepared, *, pool: BackendPool, store: JobStore, settings: JobSettings,
               images: Mapping[str, ImageInput] | None = None, owner: str | None = None,
-              extra: Mapping[str, Any] | None = None) -> Job:
-        """Record a prepared job (its values were checked by ``prepare``) and run it in the background.
+              extra: Mapping[str, Any] | None = None, lease: Leases | None = None) -> Job:
+        """Record a prepared job (its values were checked by ``prepare``) and run it in the background;
+        with ``lease``, held by this process from the start.
 
         ``images`` hold the bytes of ``prepared.uploads``; until uploaded, their values are the file names."""
         images = dict(images or {})
         values = {**prepared.values, **{name: image.filename for name, image in images.items()}}
         job = cls(prepared.workflow, values, pool=pool, store=store, settings=settings, images=images,
-                  owner=owner, extra=extra)
+                  owner=owner, extra=extra, lease=lease)
         job._graph = prepared.graph
+        held = {"lease_holder": lease.holder, "lease_until": lease.until()} if lease is not None else {}
         job._journal.create(JobRecord(job.id, job.workflow.name, values=job.values, owner=owner, extra=job.extra,
-                                      created_at=job.created_at))
+                                      created_at=job.created_at, **held))
+        if lease is not None:
+            lease.hold(job.id)
         job._run(job._guarded(job._submit_first, job.workflow.manifest.timeout))
         return job
 
     @classmethod
     def resume(cls, workflow: Workflow, record: JobRecord, *, pool: BackendPool, store: JobStore,
-               settings: JobSettings) -> Job:
-        """Follow (or resubmit) a job the store says is unfinished, after a restart."""
+               settings: JobSettings, lease: Leases | None = None) -> Job:
+        """Follow (or resubmit) a job the store says is unfinished, after a restart or taken over
+        from another process (``lease``: held here)."""
         job = cls(workflow, dict(record.values), pool=pool, store=store, settings=settings, job_id=record.job_id,
-                  owner=record.owner, extra=record.extra)
+                  owner=record.owner, extra=record.extra, lease=lease)
         job.timings.update(created=record.created_at, queued=record.queued_at, started=record.started_at)
         job._resumed_prompt_id = record.prompt_id
         job._run(job._run_resumed(record))
@@ -143,9 +152,12 @@ class Job:
         return self._feed.events()
 
     async def result(self) -> JobResult:
-        """Wait for the end; raise the job's error (``ExecutionFailed``, ``JobCancelled``, …) if it failed."""
+        """Wait for the end; raise the job's error (``ExecutionFailed``, ``JobCancelled``, …) if it failed,
+        ``JobHandedOver`` when another process took it over."""
         if self._task is not None:
             await asyncio.shield(self._task)
+        if self.handed_over:
+            raise JobHandedOver(f"job {self.id} is followed by another process now")
         if self._error is not None:
             raise self._error
         assert self._result is not None
@@ -177,11 +189,21 @@ class Job:
 
     async def detach(self) -> None:
         """Stop following without ending the job (process shutdown); the store keeps it resumable."""
-        if self._task is not None and not self._task.done():
+        if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._unsubscribe()
+
+    async def hand_over(self) -> None:
+        """Another process holds the job's lease now: stop, deliver nothing (``result`` raises
+        ``JobHandedOver``, ``events`` end without a terminal event)."""
+        if self.finished or self.handed_over:
+            return
+        log.info("job %s: handed over to another process", self.id)
+        self.handed_over = True
+        await self.detach()
+        self._feed.close()
 
     # -- the job's task -------------------------------------------------------------------
     async def _run_resumed(self, record: JobRecord) -> None:
@@ -218,6 +240,8 @@ class Job:
             await self._end_failed(ComfyTimeout(f"the job took longer than {timeout} s", seconds=timeout))
         except EngineError as exc:
             await self._end_failed(exc)
+        except JobHandedOver:
+            await self.hand_over()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave the job hanging forever
@@ -229,54 +253,8 @@ class Job:
 
     # -- submission -----------------------------------------------------------------------
     async def _submit_first(self) -> None:
-        """Queue on the best backend; on a 5xx/unreachable server retry once on another one."""
-        tried: set[str] = set()
-        error: ComfyUnavailable | None = None
-        for _ in range(self._settings.submit_attempts):
-            self._check_cancel()
-            try:
-                backend = await self._line.backend(self._graph, tried)
-            except ComfyUnavailable:
-                if error is None:
-                    raise
-                raise error from None
-            try:
-                return await self._queue_on(backend)
-            except ComfyUnavailable as exc:
-                error = exc
-                tried.add(backend.name)
-                if exc.__cause__ is not None:  # unreachable (not a 5xx): take it out of routing now
-                    self._pool.note_unavailable(backend)
-        raise error or ComfyUnavailable("no attempt to queue the job was allowed")
-
-    async def _queue_on(self, backend: Backend) -> None:
-        uploaded = {name: await backend.client.upload_image(image.data, upload_filename(image.filename))
-                    for name, image in self._images.items()}
-        drawn = self._draw_seeds(backend)
-        graph = bind_values(self.workflow, self._graph, {**drawn, **uploaded})
-        self.values.update({**drawn, **uploaded})  # the values sent are the values shown and stored
-        was = self._follower.place() if self._follower else NOWHERE  # moved off a dead backend: owed there
-        prompt_id, self.timings["queued"] = str(uuid.uuid4()), time.time()
-        self._journal.post(backend=backend.name, prompt_id=prompt_id, client_id=backend.client.client_id,
-                           queued_at=self.timings["queued"], values=self.values, state=JobState.QUEUED.value,
-                           seed=self.workflow.manifest.seed_of(self.values))  # before it is sent: see send_prompt
-        inbox = await send_prompt(backend, self.workflow, graph, prompt_id, before=self._check_cancel,
-                                  unsent=lambda: self._journal.post(**was))
-        self._attach(backend, prompt_id, inbox, graph)
-        self._pool.note_submitted(backend, prompt_id)
-        log.info("job %s queued on backend %s", self.id, backend.name)
-
-    def _draw_seeds(self, backend: Backend) -> dict[str, Any]:
-        """Random values for the unset seeds (and those drawn for a backend the job left), within
-        what ``backend``'s inputs accept."""
-        kept = {name: value for name, value in self.values.items() if name not in self._drawn}
-        values = draw_seeds(self.workflow, kept, object_info=backend.object_info)
-        self._drawn = {name for name in values if name not in kept}
-        return {name: values[name] for name in self._drawn}
-
-    def _check_cancel(self) -> None:
-        if self._cancel_requested:
-            raise JobCancelled("cancelled before it was queued")
+        """Queue on the best backend; on a 5xx/unreachable server perhaps once on another (``Submission``)."""
+        self._attach(*await self._submission.first(self._graph))
 
     def _in_line(self, place: int) -> None:  # "3rd in line" while waiting in our queue
         if self._follower is None and self.state is JobState.QUEUED and self.progress.line_position != place:
@@ -338,7 +316,7 @@ class Job:
                 return
             except _BackendLost:
                 lost = self._follower
-                if await withdraw_from(self._pool, lost.backend, lost.prompt_id, wait=self._settings.cancel_wait):
+                if await lost.take_back():  # the server confirmed it will not run it: only now elsewhere
                     await self._failover(lost)
                 # else it started or ended there after all: keep following it on that server
 
@@ -348,9 +326,10 @@ class Job:
         log.info("job %s: backend %s went down while queued, moving it", self.id, lost.backend.name)
         exclude = {lost.backend.name}
         while True:
-            self._check_cancel()
+            self._submission.check_cancel()
             try:
-                await self._queue_on(await self._line.backend(self._graph, exclude))
+                backend = await self._line.backend(self._graph, exclude)
+                self._attach(*await self._submission.to(backend, self._graph, was=lost.place()))
                 return
             except ComfyUnavailable:
                 exclude = set()  # wait for any backend, the old one included
@@ -391,7 +370,9 @@ class Job:
         """Record the end (before anyone hears of it: ``unsaved`` is known then), then publish it."""
         self.timings["finished"] = time.time()
         log.info("job %s %s%s", self.id, state.value, f" ({error})" if error else "")
-        await self._journal.finish(state=state.value, error=error, finished_at=self.timings["finished"], **record)
+        if not await self._journal.finish(state=state.value, error=error, finished_at=self.timings["finished"], **record):
+            self._result = self._error = None
+            return await self.hand_over()  # another process holds the job now: its end is theirs to tell
         self._line.ran(self._follower.backend.name if self._follower else None, state is JobState.DONE, self.timings)
         base = self._follower.tracker.current if self._follower is not None else self.progress
         node = getattr(self._error, "node_id", None) or None
