@@ -94,9 +94,9 @@ class Job:
         job = cls(prepared.workflow, values, pool=pool, store=store, settings=settings, images=images,
                   owner=owner, extra=extra, lease=lease)
         job._graph = prepared.graph
-        held = {"lease_holder": lease.holder, "lease_until": lease.until()} if lease is not None else {}
         job._journal.create(JobRecord(job.id, job.workflow.name, values=job.values, owner=owner, extra=job.extra,
-                                      created_at=job.created_at, **held))
+                                      created_at=job.created_at, lease_holder=lease.holder if lease else None,
+                                      lease_until=lease.until() if lease else None))
         if lease is not None:
             lease.hold(job.id)
         job._run(job._guarded(job._submit_first, job.workflow.manifest.timeout))

@@ -119,7 +119,7 @@ class Leases:
     async def renew(self) -> tuple[set[str], set[str]]:
         """Extend every lease of this process: (jobs it lost, jobs held here that nothing works on)."""
         before, sent = set(self._trusted), time.monotonic()
-        held = await self.store.renew_leases(self.holder, self.until())
+        held = set(await self.store.renew_leases(self.holder, self.until()))
         lost = {job_id for job_id in before - held if job_id in self._trusted}
         for job_id in lost:
             log.warning("job %s: its lease was taken over by another process", job_id)

@@ -155,11 +155,11 @@ class JobStore:
         raise StoreBusy(f"job {job_id}: extra kept changing under another writer")
 
     # -- leases (``engine.jobs.lease``) --------------------------------------------------------
-    async def renew_leases(self, holder: str, until: float) -> set[str]:
+    async def renew_leases(self, holder: str, until: float) -> frozenset[str]:
         """Extend every lease ``holder`` has to ``until``; the ids of the jobs it still holds."""
         rows = await self.db.fetch("UPDATE jobs SET lease_until = ? WHERE lease_holder = ? AND lease_until IS NOT NULL "
                                    "RETURNING job_id", (until, holder), write=True)
-        return {str(row["job_id"]) for row in rows}
+        return frozenset(str(row["job_id"]) for row in rows)
 
     async def take_leases(self, holder: str, until: float, *, expired_before: float | None = None,
                           limit: int = 100) -> list[JobRecord]:
@@ -169,8 +169,9 @@ class JobStore:
         holds already are not taken again. One statement: of two processes taking at once, each job
         goes to one of them."""
         mine = "(lease_holder IS NULL OR lease_holder <> ?)"
+        params: tuple[Any, ...] = (holder,)
         if expired_before is None:
-            condition, params = f"lease_until IS NOT NULL AND {mine}", (holder,)
+            condition = f"lease_until IS NOT NULL AND {mine}"
         else:
             condition, params = f"lease_until < ? AND {mine}", (expired_before, holder)
         rows = await self.db.fetch(

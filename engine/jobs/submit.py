@@ -66,7 +66,7 @@ class Submission:
         if self._cancelled():
             raise JobCancelled("cancelled before it was queued")
 
-    async def first(self, graph: Mapping[str, Any]) -> Sent:
+    async def first(self, graph: dict[str, Any]) -> Sent:
         """Queue ``graph`` on the best backend; when that fails and the server cannot have the prompt,
         once more on another one."""
         tried: set[str] = set()
