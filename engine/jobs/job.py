@@ -78,7 +78,7 @@ class Job:
         self._line = Line(pool, self.id, owner, workflow.name, on_place=self._in_line)
         self._submission = Submission(self.id, workflow, values, images=self._images, journal=self._journal,
                                       line=self._line, pool=pool, settings=settings, timings=self.timings,
-                                      cancelled=lambda: self._cancel_requested)
+                                      cancelled=lambda: self._cancel_requested, log_fields=self.log_fields)
 
     # -- creation -------------------------------------------------------------------------
     @classmethod

@@ -56,10 +56,10 @@ class Submission:
 
     def __init__(self, job_id: str, workflow: Workflow, values: dict[str, Any], *, images: dict[str, ImageInput],
                  journal: Journal, line: Line, pool: BackendPool, settings: JobSettings,
-                 timings: dict[str, float | None], cancelled: Callable[[], bool]):
+                 timings: dict[str, float | None], cancelled: Callable[[], bool], log_fields: dict[str, Any]):
         self._job_id, self._workflow, self._values, self._images = job_id, workflow, values, images
         self._journal, self._line, self._pool, self._settings = journal, line, pool, settings
-        self._timings, self._cancelled = timings, cancelled
+        self._timings, self._cancelled, self._log_fields = timings, cancelled, log_fields
         self._drawn: set[str] = set()  # random params drawn for the backend the job is queued on
 
     def check_cancel(self) -> None:
@@ -92,6 +92,7 @@ class Submission:
         """Upload, draw seeds, record, ``POST /prompt`` on ``backend``. ``ComfyUnavailable`` only when
         the server surely has no prompt of this job (the record says again where it ``was``: nowhere,
         or the prompt it moves away from, still owed there); ``JobHandedOver`` when another process has it."""
+        self._log_fields["backend"] = backend.name  # the job's log lines name the server from now on
         uploaded = {name: await backend.client.upload_image(image.data, upload_filename(image.filename))
                     for name, image in self._images.items()}
         drawn = self._draw_seeds(backend)
