@@ -10,12 +10,14 @@
    persistent buttons and the error funnel;
 4. sync the commands only when their payload changed since the last sync (a hash kept next to the
    database; to ``guild_ids`` when set, else globally) — Discord limits command writes per day;
-5. resume the jobs a previous process left unfinished and finish their messages.
+5. take over the jobs that need a process — all those a previous process left when the store is
+   SQLite; with PostgreSQL those of processes that stopped renewing their leases, now and every
+   third of ``job_lease_seconds`` (``engine.jobs.lease``) — and finish their messages once.
 
 ``on_interaction`` answers modal submits from before a restart (``resume_modal``); ``close``
 detaches jobs (they stay resumable) and closes the runtime and the store. ``run_bot`` is the
 ``discomfy run`` entry point: settings, logging that never shows the token or a backend URL
-(``Redactor``), then the client — sharded when the settings ask for it.
+(``Redactor``), then the client — sharded when the settings ask for it (``shard_ids``: some shards).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ import aiohttp
 import discord
 from discord import app_commands
 
-from engine import Catalog, Job, JobRecord, JobSettings, JobStore, Runtime, StoreError, load_catalog, set_user_salt
+from engine import (Catalog, Job, JobRecord, JobSettings, JobStore, Leases, Runtime, StoreError, load_catalog,
+                    set_user_salt)
 
 from .check import DISCORD_API, network_reason, start_gate
 from .views.buttons import install_buttons, resume_modal
@@ -51,7 +54,7 @@ from .commands.admin import admin_group
 from .commands.jobs import JobsCommand
 from .originals import LinkSigner, OriginalsServer, key_for
 from .errors import install_error_handlers, reply_error
-from .jobs.redeliver import deliver_stored, due_outcomes
+from .jobs.redeliver import deliver_stored
 from .access import Who
 from .jobs.flow import Flow
 from .jobs.priority import QueuePriority
@@ -84,10 +87,12 @@ def sync_marker(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".commands-sha256")
 
 
-def client_id_for(db_path: Path) -> str:
+def client_id_for(db_path: Path, shard_ids: Iterable[int] = ()) -> str:
     """The websocket client id this bot uses with every backend, the same after a restart (kept next to
-    the database): ComfyUI sends a prompt's progress to the client id that queued it."""
-    path = db_path.with_name(db_path.name + ".client-id")
+    the database): ComfyUI sends a prompt's progress to the client id that queued it. Processes
+    running different shards keep one each (a server talks to one socket per client id)."""
+    shards = "".join(f"-{shard}" for shard in shard_ids)
+    path = db_path.with_name(f"{db_path.name}.client-id{shards}")
     try:
         kept = path.read_text(encoding="utf-8").strip()
     except OSError:
@@ -160,7 +165,6 @@ class _DisComfy(discord.Client):
         self._watcher: asyncio.Task | None = None
         self._stop_watching = asyncio.Event()
         self._background: list[asyncio.Task] = []
-        self._lost_at_start: set[str] = set()
         self.originals: OriginalsServer | None = None
         self.queue_priority = QueuePriority(settings.role_priority)
 
@@ -170,8 +174,10 @@ class _DisComfy(discord.Client):
         store = await self.open_store()
         backends = [(backend.name, backend.url) for backend in settings.backends]
         caps = JobSettings(want_previews=settings.previews, max_pending=settings.queue_depth)
-        options = {"client_id": client_id_for(settings.db_path), "settings": caps, "limits": settings.limits(),
-                   "priority_of": self.queue_priority, **self._runtime_options}
+        leases = Leases(store, seconds=settings.job_lease_seconds, shared=store.db.dialect == "postgresql")
+        options = {"client_id": client_id_for(settings.db_path, settings.shard_ids), "settings": caps,
+                   "limits": settings.limits(), "priority_of": self.queue_priority, "leases": leases,
+                   **self._runtime_options}
         self.runtime = Runtime(self.catalog, backends, store, **options)
         set_user_salt(self.runtime.client_id)  # log lines hash user ids with a key of this install
         await self.runtime.start()
@@ -186,11 +192,8 @@ class _DisComfy(discord.Client):
         install_buttons(self, self.flow.button_hooks())
         install_error_handlers(self.tree)
         await sync_if_changed(self.tree, sync_marker(settings.db_path), settings.guild_ids)
-        for job in await self.runtime.resume(on_lost=self._deliver_lost):
-            self._follow_resumed(job)
-        for record in await due_outcomes(store):
-            if record.job_id not in self._lost_at_start:  # their failure is being delivered already
-                self._track_follower(deliver_stored(self.flow, self, record), f"outcome of job {record.job_id}")
+        self.runtime.on_take_over(self._taken_over)
+        self._taken_over(*await self.runtime.take_over())
         retention = Retention(store, self.flow.inputs.path, RetentionPolicy.from_settings(settings))
         self._background.append(asyncio.create_task(retention.run(), name="retention"))
         if settings.reload_on_change:
@@ -265,24 +268,17 @@ class _DisComfy(discord.Client):
             self.store = await JobStore.open(self.settings.database_url)
         return self.store
 
-    def _follow_resumed(self, job: Job) -> None:
-        if self.flow is None:
-            return
-        log.info("resuming job %s (%s)", job.id, job.workflow.name)
-        self._track_follower(self.flow.follow_resumed(self, job), f"resumed job {job.id}")
+    def _taken_over(self, jobs: list[Job], ended: list[JobRecord]) -> None:
+        """Jobs this process took over: follow the unfinished ones, post the outcome of the ended ones."""
+        flow = self._parts().flow
+        for job in jobs:
+            log.info("resuming job %s (%s)", job.id, job.workflow.name)
+            self._track_follower(flow.follow_resumed(self, job), f"resumed job {job.id}")
+        for record in ended:
+            self._track_follower(deliver_stored(flow, self, record), f"outcome of job {record.job_id}")
 
     def _track_follower(self, coroutine: Any, name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)
-        self._followers.add(task)
-        task.add_done_callback(self._follower_done)
-
-    def _deliver_lost(self, record: JobRecord) -> None:
-        """A job that could not be resumed: its failure goes into its message, in the background."""
-        if self.flow is None:
-            return
-        log.info("job %s (%s) was lost during the restart; telling its message", record.job_id, record.manifest)
-        self._lost_at_start.add(record.job_id)
-        task = asyncio.create_task(self.flow.deliver_lost(self, record), name=f"lost job {record.job_id}")
         self._followers.add(task)
         task.add_done_callback(self._follower_done)
 
@@ -349,9 +345,11 @@ class ShardedDisComfyBot(_DisComfy, discord.AutoShardedClient):
 
 
 def create_bot(settings: Settings, **options: Any) -> DisComfyBot | ShardedDisComfyBot:
-    """A sharded client when ``settings.sharded`` or ``shard_count`` > 1, a plain one otherwise."""
+    """A sharded client when ``settings.sharded`` or ``shard_count`` > 1 (``shard_ids`` of them), a plain one
+    otherwise."""
     if settings.sharded or (settings.shard_count or 1) > 1:
-        return ShardedDisComfyBot(settings, shard_count=settings.shard_count, **options)
+        return ShardedDisComfyBot(settings, shard_count=settings.shard_count, shard_ids=settings.shard_ids or None,
+                                  **options)
     return DisComfyBot(settings, **options)
 
 

@@ -28,15 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine import DEFAULT_LIMITS as LIMITS, Limits
@@ -53,6 +45,7 @@ SPECIAL_ENV_NAMES = {  # tried in order, before DISCOMFY_<SETTING>; the singular
     "log_format": ("LOG_FORMAT",),
     "metrics_port": ("METRICS_PORT",),
     "db_url": ("DB_URL",),
+    "shard_ids": ("SHARD_IDS",), "shard_count": ("SHARD_COUNT",),
 }
 OTHER_ENV_NAMES = {"DISCOMFY_CONFIG"}
 
@@ -210,6 +203,11 @@ class Settings(BaseSettings):
     """Run every gateway shard in this process (one connection suffices below about 1000 guilds)."""
     shard_count: int | None = Field(None, ge=1)
     """Number of shards; unset: Discord's recommendation."""
+    shard_ids: list[int] = []
+    """Shards this process runs (of `shard_count`), comma-separated; empty: all. Processes share a PostgreSQL
+    `db_url`: each takes over the jobs of one that stops or dies."""
+    job_lease_seconds: float = Field(30.0, ge=1, le=600)
+    """Seconds a process holds its jobs unrenewed; then another process sharing `db_url` takes them over."""
     queue_depth: int | None = Field(1, ge=0, le=16)
     """Prompts sent ahead to each ComfyUI server beyond the one it runs; other jobs wait in the bot's own queue,
     served round-robin by user to the server that will finish them first. `off`: every job is sent at once."""
@@ -269,7 +267,7 @@ class Settings(BaseSettings):
             return {role.strip(): priority.strip() for role, _, priority in pairs}
         return value
 
-    @field_validator("guild_ids", "admin_user_ids", "admin_role_ids", mode="before")
+    @field_validator("guild_ids", "admin_user_ids", "admin_role_ids", "shard_ids", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -284,6 +282,12 @@ class Settings(BaseSettings):
             return items
         return [_backend_from_text(item, index) if isinstance(item, str) else item
                 for index, item in enumerate(items, start=1)]
+
+    @model_validator(mode="after")
+    def _shards_within_count(self) -> Settings:
+        if not all(0 <= i < (self.shard_count or 0) for i in self.shard_ids):
+            raise ValueError("shard_ids: need shard_count, and each id from 0 to shard_count - 1")
+        return self
 
     @field_validator("originals_url")
     @classmethod

@@ -205,9 +205,15 @@ class Runtime:
             log.warning("job %s: cannot claim its delivery (%s)", job_id, exc)
             return self.leases.holds(job_id)
 
-    async def delivered(self, job_id: str) -> None:
-        """The job's outcome is posted: it needs no process any more (its lease ends)."""
+    async def delivered(self, job_id: str, *, posted: bool = True) -> None:
+        """This process is done with the job's outcome: posted, it needs no process any more (its
+        lease ends). Not posted (Discord took none of it): with processes sharing the store the
+        lease ends too (else every process would try again every few seconds); the only process
+        keeps it, and its next start tries again."""
         if self.leases is None:
+            return
+        if not posted and not self.leases.shared:
+            self.leases.forget(job_id)
             return
         try:
             await self.leases.end(job_id)

@@ -23,7 +23,9 @@ Every job ends in exactly one delivered outcome whatever fails around it: keepin
 its result, Discord itself (``delivery.outcome``: retries, then a short failure text); an outcome
 that cannot be delivered is logged with the job id and recorded with the job. The user's job
 slot is held for as long as the job runs — after a restart too — not as long as this coroutine.
-A job whose workflow was removed while the bot was down gets its failure in its message.
+A job whose workflow was removed while the bot was down gets its failure in its message. With
+several bot processes an outcome is posted only by the process holding the job's lease
+(``post_outcome``: claimed right before, the lease ended right after), so it is posted once.
 
 ``JobRecord.extra`` holds channel_id, message_id, guild_id, created_at and inputs — never a token.
 """
@@ -31,6 +33,7 @@ A job whose workflow was removed while the bot was down gets its failure in its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import datetime
@@ -54,7 +57,7 @@ from ..delivery.outcome import RETRY_DELAYS, deliver
 from ..metrics import observe_delivered
 from ..errors import ANSWER_WAIT, user_message
 from .guards import Guards, check_rate
-from .redeliver import DUE, target_of
+from .redeliver import target_of
 from .media import MediaSource, ProxyMedia
 from .menu import open_menu
 from .inputs import InputFolder, OutputSource, check_upload_source, read_uploads, result_kind, stored_inputs
@@ -242,18 +245,23 @@ class Flow:
     @staticmethod
     def _target_extra(target: MessageTarget) -> dict[str, Any]:
         return {"channel_id": target.channel_id, "message_id": target.message_id, "guild_id": target.guild_id,
-                "created_at": target.created_at.timestamp(), DUE: True}
+                "created_at": target.created_at.timestamp()}
 
     @property
     def clock(self) -> Callable[[], datetime]:
         return self._now
 
-    async def outcome_posted(self, job_id: str) -> None:
-        """The job's outcome is in its message: a restart must not post it again (``redeliver``)."""
-        try:
-            await self.runtime.attach(job_id, {DUE: False})
-        except Exception as exc:  # the next start may post the outcome once more: an edit, not a new message
-            log.warning("job %s: cannot record that its outcome was posted (%s)", job_id, type(exc).__name__)
+    async def post_outcome(self, job_id: str, target: MessageTarget, candidates: Sequence[dict[str, Any]]) -> bool:
+        """Post the job's one outcome (the first of ``candidates`` Discord takes) when this process
+        still holds the job — no other process nor a restart posts it again; True when posted."""
+        if not await self.runtime.claim_delivery(job_id):
+            log.info("job %s: another bot process has it now and posts its outcome", job_id)
+            return False
+        posted = await deliver(target, candidates, job_id=job_id, delays=self.delivery_delays)
+        if not posted:
+            await self._record(job_id, {"undelivered": True})
+        await self.runtime.delivered(job_id, posted=posted)
+        return posted
 
     # ---- following a job ---------------------------------------------------------------------
     async def follow(self, job: Job, target: MessageTarget, notes: Sequence[str] = ()) -> None:
@@ -268,11 +276,8 @@ class Flow:
         for candidate in candidates:
             candidate["content"] = "\n".join(notes) or None
         message_id = target.message_id
-        if await deliver(target, candidates, job_id=job.id, delays=self.delivery_delays):
+        if await self.post_outcome(job.id, target, candidates):
             observe_delivered(job)
-            await self.outcome_posted(job.id)
-        else:
-            await self._record(job.id, {"undelivered": True})
         if target.message_id != message_id:  # posted anew: buttons and restarts should find the new one
             await self._record(job.id, {"message_id": target.message_id})
 
@@ -319,7 +324,9 @@ class Flow:
         target = self._stored_target(client, job.id, job.extra)
         if target is None:
             log.info("job %s has no message to update; following it silently", job.id)
-            await job.result()
+            with contextlib.suppress(Exception):  # its end is in the store: there is nowhere to post it
+                await job.result()
+            await self.runtime.delivered(job.id)
             return
         await self.follow(job, target)
 
@@ -328,12 +335,10 @@ class Flow:
         its message — the progress bar and the Cancel button go."""
         target = self._stored_target(client, record.job_id, record.extra)
         if target is None:
+            await self.runtime.delivered(record.job_id)  # nowhere to post it
             return
         fields = lost_fields(record.manifest, record.error or "lost during a restart")
-        if await deliver(target, [fields], job_id=record.job_id, delays=self.delivery_delays):
-            await self.outcome_posted(record.job_id)
-        else:
-            await self._record(record.job_id, {"undelivered": True})
+        await self.post_outcome(record.job_id, target, [fields])
 
     def _stored_target(self, client: discord.Client, job_id: str, extra: Mapping[str, Any]) -> MessageTarget | None:
         """The job's message from its stored extra; None when there is none or the row is damaged."""

@@ -1,41 +1,35 @@
-"""Outcomes a previous process did not get to post: a job that ended while the bot was stopping (or
-crashed) has its end state in the store, but its message still shows progress.
+"""Outcomes another process did not get to post: a job that ended while the bot was stopping (or
+crashed, or another bot process sharing the store died) has its end state in the store, but its
+message still shows progress.
 
-Every job's extra carries ``outcome_due: True`` from the start (``Flow``); posting its outcome sets
-it to False. At start the bot looks at the jobs that ended in the last ``window`` seconds with the
-flag still set and posts their outcome now, with the bot token (the interaction is gone): a
+A job needs a process until its outcome is posted (its lease, ``engine.jobs.lease``). The process
+that takes such a job over (``Runtime.take_over``: at start, or later from a process that stopped
+renewing its leases) posts its outcome now, with the bot token (the interaction is gone): a
 result's files are fetched again from the server that made them (a failure message says so when
-that server is not available), a failure or cancel shows its stored reason.
+that server is not available), a failure or cancel shows its stored reason, a job whose workflow
+is gone its loss (``Flow.deliver_lost``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
 import discord
 
-from engine import EngineError, JobRecord, JobResult, JobState, JobStore
+from engine import EngineError, JobRecord, JobResult, JobState
 
 from ..delivery.message import MessageTarget, failure_fields, result_fields
-from ..delivery.outcome import deliver
 
 if TYPE_CHECKING:  # flow.py imports this module
     from .flow import Flow
 
-__all__ = ["DUE", "due_outcomes", "deliver_stored", "target_of"]
+__all__ = ["deliver_stored", "target_of"]
 
 log = logging.getLogger(__name__)
 
-DUE = "outcome_due"
 UNREACHABLE = "This job finished while the bot restarted, and its server cannot send the result now."
-
-
-async def due_outcomes(store: JobStore, *, window: float = 86_400.0) -> list[JobRecord]:
-    """Finished jobs of the last ``window`` seconds whose outcome was never posted."""
-    return [r for r in await store.finished_since(time.time() - window) if r.extra.get(DUE) is True]
 
 
 def target_of(client: discord.Client, job_id: str, extra: Mapping[str, Any], clock: Any) -> MessageTarget | None:
@@ -70,14 +64,18 @@ async def _fields(flow: Flow, record: JobRecord, limit: int) -> dict[str, Any]:
 
 
 async def deliver_stored(flow: Flow, client: discord.Client, record: JobRecord) -> None:
-    """Post ``record``'s outcome in its message, then clear its flag."""
+    """Post the ended job ``record``'s outcome in its message (once: ``Flow.post_outcome``)."""
+    if flow.workflow(record.manifest) is None:
+        await flow.deliver_lost(client, record)
+        return
     target = target_of(client, record.job_id, record.extra, flow.clock)
     if target is None:
+        await flow.runtime.delivered(record.job_id)  # nowhere to post it
         return
     try:
         fields = await _fields(flow, record, target.filesize_limit())
     except EngineError as exc:
         log.warning("job %s: cannot post its outcome after a restart (%s)", record.job_id, exc)
+        await flow.runtime.delivered(record.job_id, posted=False)
         return
-    if await deliver(target, [fields], job_id=record.job_id, delays=flow.delivery_delays):
-        await flow.outcome_posted(record.job_id)
+    await flow.post_outcome(record.job_id, target, [fields])

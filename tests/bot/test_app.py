@@ -16,9 +16,10 @@ from typing import Any, AsyncIterator
 import pytest
 from discord.webhook.async_ import async_context
 
-from bot.app import DisComfyBot, Redactor, ShardedDisComfyBot, create_bot, install_redaction, run_bot
+from bot.app import (DisComfyBot, Redactor, ShardedDisComfyBot, client_id_for, create_bot, install_redaction,
+                     run_bot)
 from bot.cli import main as cli_main
-from bot.config import Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.views.modals import BOOT
 from engine.comfy.client import Timeouts
 from engine.jobs.parts import JobSettings
@@ -159,6 +160,19 @@ def test_sharding_is_chosen_by_the_settings(tmp_path, manifests):
     assert not create_bot(make_settings(tmp_path, manifests, server)).intents.message_content
     from_env = load_settings(env={"DISCORD_TOKEN": "t", "DISCOMFY_SHARD_COUNT": "4", "DISCOMFY_SHARDED": "true"})
     assert (from_env.shard_count, from_env.sharded) == (4, True)
+
+
+def test_a_process_runs_the_shards_it_is_given_of_the_same_count(tmp_path, manifests):
+    server = type("Server", (), {"url": "http://127.0.0.1:1"})()
+    some = create_bot(make_settings(tmp_path, manifests, server, shard_count=4, shard_ids=[1, 3]))
+    assert isinstance(some, ShardedDisComfyBot) and (some.shard_count, some.shard_ids) == (4, [1, 3])
+    from_env = load_settings(env={"DISCORD_TOKEN": "t", "SHARD_COUNT": "4", "SHARD_IDS": "0, 2"})
+    assert (from_env.shard_count, from_env.shard_ids) == (4, [0, 2])
+    for bad in ({"SHARD_IDS": "0"}, {"SHARD_COUNT": "2", "SHARD_IDS": "2"}, {"SHARD_COUNT": "2", "SHARD_IDS": "-1"}):
+        with pytest.raises(ConfigError, match="shard_ids: need shard_count"):
+            load_settings(env={"DISCORD_TOKEN": "t", **bad})
+    assert client_id_for(tmp_path / "db", [0, 2]) != client_id_for(tmp_path / "db", [1, 3])  # one socket each
+    assert client_id_for(tmp_path / "db", [0, 2]) == client_id_for(tmp_path / "db", [0, 2])
 
 
 # -- static commands -------------------------------------------------------------------------
