@@ -96,6 +96,7 @@ async def test_a_backend_going_down_loses_nothing_waiting(fakes, start_runtime):
     [on_one] = [job for job in jobs if job.prompt_id and job.backend.name == "b1"]
     first = on_one.prompt_id
     await one.state.die("refuse")  # b1 crashes …
+    await eventually(lambda: not runtime.pool.get("b1").up)  # (seen: a restart not seen drops the prompt)
     two.state.resume()
     await eventually(lambda: len(two.state.posted) >= 3, timeout=10)  # … the jobs that waited with us go on
     assert on_one.prompt_id == first  # b1 has not said it dropped its prompt: it stays there
