@@ -6,12 +6,11 @@ The follower reads the prompt's subscription queue (from the backend's ``EventSt
 ``status`` broadcasts or after ``queue_poll`` s without one; while the prompt runs, the same
 snapshots tell that it is still there), and reacts to signals the job puts in the same queue:
 ``CANCEL`` (delete + interrupt on the server), ``BACKEND_DOWN`` (a queued prompt raises
-``_BackendLost``: the job may move once ``take_back`` has the server's word that it will not run
-the prompt; a running one gets ``down_grace`` seconds for the server to come back and tell from
-``/history`` how it ended), ``RECHECK`` (the prompt vanished from the queue — dropped, or ended
-with its last messages lost: settle from ``/history``). A prompt queued by another client id
-(found again after a restart) gets no websocket messages, so its end is found by polling too
-(``foreign``).
+``_BackendLost`` so the job can move; a running one gets ``down_grace`` seconds for the server to
+come back and tell from ``/history`` how it ended), ``RECHECK`` (the prompt vanished from the
+queue — dropped, or ended with its last messages lost: settle from ``/history``). A prompt queued
+by another client id (found again after a restart) gets no websocket messages, so its end is
+found by polling too (``foreign``).
 """
 
 from __future__ import annotations
@@ -19,21 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..backends.backend import Backend
 from ..errors import ComfyError, ComfyUnavailable
-from .parts import JobSettings, spawn, withdraw
+from .parts import JobSettings, withdraw
 from ..comfy.outputs import parse_status
 from ..comfy.wire import mapping_at
 from .progress import TERMINAL_STATES, JobState, ProgressEvent, ProgressTracker
 
 __all__ = ["PromptFollower", "Signal", "GONE", "DROPPED", "NOWHERE"]  # _BackendLost, _PromptLost: for engine.jobs.job only
-
-log = logging.getLogger(__name__)
 
 GONE = "the server running this job went away"
 DROPPED = "the server dropped this job from its queue"
@@ -51,7 +47,7 @@ class _PromptLost(ComfyUnavailable):
 
 
 class _BackendLost(Exception):
-    """The backend went down while the prompt was still queued there: the job may move (``take_back``)."""
+    """The backend went down while the prompt was still queued there: the job should move."""
 
 
 class PromptFollower:
@@ -198,29 +194,6 @@ class PromptFollower:
             self._publish(self.tracker.cancel())
             return True
         raise _PromptLost(missing)
-
-    async def take_back(self) -> bool:
-        """The backend is down while the prompt waits there: take it out of its queue before the job
-        goes elsewhere. True once the server said it will not run it (deleted from its queue, or it
-        restarted without it); False when it runs or ran there (keep following it there). A server
-        that does not answer within ``down_grace`` may be running it unseen (its start message lost):
-        ``ComfyUnavailable(GONE)``, the withdrawal owed — the job never runs on two servers."""
-        client, deadline = self.backend.client, time.monotonic() + self._settings.down_grace
-        while True:
-            try:
-                async with asyncio.timeout(max(0.1, min(self._settings.cancel_wait, deadline - time.monotonic()))):
-                    await client.delete_queued([self.prompt_id])
-                    if self.prompt_id in await client.queue():
-                        return False  # running (or a delete that did not take): it stays there
-                    return await client.history(self.prompt_id) is None
-            except (ComfyError, TimeoutError):
-                pass
-            if time.monotonic() >= deadline:
-                log.info("backend %s did not answer about a queued job; it is not moved", self.backend.name)
-                self.backend.owed.add(self.prompt_id)  # deleted, or interrupted if it starts, once it answers
-                spawn(withdraw(client, self.prompt_id, timeout=1.0))
-                raise ComfyUnavailable(GONE)
-            await asyncio.sleep(self._settings.queue_poll)
 
     async def withdraw(self, *, cancelled: bool) -> None:
         """Delete from the queue and interrupt on the server (best effort); settle if it is gone."""

@@ -35,7 +35,7 @@ from .journal import Journal
 from .lease import Leases
 from .line import Line
 from .log_context import bind_job, job_fields
-from .parts import EventFeed, ImageInput, JobResult, JobSettings, collect_result
+from .parts import EventFeed, ImageInput, JobResult, JobSettings, collect_result, withdraw_from
 from .progress import TERMINAL_STATES, JobState, ProgressEvent
 from .records import JobRecord
 from .store import JobStore
@@ -316,7 +316,7 @@ class Job:
                 return
             except _BackendLost:
                 lost = self._follower
-                if await lost.take_back():  # the server confirmed it will not run it: only now elsewhere
+                if await withdraw_from(self._pool, lost.backend, lost.prompt_id, wait=self._settings.cancel_wait):
                     await self._failover(lost)
                 # else it started or ended there after all: keep following it on that server
 

@@ -8,6 +8,7 @@
 - ``upload_filename`` the file name an image is uploaded under (pure)
 - ``collect_outputs`` read ``/history`` and download every output file of the manifest's outputs
 - ``withdraw``      delete a prompt from the queue and interrupt it if running (best effort)
+- ``withdraw_from`` take a prompt off a backend marked down, unless it already started there
 - ``spawn``         run a clean-up in the background, keeping a reference until it is done
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..backends.backend import Backend
+from ..backends.pool import BackendPool
 from ..comfy.client import ComfyClient
 from ..comfy.error_map import ParamLookup, map_rejection
 from ..limits import DEFAULT_LIMITS, Limits, human_size
@@ -29,7 +31,7 @@ from ..manifest.catalog import Workflow
 from .progress import JobState, ProgressEvent
 
 __all__ = ["ImageInput", "JobSettings", "JobResult", "EventFeed", "send_prompt", "upload_filename", "collect_result",
-           "collect_outputs", "withdraw", "spawn"]
+           "collect_outputs", "withdraw", "withdraw_from", "spawn"]
 
 HISTORY_ATTEMPTS = 5
 T = TypeVar("T")
@@ -216,6 +218,27 @@ async def withdraw(client: ComfyClient, prompt_id: str, *, timeout: float = 5.0)
         with contextlib.suppress(ComfyError, TimeoutError):
             async with asyncio.timeout(timeout):
                 await call()
+
+
+async def withdraw_from(pool: BackendPool, backend: Backend, prompt_id: str, *, wait: float) -> bool:
+    """Take ``prompt_id`` out of the queue of ``backend`` (marked down). True when it cannot run there:
+    deleted while still waiting, or the server does not answer (then the withdrawal is owed, done
+    as soon as it answers); False when it already started or ended there (a server marked down by
+    a passing error is often alive: moving the job then would run it twice)."""
+    client = backend.client
+    try:
+        async with asyncio.timeout(wait):
+            await client.delete_queued([prompt_id])
+            snapshot = await client.queue()
+            if prompt_id in snapshot.running:
+                return False
+            if prompt_id not in snapshot.pending:
+                return await client.history(prompt_id) is None
+    except (ComfyError, TimeoutError):
+        pass
+    pool.owe_withdrawal(backend, prompt_id)
+    spawn(withdraw(client, prompt_id, timeout=1.0))
+    return True
 
 
 def spawn(coroutine: Coroutine[Any, Any, Any]) -> None:

@@ -11,8 +11,7 @@ only when the first server cannot have the prompt: the connection could not be o
 was sent), or the server answers that the prompt is neither queued, running nor in its history.
 A server that failed the request after taking the prompt (a proxy's 502 after ComfyUI queued it)
 is followed as if it had answered; one that cannot tell owes a withdrawal and the job fails with
-the reason. A prompt is never on two servers at once (``PromptFollower.take_back`` keeps that
-rule when a backend goes down later).
+the reason.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from dataclasses import replace
 import aiohttp
 
 from engine.errors import JobCancelled
-from engine.jobs.follow import GONE
 from engine.jobs.progress import JobState
 
 from .jobkit import SETTINGS, SMALL_INFO, catalog, collect, eventually, fakes, start_runtime  # noqa: F401
@@ -88,46 +87,15 @@ async def test_other_clients_prompts_count_as_pending(fakes, start_runtime):
 
 async def test_a_backend_going_down_loses_nothing_waiting(fakes, start_runtime):
     one, two = await fakes(2)
-    runtime = await start_runtime(one, two, settings=replace(DISPATCH, down_grace=10.0))
+    runtime = await start_runtime(one, two, settings=DISPATCH)
     one.state.pause()
     two.state.pause()
     jobs = [await runtime.submit("slow", {"steps": 1}, owner=f"u{n % 3}") for n in range(8)]
     await eventually(lambda: len(one.state.posted) + len(two.state.posted) == 2)
-    [on_one] = [job for job in jobs if job.prompt_id and job.backend.name == "b1"]
-    first = on_one.prompt_id
-    await one.state.die("refuse")  # b1 crashes …
-    await eventually(lambda: not runtime.pool.get("b1").up)  # (seen: a restart not seen drops the prompt)
+    await one.state.die("refuse")
     two.state.resume()
-    await eventually(lambda: len(two.state.posted) >= 3, timeout=10)  # … the jobs that waited with us go on
-    assert on_one.prompt_id == first  # b1 has not said it dropped its prompt: it stays there
-    await one.state.revive(restart=True)  # … and restarts without its queue
-    one.state.resume()
     results = await asyncio.gather(*(job.result() for job in jobs))
-    assert len(results) == 8 and on_one.prompt_id != first  # sent again once b1 answered without it
-    assert _successes(one, two) == 8  # every job ran to its end once
-
-
-async def test_a_prompt_on_a_server_that_never_answers_again_is_not_sent_elsewhere(fakes, start_runtime):
-    one, two = await fakes(2)
-    runtime = await start_runtime(one, two, settings=DISPATCH)
-    one.state.pause()
-    two.state.pause()
-    jobs = [await runtime.submit("slow", {"steps": 1}, owner=f"u{n % 3}") for n in range(6)]
-    await eventually(lambda: len(one.state.posted) + len(two.state.posted) == 2)
-    [on_one] = [job for job in jobs if job.prompt_id and job.backend.name == "b1"]
-    await one.state.die("hang")  # frozen: it may be running the prompt without telling anyone
-    two.state.resume()
-    outcomes = await asyncio.gather(*(job.result() for job in jobs), return_exceptions=True)
-    failed = [job for job, outcome in zip(jobs, outcomes) if isinstance(outcome, Exception)]
-    assert failed == [on_one] and str(outcomes[jobs.index(on_one)]) == GONE
-    assert [body["prompt_id"] for body in two.state.posted if body["prompt_id"] == on_one.prompt_id] == []
-    assert on_one.prompt_id in runtime.pool.get("b1").owed  # withdrawn there once it answers again
-    assert _successes(one, two) == 5
-
-
-def _successes(*fakes) -> int:
-    """Prompts that ran to success on these servers (a job run twice counts twice)."""
-    return sum(event == "execution_success" for fake in fakes for event, _ in fake.state.hub.log)
+    assert len(results) == 8 and {job.backend.name for job in jobs if job.backend} == {"b2"}
 
 
 async def test_a_job_goes_only_where_its_models_are(fakes, start_runtime, make_fake_comfy):

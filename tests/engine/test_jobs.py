@@ -230,9 +230,7 @@ async def test_backend_dying_with_queued_jobs_moves_them_to_another_backend(fake
     first_ids = (plain.prompt_id, image.prompt_id)
     await two.state.revive()
     await eventually(lambda: runtime.pool.get("b2").up)
-    await one.state.die()  # b1 crashes …
-    await eventually(lambda: not runtime.pool.get("b1").up)
-    await one.state.revive(restart=True)  # … and comes back without its queue: the jobs may move
+    await one.state.die()
 
     results = await asyncio.gather(plain.result(), image.result())
     assert [r.backend for r in results] == ["b2", "b2"]
