@@ -24,16 +24,19 @@ from engine import apply_params, load_catalog  # noqa: E402
 from engine.checks.validate import validate_paths  # noqa: E402
 
 OBJECT_INFO = ROOT / "tests" / "data" / "comfyui" / "object_info.json"
+UPLOAD_EXTENSIONS = {"image": "png", "audio": "flac"}  # a plausible uploaded file name per kind of file
 
 
 def sample_values(workflow) -> dict:
     """Required params get a plausible value; everything else keeps its default."""
     values = {}
     for name, param in workflow.manifest.params.items():
-        if param.type == "text" and param.required:
+        if param.is_text and param.required:
             values[name] = "a lighthouse at dusk, oil painting"
-        elif param.type == "image":
-            values[name] = "input.png"
+        elif param.is_upload and param.required:
+            values[name] = f"input.{UPLOAD_EXTENSIONS[param.takes or '']}"
+        elif param.required:
+            values[name] = getattr(param, "min", None) or 1  # a required number: its lowest value
     return values
 
 

@@ -17,6 +17,7 @@ Discord widget, ``bot/widgets.py``.) Unknown keys are errors.
 from __future__ import annotations
 
 import random
+from functools import cached_property
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Union
 
@@ -87,6 +88,17 @@ class ParamBase(_Strict):
             raise ValueError("when_unset: bypass needs an optional param without a default")
         return self
 
+    @cached_property
+    def ready_default(self) -> Any:
+        """The default, coerced once, for a job that leaves the param unset (the hot path); None when
+        it must be checked per job (against a server's live list) or is not a plain value."""
+        if not isinstance(self.default, (str, int, float)) or self.live_source:
+            return None
+        try:
+            return self.coerce("default", self.default)
+        except ParamError:
+            return None  # reported by the manifest checks; every job reports it again (``read``)
+
     @property
     def is_upload(self) -> bool:
         """Whether the value is a file the user uploads (``takes`` says which kind)."""
@@ -153,7 +165,8 @@ class ParamBase(_Strict):
             if self.required:
                 raise ParamError(name, "is required")
             return None
-        return self.read(name, self.default, server_list)
+        ready = self.ready_default
+        return self.read(name, self.default, server_list) if ready is None else ready
 
     def draw(self, rng: random.Random | None = None, limit: int | None = None) -> Any:
         """A random value (kinds with ``is_random``); ``limit`` is the largest the bound inputs accept."""

@@ -159,3 +159,19 @@ def test_the_caption_is_the_first_required_text_unless_named():
 def test_a_caption_must_name_a_text_param(caption):
     with pytest.raises(ValidationError, match="caption"):
         _manifest(caption, steps={"type": "int", "bind": "$"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(param_dicts())
+def test_an_unset_value_resolves_to_the_default_read_as_a_given_value(raw):
+    """The default is coerced once (``ready_default``); a job that leaves the param unset gets what
+    reading the default as a given value gives, or the same error."""
+    param = parse_param(raw)
+    def outcome(call):
+        try:
+            return ("ok", call())
+        except ParamError as exc:
+            return ("error", str(exc))
+    expected = outcome(lambda: param.read("p", param.default)) if param.default is not None else None
+    if expected is not None:
+        assert outcome(lambda: param.resolve("p", None)) == expected
