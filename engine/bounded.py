@@ -85,8 +85,9 @@ def parse_json(data: bytes | str, *, max_depth: int, what: str = "the JSON docum
         value = json.loads(data)
     except RecursionError:
         raise too_deep(what, max_depth) from None
-    check_depth(value, max_depth, what)
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") > max_depth:  # fewer openers than levels allowed: cannot be deeper
+        check_depth(value, max_depth, what)
     return _scrubbed(value) if _SURROGATE_ESCAPE.search(raw) else value
 
 
