@@ -318,7 +318,7 @@ class Job:
                 lost = self._follower
                 if await withdraw_from(self._pool, lost.backend, lost.prompt_id, wait=self._settings.cancel_wait):
                     await self._failover(lost)
-                # else it started or ended there after all: keep following it on that server
+                # else it started or ended there, or the server may still run it: keep following it there
 
     async def _failover(self, lost: PromptFollower) -> None:
         """Move a queued job off a dead backend: same values, new prompt_id, uploads redone."""

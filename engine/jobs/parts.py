@@ -222,20 +222,22 @@ async def withdraw(client: ComfyClient, prompt_id: str, *, timeout: float = 5.0)
 
 async def withdraw_from(pool: BackendPool, backend: Backend, prompt_id: str, *, wait: float) -> bool:
     """Take ``prompt_id`` out of the queue of ``backend`` (marked down). True when it cannot run there:
-    deleted while still waiting, or the server does not answer (then the withdrawal is owed, done
-    as soon as it answers); False when it already started or ended there (a server marked down by
-    a passing error is often alive: moving the job then would run it twice)."""
+    deleted while still waiting, or the server cannot be reached at all (refused, cut off: it crashed,
+    and its queue with it; the withdrawal is owed for when it answers); False when it started or ended
+    there, or when the server answers with an error or not in time: it is alive or hung and may still
+    run the prompt, so the job keeps following it there (moving it then could run it twice)."""
     client = backend.client
     try:
         async with asyncio.timeout(wait):
             await client.delete_queued([prompt_id])
-            snapshot = await client.queue()
-            if prompt_id in snapshot.running:
+            if prompt_id in await client.queue():  # running, or a delete that did not take
                 return False
-            if prompt_id not in snapshot.pending:
-                return await client.history(prompt_id) is None
+            return await client.history(prompt_id) is None
+    except ComfyUnavailable as exc:
+        if exc.__cause__ is None:  # a 5xx: the server is there
+            return False
     except (ComfyError, TimeoutError):
-        pass
+        return False
     pool.owe_withdrawal(backend, prompt_id)
     spawn(withdraw(client, prompt_id, timeout=1.0))
     return True

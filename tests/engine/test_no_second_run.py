@@ -66,3 +66,29 @@ async def test_a_moved_job_whose_new_post_does_not_arrive_is_recorded_where_it_w
     record = await runtime.get(job.id)
     assert (record.backend, record.prompt_id, record.state) == ("b1", moved, "failed")
     assert two.state.posted == [] and runtime.pool.get("b1").owed == {moved}
+
+
+async def test_a_job_queued_on_a_server_that_answers_errors_stays_there_and_runs_once(fakes, start_runtime):
+    """A server that answers 500 (or hangs) is alive: it may still run what waits in its queue. Marked
+    down, it gets the withdrawal, but when that fails too the job is not sent elsewhere (it ran on
+    both); it keeps following the prompt there. (A server that refuses connections crashed: see
+    test_reliability, the job moves.)"""
+    one, two = await fakes(2)
+    runtime = await start_runtime(one, two)
+    await two.state.die()
+    await eventually(lambda: not runtime.pool.get("b2").up)
+    one.state.pause()  # the job waits in b1's queue
+    job = await runtime.submit("text", {"text": "stays", "nonce": 79})
+    await eventually(lambda: job.prompt_id is not None and job.backend.name == "b1")
+    queued = job.prompt_id
+    await two.state.revive()
+    await eventually(lambda: runtime.pool.get("b2").up)
+    one.state.fail_http("/queue", times=1000)  # health checks and the withdrawal answer 500
+    await eventually(lambda: not runtime.pool.get("b1").up)
+    await asyncio.sleep(0.5)  # the job had every chance to move
+    assert job.backend.name == "b1" and job.prompt_id == queued and two.state.posted == []
+    one.state.http.failures.clear()
+    one.state.resume()
+    result = await asyncio.wait_for(job.result(), 10)
+    assert result.backend == "b1" and result.texts == ["stays"]
+    assert two.state.posted == [] and _runs(one.state, 79) == 1
