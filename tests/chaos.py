@@ -178,9 +178,10 @@ async def _fault(world: _World, dead: Dead) -> None:
         await fake.drop_websockets()
     elif kind == "die" and index not in dead:  # the process crashes (and restarts empty) or freezes
         mode = rng.choice(["refuse", "hang"])
-        fake.pause()  # a frozen server takes nothing new from its queue; a crashed one loses it …
         if mode == "refuse":
-            fake.interrupt(None)  # … and what it was running
+            fake.crash()  # what it was running ends unfinished; its queue is lost when it restarts
+        else:
+            fake.pause()  # a frozen server takes nothing new from its queue
         await fake.die(mode)
         dead[index] = mode, asyncio.get_running_loop().call_later(rng.uniform(0.5, 4.0), _revive, world, index, dead)
     elif kind == "http 500":

@@ -204,3 +204,20 @@ async def test_several_fakes_are_independent(make_fake_comfy, session):
     await session.post(f"{first.url}/prompt", json={"prompt": workflow("f_text_output")})
     assert first.url != second.url
     assert [f.state.queue_remaining for f in (first, second)] == [1, 0]
+
+
+async def test_a_crash_stops_the_running_prompt_even_one_taken_a_moment_ago(fake_comfy, session):
+    state = fake_comfy.state
+    await session.post(f"{fake_comfy.url}/prompt", json={"prompt": slow(5), "prompt_id": "cut"})
+    async with asyncio.timeout(5):
+        while state.running is None:  # taken from the queue; its run may not have begun
+            await asyncio.sleep(0)
+    state.crash()
+    await asyncio.sleep(0.5)  # five steps of 0.2 s at 5 %: it would have ended by now
+    assert ("execution_success", "cut") not in state.hub.log and state.history.get("cut") == {}
+    await state.revive(restart=True)
+    state.resume()
+    await session.post(f"{fake_comfy.url}/prompt", json={"prompt": slow(1), "prompt_id": "after"})
+    async with asyncio.timeout(5):
+        while ("execution_success", "after") not in state.hub.log:  # the worker lives on
+            await asyncio.sleep(0.01)

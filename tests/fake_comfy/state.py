@@ -7,7 +7,7 @@ docs/comfyui-protocol.md §2–§4 and §7: history is written before the final 
 Fault knobs (all synchronous setters unless noted):
 ``fail_http(route, times, status, method)``, ``delay(route, seconds, method)``,
 ``reject_next(body)``, ``fail_node(class_type=, node_id=, message=, times=)``,
-``drop_websockets_after(messages, prompt_id)``, ``await drop_websockets()``,
+``drop_websockets_after(messages, prompt_id)``, ``await drop_websockets()``, ``crash()``,
 ``await die(mode="refuse"|"hang")``, ``await revive(restart=False)``, ``node_seconds``,
 ``time_scale`` (multiplies SlowProgress' seconds_per_step), ``preview_side`` (SlowProgress' preview
 frames fit this square; 64 by default), ``output_cache`` (True: identical nodes are answered from the
@@ -171,6 +171,15 @@ class FakeComfy:
 
     def resume(self) -> None:
         self._resumed.set()
+
+    def crash(self) -> None:
+        """The process dies now: the running prompt stops where it is (no end message, no history),
+        nothing more runs until ``resume``. (An interrupt would not do: like the real server, a
+        prompt clears the interrupt flag as it starts, so one taken a moment earlier runs to its end.)"""
+        self.pause()
+        if self.running and self._current:
+            self.running = None
+            self._current.cancel()
 
     async def _work(self) -> None:
         while True:
