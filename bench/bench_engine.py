@@ -33,7 +33,7 @@ def sample_values(workflow) -> dict:
     for name, param in workflow.manifest.params.items():
         if param.is_text and param.required:
             values[name] = "a lighthouse at dusk, oil painting"
-        elif param.is_upload and param.required:
+        elif param.is_upload:  # every file param, as before the audio kind (no bypassed image inputs)
             values[name] = f"input.{UPLOAD_EXTENSIONS[param.takes or '']}"
         elif param.required:
             values[name] = getattr(param, "min", None) or 1  # a required number: its lowest value

@@ -17,6 +17,7 @@ __all__ = ["as_int", "as_float", "as_bool", "as_text", "within", "number_text", 
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_IN_NAME = re.compile(r"[\x00-\x1f/\\]")  # control characters and folder separators
 _UPLOAD_ANNOTATION = re.compile(r"\[(input|output|temp)\]\s*$")
 Number = TypeVar("Number", int, float)
 
@@ -91,7 +92,7 @@ def upload_name(name: str, value: Any, what: str = "image") -> str:
     """A plain file name in the server's input folder, as an upload answers it: no folder, no ``..``,
     no control characters and no ``[output]``-style annotation (which would point LoadImage at
     another of the server's folders)."""
-    if (not isinstance(value, str) or not value.strip() or len(value) > 255 or "/" in value or "\\" in value
-            or value.startswith(".") or any(ord(c) < 32 for c in value) or _UPLOAD_ANNOTATION.search(value)):
+    if (not isinstance(value, str) or not value.strip() or len(value) > 255 or value.startswith(".")
+            or _NOT_IN_NAME.search(value) or _UPLOAD_ANNOTATION.search(value)):
         raise ParamError(name, f"must be the plain name of an uploaded {what} (no folders or server paths)")
     return value
