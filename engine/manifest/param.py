@@ -92,8 +92,8 @@ class ParamBase(_Strict):
     def ready_default(self) -> Any:
         """The default, coerced once, for a job that leaves the param unset (the hot path); None when
         it must be checked per job (against a server's live list) or is not a plain value."""
-        if not isinstance(self.default, (str, int, float)) or self.live_source:
-            return None
+        if not isinstance(self.default, (str, int, float)) or self.live_source or not self.is_given(self.default):
+            return None  # a blank default is no value: ``read`` decides (required: an error; else unset)
         try:
             return self.coerce("default", self.default)
         except ParamError:
