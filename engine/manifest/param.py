@@ -95,7 +95,7 @@ class ParamBase(_Strict):
         if not isinstance(self.default, (str, int, float)) or self.live_source or not self.is_given(self.default):
             return None  # a blank default is no value: ``read`` decides (required: an error; else unset)
         try:
-            return self.coerce("default", self.default)
+            return self.coerce("default", valid_unicode("default", self.default))
         except ParamError:
             return None  # reported by the manifest checks; every job reports it again (``read``)
 
