@@ -14,6 +14,7 @@ from bot.commands.slash import CommandHooks
 from engine.manifest.catalog import Catalog, load_catalog
 
 from .harness import fake_discord
+from .stack import flow_catalog
 
 DATA = Path(__file__).parent / "data"
 FIXTURE_MANIFESTS = DATA / "manifests"
@@ -76,3 +77,16 @@ async def discord_fake():
     """A started, never-logged-in client with an empty tree; add commands with ``fake.tree.add_command``."""
     async with fake_discord() as fake:
         yield fake
+
+
+@pytest.fixture
+def catalog(tmp_path) -> Catalog:
+    """The flow tests' catalog (``stack.flow_catalog``) in this test's own folder; a module may
+    define its own ``catalog``."""
+    return flow_catalog(tmp_path / "manifests")
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    """Where a test's offline stack keeps its SQLite job store."""
+    return tmp_path / "state" / "jobs.sqlite3"

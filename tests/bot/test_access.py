@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from pathlib import Path
 from types import MappingProxyType
 
 import discord
@@ -119,11 +118,6 @@ def catalog(tmp_path) -> Catalog:
     loaded = load_catalog([folder], REPO / "workflows")
     assert not loaded.issues, loaded.issues
     return loaded
-
-
-@pytest.fixture
-def db_path(tmp_path) -> Path:
-    return tmp_path / "state" / "jobs.sqlite3"
 
 
 def admin_stack(fake_comfy, db_path, catalog):

@@ -36,11 +36,6 @@ def audio_catalog(tmp_path):
     return catalog
 
 
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "jobs.sqlite3"
-
-
 def tone(seconds: float, fmt: str = "ogg", source: str = "sine=frequency=330") -> bytes:
     """A real file made by ffmpeg (written to a file, so its header states its length)."""
     with tempfile.TemporaryDirectory() as folder:

@@ -14,17 +14,7 @@ from PIL import Image
 from engine.jobs.progress import JobState
 
 from .payloads import older_than
-from .stack import running_stack, flow_catalog
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    return flow_catalog(tmp_path / "manifests")
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "jobs.sqlite3"
+from .stack import running_stack
 
 
 def _image_size(data: bytes) -> tuple[int, int]:

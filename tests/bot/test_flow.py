@@ -18,19 +18,9 @@ from engine.comfy.outputs import OutputFile
 from engine.jobs.progress import JobState
 
 from .payloads import USER_ID, Upload
-from .stack import flow_catalog, png, running_stack
+from .stack import png, running_stack
 
 SLOW_SCALE = 0.1  # seeded: 20 steps × 0.2 s × 0.1 = 0.4 s on the fake
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    return flow_catalog(tmp_path / "manifests")
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "jobs.sqlite3"
 
 
 async def _until(predicate, timeout: float = 3.0) -> None:

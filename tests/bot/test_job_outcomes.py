@@ -29,16 +29,6 @@ BOT_EDIT = ("PATCH", "/channels/{channel_id}/messages/{message_id}")
 SLOW_SCALE = 0.1
 
 
-@pytest.fixture
-def catalog(tmp_path):
-    return flow_catalog(tmp_path / "manifests")
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "jobs.sqlite3"
-
-
 def outcome_edit(request) -> bool:
     """A bot-token edit carrying the job's end (a result with files, or a red/grey card)."""
     embeds = (request.payload or {}).get("embeds") or [{}]

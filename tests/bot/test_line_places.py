@@ -9,23 +9,16 @@ from __future__ import annotations
 import asyncio
 import re
 
-import pytest
-
 from engine.jobs.progress import JobState
 
 from .payloads import USER_ID
-from .stack import flow_catalog, running_stack
+from .stack import running_stack
 
 WAIT = 60.0  # generous: a loaded 2-core box
 LONG = {"steps": 20, "seconds_per_step": 5.0}  # 100 s at the fake's real pace: it is cancelled long before
 SHORT = {"steps": 1, "seconds_per_step": 0.0}
 BUSY, ANN, BOB, CAT = USER_ID, USER_ID + 1, USER_ID + 2, USER_ID + 3
 PLACE = re.compile(r"^(\d+)(st|nd|rd|th) in line$")
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    return flow_catalog(tmp_path / "manifests")
 
 
 class Messages:

@@ -25,20 +25,10 @@ from engine.jobs.progress import JobState
 
 from tests.lockkit import locked
 
-from .stack import flow_catalog, running_stack
+from .stack import running_stack
 from .test_check import GOOD_TOKEN, REPO, discord_rest, folders  # noqa: F401  (fixtures)
 
 ANSWER_LIMIT = 3.0  # Discord drops an interaction not answered within 3 s
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    return flow_catalog(tmp_path / "manifests")
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "jobs.sqlite3"
 
 
 def fire(stack, payload: dict) -> None:
