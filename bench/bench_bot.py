@@ -76,6 +76,17 @@ async def fake_servers(count: int, time_scale: float) -> AsyncIterator[list[str]
         await proc.wait()
 
 
+def bench_manifests(folder: Path, *bundled: str, long: bool = False) -> Path:
+    """``folder/manifests`` with copies of the named bundled manifests (and the ``long`` test one)."""
+    manifests = folder / "manifests"
+    manifests.mkdir()
+    for name in bundled:
+        shutil.copy(ROOT / "manifests" / f"{name}.yaml", manifests)
+    if long:
+        (manifests / "long.yaml").write_text(LONG)
+    return manifests
+
+
 def settings(tmp: Path, urls: list[str], manifests: Path) -> Settings:
     return Settings(discord_token="bench.token.x", backends=[{"name": f"gpu{i}", "url": u} for i, u in enumerate(urls, 1)],
                     manifests_dir=manifests, workflows_dir=ROOT / "workflows", db_path=tmp / "jobs.sqlite3",
@@ -153,11 +164,7 @@ async def acks(urls: list[str], count: int) -> dict[str, list[float]]:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        manifests = folder / "manifests"
-        manifests.mkdir()
-        for name in ("canvas", "invert", "resize"):
-            shutil.copy(ROOT / "manifests" / f"{name}.yaml", manifests)
-        (manifests / "long.yaml").write_text(LONG)
+        manifests = bench_manifests(folder, "canvas", "invert", "resize", long=True)
         async with bot(settings(folder, urls, manifests)) as (fake, sent):
             out["idle"] = await ack_latencies(fake, sent, count)
             for _ in range(50):
@@ -190,9 +197,7 @@ async def progress_latencies(urls: list[str]) -> list[float]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            manifests = folder / "manifests"
-            manifests.mkdir()
-            (manifests / "long.yaml").write_text(LONG)
+            manifests = bench_manifests(folder, long=True)
             async with bot(settings(folder, urls, manifests)) as (fake, sent):
                 tokens = []
                 for _ in range(3):
@@ -302,10 +307,7 @@ async def results(urls: list[str], runs: int) -> dict[str, tuple[float, int, int
     """name → (median seconds, bytes in, bytes posted)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        manifests = folder / "manifests"
-        manifests.mkdir()
-        for name in ("canvas", "invert", "resize"):
-            shutil.copy(ROOT / "manifests" / f"{name}.yaml", manifests)
+        manifests = bench_manifests(folder, "canvas", "invert", "resize")
         outputs = {
             "in-limit PNG (1024², 3 MB)": OutputFile(noise_png(1024), "image/png", "images", "a.png", "9"),
             "25 MB PNG (fitted)": OutputFile(noise_png(2880), "image/png", "images", "b.png", "9"),

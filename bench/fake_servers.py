@@ -43,10 +43,15 @@ def counting_app(fake: FakeComfy) -> web.Application:
 
 
 async def serve(count: int, root: Path, time_scale: float = 0.0) -> None:
+    await serve_apps([counting_app(FakeComfy(root / f"comfy{i}", time_scale=time_scale)) for i in range(count)])
+
+
+async def serve_apps(apps: list[web.Application]) -> None:
+    """Each app on a free local port; their URLs printed as one JSON line; served until the parent
+    closes our stdin."""
     runners, urls = [], []
-    for i in range(count):
-        fake = FakeComfy(root / f"comfy{i}", time_scale=time_scale)
-        runner = web.AppRunner(counting_app(fake), access_log=None)
+    for app in apps:
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

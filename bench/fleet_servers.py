@@ -27,6 +27,8 @@ from tests.fake_comfy import FakeComfy, make_app  # noqa: E402
 from tests.fake_comfy import executor  # noqa: E402
 from tests.fake_comfy.templates import object_info_snapshot  # noqa: E402
 
+from fake_servers import serve_apps  # noqa: E402  (bench/ is this script's folder)
+
 CHECKPOINT = "CheckpointLoaderSimple"
 STATS: dict[int, dict] = {}
 
@@ -72,23 +74,13 @@ def fleet_app(fake: FakeComfy, models: list[str]) -> web.Application:
 async def serve(specs: list[dict], root: Path) -> None:
     _instrument()
     base = object_info_snapshot(shared=True)
-    runners, urls = [], []
+    apps = []
     for i, spec in enumerate(specs):
         info = copy.deepcopy(base)
         info[CHECKPOINT]["input"]["required"]["ckpt_name"][0] = list(spec["models"])
         fake = FakeComfy(root / f"comfy{i}", object_info=info, time_scale=spec["scale"])
-        runner = web.AppRunner(fleet_app(fake, spec["models"]), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[-1][:2]
-        urls.append(f"http://{host}:{port}")
-        runners.append(runner)
-    print(json.dumps({"urls": urls}), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    for runner in runners:
-        await runner.cleanup()
-
+        apps.append(fleet_app(fake, spec["models"]))
+    await serve_apps(apps)
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
